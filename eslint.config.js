@@ -13,7 +13,16 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       '@typescript-eslint/no-floating-promises': 'error',
       '@typescript-eslint/no-misused-promises': 'error',
-      'no-mixed-operators': 'error',
+      // logical and bitwise mixes only: arithmetic precedence is well known, prettier strips its parens
+      'no-mixed-operators': [
+        'error',
+        {
+          groups: [
+            ['&&', '||', '??'],
+            ['&', '|', '^', '~', '<<', '>>', '>>>'],
+          ],
+        },
+      ],
       eqeqeq: ['error', 'always', { null: 'ignore' }],
     },
   },
