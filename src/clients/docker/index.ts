@@ -1,0 +1,3 @@
+export * from './client.js';
+export * from './stream.js';
+export type * from './types.js';
