@@ -51,7 +51,7 @@ describe('common/hash-verify', () => {
     const short = new HashVerifier({ algo: 'sha512', value: SHA512 }, { expectedSize: DATA.length + 1 });
     const r1 = await run(short, chunks(DATA, 10_000));
     assert.ok(r1.err instanceof SizeMismatchError);
-    assert.equal((r1.err as SizeMismatchError).actualSize, DATA.length);
+    assert.equal(r1.err.actualSize, DATA.length);
     const long = new HashVerifier({ algo: 'sha512', value: SHA512 }, { expectedSize: 50_000 });
     const r2 = await run(long, chunks(DATA, 10_000));
     assert.ok(r2.err instanceof SizeMismatchError);
