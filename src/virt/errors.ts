@@ -1,0 +1,93 @@
+/**
+ * The Nova exceptions drivers raise, as NovaError factories: class name and
+ * kwargs fit nova/exception.py's message templates, so the Python side
+ * re-raises the right class with a sensible message.
+ */
+import { NovaError } from '../common/errors.js';
+
+function opts(cause: unknown, instanceUuid?: string, imageId?: string) {
+  return {
+    ...(cause === undefined ? {} : { cause }),
+    fields: {
+      ...(instanceUuid ? { instance_uuid: instanceUuid } : {}),
+      ...(imageId ? { image_id: imageId } : {}),
+    },
+  };
+}
+
+export function instanceNotFound(uuid: string, cause?: unknown): NovaError {
+  return new NovaError(
+    'InstanceNotFound',
+    `Instance ${uuid} could not be found.`,
+    { instance_id: uuid },
+    opts(cause, uuid),
+  );
+}
+
+export function instanceExists(name: string, uuid: string): NovaError {
+  return new NovaError('InstanceExists', `Instance ${name} already exists.`, { name }, opts(undefined, uuid));
+}
+
+export function imageNotFound(imageId: string, cause?: unknown): NovaError {
+  return new NovaError(
+    'ImageNotFound',
+    `Image ${imageId} could not be found.`,
+    { image_id: imageId },
+    opts(cause, undefined, imageId),
+  );
+}
+
+export function instanceDeployFailure(uuid: string, reason: string, cause?: unknown): NovaError {
+  return new NovaError('InstanceDeployFailure', `Failed to deploy instance: ${reason}`, { reason }, opts(cause, uuid));
+}
+
+/** Power and lifecycle failures: InstancePowerOnFailure, InstancePowerOffFailure, InstanceRebootFailure, … */
+export type LifecycleFailure =
+  | 'InstancePowerOnFailure'
+  | 'InstancePowerOffFailure'
+  | 'InstanceRebootFailure'
+  | 'InstanceSuspendFailure'
+  | 'InstanceResumeFailure'
+  | 'InstanceTerminationFailure';
+
+const VERB: Record<LifecycleFailure, string> = {
+  InstancePowerOnFailure: 'power on',
+  InstancePowerOffFailure: 'power off',
+  InstanceRebootFailure: 'reboot',
+  InstanceSuspendFailure: 'suspend',
+  InstanceResumeFailure: 'resume',
+  InstanceTerminationFailure: 'terminate',
+};
+
+export function lifecycleFailure(klass: LifecycleFailure, uuid: string, reason: string, cause?: unknown): NovaError {
+  return new NovaError(klass, `Failed to ${VERB[klass]} instance: ${reason}`, { reason }, opts(cause, uuid));
+}
+
+export function instanceInvalidState(uuid: string, state: string, method: string): NovaError {
+  return new NovaError(
+    'InstanceInvalidState',
+    `Instance ${uuid} in power_state ${state}. Cannot ${method} while the instance is in this state.`,
+    { instance_uuid: uuid, attr: 'power_state', state, method },
+    opts(undefined, uuid),
+  );
+}
+
+/** The hypervisor (dockerd) does not answer. */
+export function hypervisorUnavailable(host: string, cause?: unknown): NovaError {
+  return new NovaError(
+    'HypervisorUnavailable',
+    `Connection to the hypervisor is broken on host ${host}`,
+    { host },
+    opts(cause),
+  );
+}
+
+/** Python's builtin NotImplementedError: the compute manager treats it as "driver does not support this". */
+export function notImplemented(what: string): NovaError {
+  return new NovaError(
+    'NotImplementedError',
+    `${what} is not implemented by this driver`,
+    {},
+    { novaModule: 'builtins' },
+  );
+}

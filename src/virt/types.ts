@@ -1,0 +1,119 @@
+/**
+ * The minimal shapes of Nova's objects that a virt driver reads. Field names
+ * are Nova's (snake_case), so the RPC layer can pass primitive-ised objects
+ * through. Only what the drivers use is declared; extra fields are allowed.
+ */
+import type { PowerState } from './power-state.js';
+
+export interface Flavor {
+  flavorid: string;
+  name: string;
+  memory_mb: number;
+  vcpus: number;
+  root_gb: number;
+  ephemeral_gb: number;
+  /** MiB; 0 = none. */
+  swap: number;
+  extra_specs: Record<string, string>;
+}
+
+export interface InstanceSpec {
+  uuid: string;
+  hostname?: string;
+  display_name?: string;
+  project_id?: string;
+  user_id?: string;
+  /** The compute host (service host name) the instance belongs to. */
+  host: string;
+  node?: string;
+  metadata: Record<string, string>;
+  flavor: Flavor;
+  image_ref?: string;
+}
+
+export interface ImageMeta {
+  id: string;
+  name?: string;
+  container_format?: string;
+  disk_format?: string;
+  properties: Record<string, unknown>;
+  checksum?: string;
+  os_hash_algo?: string;
+  os_hash_value?: string;
+  size?: number;
+}
+
+/** One VIF of Nova's network_info (nova.network.model.VIF), reduced. */
+export interface Vif {
+  id: string;
+  address?: string;
+  type?: string;
+  devname?: string;
+  network?: Record<string, unknown>;
+  details?: Record<string, unknown>;
+  [k: string]: unknown;
+}
+
+/** Nova's network_info: empty for `--nic none`. */
+export type NetworkInfo = Vif[];
+
+/** Nova's block_device_info (driver_block_device output), reduced. */
+export interface BlockDeviceInfo {
+  root_device_name?: string;
+  ephemerals?: unknown[];
+  block_device_mapping?: unknown[];
+  swap?: unknown;
+}
+
+/** An injected file: [path, contents] as Nova passes it. */
+export type InjectedFile = [path: string, contents: string];
+
+/** The request context as a driver needs it (a subset of nova.context.RequestContext). */
+export interface DriverContext {
+  authToken?: string;
+  requestId?: string;
+  globalRequestId?: string;
+  userId?: string;
+  projectId?: string;
+}
+
+export type RebootType = 'SOFT' | 'HARD';
+
+/** Nova's InstanceInfo, reduced to what the compute manager reads. */
+export interface InstanceInfo {
+  power_state: PowerState;
+}
+
+/** Compute-task states passed to `snapshot`'s update callback. */
+export type SnapshotTaskState = 'image_pending_upload' | 'image_uploading';
+
+export type UpdateTaskState = (taskState: SnapshotTaskState, expectedState?: string) => Promise<void> | void;
+
+/** [arch, hypervisor type, vm mode], as in ComputeNode.supported_hv_specs. */
+export type SupportedInstance = [arch: string, hvType: string, vmMode: string];
+
+/** get_available_resource's dict (the fields the resource tracker reads). */
+export interface AvailableResource {
+  vcpus: number;
+  memory_mb: number;
+  local_gb: number;
+  vcpus_used: number;
+  memory_mb_used: number;
+  local_gb_used: number;
+  hypervisor_type: string;
+  /** Nova's version int: 20.10.24 → 20010024. */
+  hypervisor_version: number;
+  hypervisor_hostname: string;
+  /** JSON string, never null. */
+  cpu_info: string;
+  /** Free disk in GB after over-subscription (libvirt's notion; here: free GB). */
+  disk_available_least: number;
+  numa_topology: null;
+  supported_instances: SupportedInstance[];
+}
+
+/**
+ * ComputeDriver.capabilities: the resource tracker turns these into traits
+ * (COMPUTE_*). Keys and meaning as in nova/virt/driver.py.
+ */
+export type DriverCapabilities = Readonly<Record<string, boolean>>;
