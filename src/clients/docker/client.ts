@@ -78,6 +78,8 @@ interface CallSpec {
   fields?: ErrorFields;
   /** Do not prefix `/v1.xx` (GET /version itself). */
   unversioned?: boolean;
+  /** A 500 whose message matches is a state conflict the Engine reports badly: treat as 409. */
+  conflictText?: RegExp;
 }
 
 interface CallResult {
@@ -111,9 +113,15 @@ export function encodeRegistryAuth(auth: RegistryAuth): string {
   return Buffer.from(JSON.stringify(auth), 'utf8').toString('base64').replace(/\+/g, '-').replace(/\//g, '_');
 }
 
-/** Encodes an id or image reference for a path, keeping `/` (the Engine routes `{name:.*}`). */
+/**
+ * Encodes an id or image reference for a path, keeping `/` (the Engine routes
+ * `{name:.*}`) and `:` / `@` (valid in a path segment, as the docker CLI sends them).
+ */
 function seg(s: string): string {
-  return s.split('/').map(encodeURIComponent).join('/');
+  return s
+    .split('/')
+    .map((p) => encodeURIComponent(p).replace(/%3A/gi, ':').replace(/%40/g, '@'))
+    .join('/');
 }
 
 function errorText(data: unknown): string | undefined {
@@ -264,7 +272,9 @@ export class DockerClient {
       return { status, data: parseBody(res.data), noop: isNoop };
     }
     const raw = spec.stream ? await readSome(res.data as Readable, ERROR_BODY_BYTES) : res.data;
-    throw httpErrorFor({ ...base, status, ...optionalBody(errorText(raw)) });
+    const text = errorText(raw);
+    const effective = status === 500 && text !== undefined && spec.conflictText?.test(text) ? 409 : status;
+    throw httpErrorFor({ ...base, status: effective, ...optionalBody(text) });
   }
 
   // ---- system -------------------------------------------------------------
@@ -380,9 +390,14 @@ export class DockerClient {
     await this.call({ method: 'POST', path: `/containers/${seg(id)}/pause`, ok: [204] });
   }
 
-  /** 409 ConflictError when not paused. */
+  /** ConflictError when not paused (the Engine answers 500 "is not paused"; mapped to 409). */
   async unpauseContainer(id: string): Promise<void> {
-    await this.call({ method: 'POST', path: `/containers/${seg(id)}/unpause`, ok: [204] });
+    await this.call({
+      method: 'POST',
+      path: `/containers/${seg(id)}/unpause`,
+      ok: [204],
+      conflictText: /is not paused/i,
+    });
   }
 
   /** Idempotent: returns false when there was no such container (404). 409 while removal is already in progress. */
