@@ -1,0 +1,270 @@
+/**
+ * The ComputeDriver contract (src/virt/driver.ts) as a mocha suite any driver
+ * runs: `describeDriverContract('FakeDriver', makeHarness)`.
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { NovaError } from '../../src/common/errors.js';
+import type { ComputeDriver } from '../../src/virt/driver.js';
+import { PowerState } from '../../src/virt/power-state.js';
+import type { DriverContext, ImageMeta, InstanceSpec } from '../../src/virt/types.js';
+
+export interface DriverHarness {
+  driver: ComputeDriver;
+  host: string;
+  /** An image whose guest keeps running. */
+  image: ImageMeta;
+  /** An image that does not exist. */
+  missingImage: ImageMeta;
+  /** Makes a running guest die abnormally (it must then read CRASHED). */
+  crash(instance: InstanceSpec): Promise<void>;
+  /** Whether anything of the instance is left on the hypervisor, owned by this driver or not. */
+  leftovers(uuid: string): Promise<boolean>;
+  /** A second driver on another compute host sharing the same hypervisor, when the driver supports that. */
+  otherHostDriver?(): ComputeDriver;
+  /** Removes whatever the tests created (called after each test). */
+  cleanup(): Promise<void>;
+}
+
+export const ctx: DriverContext = { requestId: 'req-contract' };
+
+export function makeInstance(host: string, overrides: Partial<InstanceSpec> = {}): InstanceSpec {
+  const uuid = randomUUID();
+  return {
+    uuid,
+    hostname: `vm-${uuid.slice(0, 8)}`,
+    display_name: 'contract test',
+    project_id: 'p-contract',
+    user_id: 'u-contract',
+    host,
+    node: host,
+    metadata: { role: 'test' },
+    flavor: {
+      flavorid: '42',
+      name: 'm1.tiny',
+      memory_mb: 64,
+      vcpus: 1,
+      root_gb: 1,
+      ephemeral_gb: 0,
+      swap: 0,
+      extra_specs: {},
+    },
+    image_ref: 'img',
+    ...overrides,
+  };
+}
+
+export function isNova(klass: string): (err: unknown) => boolean {
+  return (err: unknown) => {
+    assert.ok(err instanceof NovaError, `expected NovaError ${klass}, got ${String(err)}`);
+    assert.equal(err.novaClass, klass, err.message);
+    return true;
+  };
+}
+
+export function describeDriverContract(name: string, makeHarness: () => Promise<DriverHarness> | DriverHarness): void {
+  describe(`ComputeDriver contract: ${name}`, function () {
+    this.timeout(60_000);
+    let h: DriverHarness;
+
+    before(async () => {
+      h = await makeHarness();
+      await h.driver.initHost(h.host);
+    });
+    afterEach(async () => {
+      await h.cleanup();
+    });
+
+    const spawn = async (inst: InstanceSpec, image?: ImageMeta) =>
+      h.driver.spawn(ctx, inst, image ?? h.image, [], undefined, undefined, [], undefined);
+    const state = async (inst: InstanceSpec) => (await h.driver.getInfo(inst)).power_state;
+
+    it('spawn: the instance is listed and RUNNING', async () => {
+      const inst = makeInstance(h.host);
+      await spawn(inst);
+      assert.ok((await h.driver.listInstanceUuids()).includes(inst.uuid));
+      assert.equal(await state(inst), PowerState.RUNNING);
+    });
+
+    it('spawn twice: InstanceExists, the first guest survives', async () => {
+      const inst = makeInstance(h.host);
+      await spawn(inst);
+      await assert.rejects(spawn(inst), isNova('InstanceExists'));
+      assert.equal(await state(inst), PowerState.RUNNING);
+    });
+
+    it('spawn of a missing image: ImageNotFound, nothing left behind', async () => {
+      const inst = makeInstance(h.host);
+      await assert.rejects(spawn(inst, h.missingImage), isNova('ImageNotFound'));
+      assert.ok(!(await h.driver.listInstanceUuids()).includes(inst.uuid));
+      assert.equal(await h.leftovers(inst.uuid), false);
+    });
+
+    it('getInfo of a missing instance: InstanceNotFound', async () => {
+      await assert.rejects(h.driver.getInfo(makeInstance(h.host)), isNova('InstanceNotFound'));
+    });
+
+    it('destroy removes everything; destroy again and destroy of a never-spawned instance succeed', async () => {
+      const inst = makeInstance(h.host);
+      await spawn(inst);
+      await h.driver.destroy(ctx, inst, []);
+      assert.ok(!(await h.driver.listInstanceUuids()).includes(inst.uuid));
+      await assert.rejects(h.driver.getInfo(inst), isNova('InstanceNotFound'));
+      assert.equal(await h.leftovers(inst.uuid), false);
+      await h.driver.destroy(ctx, inst, []);
+      await h.driver.destroy(ctx, makeInstance(h.host), []);
+    });
+
+    it('power off → SHUTDOWN (idempotent), power on → RUNNING (idempotent)', async () => {
+      const inst = makeInstance(h.host);
+      await spawn(inst);
+      await h.driver.powerOff(inst, 5);
+      assert.equal(await state(inst), PowerState.SHUTDOWN);
+      await h.driver.powerOff(inst, 5);
+      assert.equal(await state(inst), PowerState.SHUTDOWN);
+      assert.ok((await h.driver.listInstanceUuids()).includes(inst.uuid), 'a stopped guest is still listed');
+      await h.driver.powerOn(ctx, inst);
+      assert.equal(await state(inst), PowerState.RUNNING);
+      await h.driver.powerOn(ctx, inst);
+      assert.equal(await state(inst), PowerState.RUNNING);
+    });
+
+    it('power off with timeout 0 forces the guest off', async () => {
+      const inst = makeInstance(h.host);
+      await spawn(inst);
+      await h.driver.powerOff(inst, 0);
+      assert.equal(await state(inst), PowerState.SHUTDOWN);
+    });
+
+    it('pause → PAUSED (idempotent), unpause → RUNNING (idempotent)', async () => {
+      const inst = makeInstance(h.host);
+      await spawn(inst);
+      await h.driver.pause(inst);
+      assert.equal(await state(inst), PowerState.PAUSED);
+      await h.driver.pause(inst);
+      assert.equal(await state(inst), PowerState.PAUSED);
+      await h.driver.unpause(inst);
+      assert.equal(await state(inst), PowerState.RUNNING);
+      await h.driver.unpause(inst);
+      assert.equal(await state(inst), PowerState.RUNNING);
+    });
+
+    it('pause of a stopped guest: InstanceInvalidState', async () => {
+      const inst = makeInstance(h.host);
+      await spawn(inst);
+      await h.driver.powerOff(inst, 0);
+      await assert.rejects(h.driver.pause(inst), isNova('InstanceInvalidState'));
+    });
+
+    it('suspend → SUSPENDED, resume → RUNNING', async () => {
+      const inst = makeInstance(h.host);
+      await spawn(inst);
+      await h.driver.suspend(ctx, inst);
+      assert.equal(await state(inst), PowerState.SUSPENDED);
+      await h.driver.resume(ctx, inst, []);
+      assert.equal(await state(inst), PowerState.RUNNING);
+    });
+
+    it('power off of a paused guest → SHUTDOWN', async () => {
+      const inst = makeInstance(h.host);
+      await spawn(inst);
+      await h.driver.pause(inst);
+      await h.driver.powerOff(inst, 1);
+      assert.equal(await state(inst), PowerState.SHUTDOWN);
+    });
+
+    for (const type of ['SOFT', 'HARD'] as const) {
+      it(`${type} reboot of a running guest → RUNNING`, async () => {
+        const inst = makeInstance(h.host);
+        await spawn(inst);
+        await h.driver.reboot(ctx, inst, type);
+        assert.equal(await state(inst), PowerState.RUNNING);
+      });
+
+      it(`${type} reboot of a stopped guest → RUNNING`, async () => {
+        const inst = makeInstance(h.host);
+        await spawn(inst);
+        await h.driver.powerOff(inst, 0);
+        await h.driver.reboot(ctx, inst, type);
+        assert.equal(await state(inst), PowerState.RUNNING);
+      });
+    }
+
+    it('HARD reboot of a paused guest → RUNNING', async () => {
+      const inst = makeInstance(h.host);
+      await spawn(inst);
+      await h.driver.pause(inst);
+      await h.driver.reboot(ctx, inst, 'HARD');
+      assert.equal(await state(inst), PowerState.RUNNING);
+    });
+
+    it('a guest that dies reads CRASHED; power on brings it back', async () => {
+      const inst = makeInstance(h.host);
+      await spawn(inst);
+      await h.crash(inst);
+      assert.equal(await state(inst), PowerState.CRASHED);
+      await h.driver.powerOn(ctx, inst);
+      assert.equal(await state(inst), PowerState.RUNNING);
+    });
+
+    it('operations on a missing instance: InstanceNotFound', async () => {
+      const inst = makeInstance(h.host);
+      await assert.rejects(h.driver.powerOff(inst, 0), isNova('InstanceNotFound'));
+      await assert.rejects(h.driver.powerOn(ctx, inst), isNova('InstanceNotFound'));
+      await assert.rejects(h.driver.reboot(ctx, inst, 'HARD'), isNova('InstanceNotFound'));
+      await assert.rejects(h.driver.pause(inst), isNova('InstanceNotFound'));
+      await assert.rejects(h.driver.getConsoleOutput(ctx, inst), isNova('InstanceNotFound'));
+    });
+
+    it('console output is a string; tailLines limits it', async () => {
+      const inst = makeInstance(h.host);
+      await spawn(inst);
+      const all = await h.driver.getConsoleOutput(ctx, inst);
+      assert.equal(typeof all, 'string');
+      const one = await h.driver.getConsoleOutput(ctx, inst, 1);
+      assert.ok(one.split('\n').filter(Boolean).length <= 1, one);
+    });
+
+    it('snapshot: NotImplementedError for now', async () => {
+      const inst = makeInstance(h.host);
+      await spawn(inst);
+      await assert.rejects(
+        h.driver.snapshot(ctx, inst, randomUUID(), () => undefined),
+        isNova('NotImplementedError'),
+      );
+    });
+
+    it('available resource: inventory, usage of our guests, non-null cpu_info', async () => {
+      const before = await h.driver.getAvailableResource(h.host);
+      const inst = makeInstance(h.host);
+      await spawn(inst);
+      const after = await h.driver.getAvailableResource(h.host);
+      for (const k of ['vcpus', 'memory_mb', 'local_gb', 'hypervisor_version'] as const) {
+        assert.ok(Number.isInteger(after[k]) && after[k] >= 0, `${k}=${after[k]}`);
+      }
+      assert.ok(after.vcpus > 0 && after.memory_mb > 0);
+      assert.equal(after.vcpus_used - before.vcpus_used, inst.flavor.vcpus);
+      assert.equal(after.memory_mb_used - before.memory_mb_used, inst.flavor.memory_mb);
+      assert.equal(after.local_gb_used - before.local_gb_used, inst.flavor.root_gb + inst.flavor.ephemeral_gb);
+      assert.equal(typeof after.cpu_info, 'string');
+      assert.equal(typeof JSON.parse(after.cpu_info), 'object');
+      assert.deepEqual(await h.driver.getAvailableNodes(), [after.hypervisor_hostname]);
+      assert.ok(after.supported_instances.length > 0);
+    });
+
+    it('host uptime looks like uptime(1)', async () => {
+      assert.match(await h.driver.getHostUptime(), /^ \d\d:\d\d:\d\d up .*load average: [\d.]+, [\d.]+, [\d.]+$/);
+    });
+
+    it('another compute host sharing the hypervisor sees none of our guests', async function () {
+      if (!h.otherHostDriver) this.skip();
+      const other = h.otherHostDriver();
+      const inst = makeInstance(h.host);
+      await spawn(inst);
+      assert.ok(!(await other.listInstanceUuids()).includes(inst.uuid));
+      await assert.rejects(other.getInfo(inst), isNova('InstanceNotFound'));
+      await other.destroy(ctx, inst, []);
+      assert.equal(await state(inst), PowerState.RUNNING, 'the other host must not destroy our guest');
+    });
+  });
+}
