@@ -33,5 +33,13 @@ function main(argv: string[]): void {
   process.stdout.write(`wrote ${SAMPLE_PATH} and ${DOCS_PATH}\n`);
 }
 
-const entry = process.argv[1];
-if (entry !== undefined && realpathSync(entry) === fileURLToPath(import.meta.url)) main(process.argv.slice(2));
+function isEntryPoint(): boolean {
+  const entry = process.argv[1];
+  try {
+    return entry !== undefined && realpathSync(entry) === fileURLToPath(import.meta.url);
+  } catch {
+    return false;
+  }
+}
+
+if (isEntryPoint()) main(process.argv.slice(2));
