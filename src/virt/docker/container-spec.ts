@@ -1,0 +1,162 @@
+/**
+ * Instance + flavor + image + driver options → the body of POST
+ * /containers/create. Pure: no I/O, same input same output. Mapping documented
+ * in docs/docker-driver.md.
+ */
+import type { DockerContainerCreateBody, DockerHostConfig } from '../../clients/docker/types.js';
+import type { ImageMeta, InstanceSpec } from '../types.js';
+import { LABELS, MANAGED_BY_VALUE, containerName } from './labels.js';
+
+const MiB = 1024 * 1024;
+
+/** The options of the container spec (a subset of DockerDriverOptions, defaults applied). */
+export interface ContainerSpecOptions {
+  /** Compute host that owns the container (label). */
+  host: string;
+  privileged: boolean;
+  /** Capabilities added on top of Docker's default set. */
+  capAdd: readonly string[];
+  /** Honour the flavor extra spec `docker:binds`. */
+  allowHostMounts: boolean;
+  /** Also cap CPU time at `vcpus` CPUs (NanoCpus), not only weight it (CpuShares). */
+  cpuHardLimit: boolean;
+  /** Max processes in the container; 0 = unlimited. */
+  pidsLimit: number;
+  /** json-file log rotation size in bytes. */
+  logMaxBytes: number;
+  /** Run docker-init as PID 1 (reaps zombies, forwards SIGTERM). */
+  init: boolean;
+  /** Added verbatim (e.g. a test-run label). Cannot override the driver's own labels. */
+  extraLabels: Readonly<Record<string, string>>;
+}
+
+export interface ContainerSpecInput {
+  instance: InstanceSpec;
+  image: ImageMeta;
+  /** The local docker reference the ImageResolver returned. */
+  dockerRef: string;
+  /** Number of VIFs in network_info; must be 0 for now (NetworkMode none). */
+  vifCount: number;
+  options: ContainerSpecOptions;
+}
+
+export interface ContainerSpec {
+  name: string;
+  body: DockerContainerCreateBody;
+}
+
+/** Thrown for an instance the options do not allow (e.g. binds without allowHostMounts). */
+export class ContainerSpecError extends Error {}
+
+export const META_ENV_PREFIX = 'NOVA_META_';
+
+/**
+ * Metadata key → env name: upper-cased, every character outside [A-Z0-9_]
+ * becomes `_`, prefixed NOVA_META_ (`app-mode` → NOVA_META_APP_MODE). Keys are
+ * taken in sorted order; when two keys map to the same name the later wins.
+ * NUL characters are dropped from values.
+ */
+export function metadataEnv(metadata: Readonly<Record<string, string>>): string[] {
+  const env = new Map<string, string>();
+  for (const key of Object.keys(metadata).sort()) {
+    const name = META_ENV_PREFIX + key.toUpperCase().replace(/[^A-Z0-9_]/g, '_');
+    env.set(name, String(metadata[key] ?? '').replace(/\0/g, ''));
+  }
+  return [...env].map(([k, v]) => `${k}=${v}`);
+}
+
+/** RFC 1123 label-ish hostname from Nova's, at most 63 characters; undefined when nothing usable. */
+export function containerHostname(instance: InstanceSpec): string | undefined {
+  const h = (instance.hostname ?? '')
+    .toLowerCase()
+    .replace(/[^a-z0-9.-]/g, '-')
+    .slice(0, 63)
+    .replace(/^[-.]+|[-.]+$/g, '');
+  return h || undefined;
+}
+
+/** Flavor extra spec `docker:binds`: comma-separated `/host/path:/container/path[:ro|rw]`. */
+export function parseBinds(spec: string | undefined): string[] {
+  if (!spec?.trim()) return [];
+  return spec.split(',').map((raw) => {
+    const b = raw.trim();
+    const parts = b.split(':');
+    const [src, dst, mode] = parts;
+    if (
+      parts.length < 2 ||
+      parts.length > 3 ||
+      !src?.startsWith('/') ||
+      !dst?.startsWith('/') ||
+      (mode !== undefined && mode !== 'ro' && mode !== 'rw')
+    ) {
+      throw new ContainerSpecError(`invalid docker:binds entry ${JSON.stringify(b)}`);
+    }
+    return b;
+  });
+}
+
+export function buildContainerSpec(input: ContainerSpecInput): ContainerSpec {
+  const { instance, image, options } = input;
+  const flavor = instance.flavor;
+
+  if (input.vifCount > 0) {
+    // VIF plugging (Neutron ports into the container's namespace) is not implemented yet.
+    throw new ContainerSpecError(
+      `${input.vifCount} network interface(s) requested, but this driver only supports --nic none so far`,
+    );
+  }
+  const binds = parseBinds(flavor.extra_specs['docker:binds']);
+  if (binds.length && !options.allowHostMounts) {
+    throw new ContainerSpecError('flavor asks for host mounts (docker:binds) but the driver does not allow them');
+  }
+
+  const labels: Record<string, string> = {
+    ...options.extraLabels,
+    [LABELS.managedBy]: MANAGED_BY_VALUE,
+    [LABELS.instanceUuid]: instance.uuid,
+    [LABELS.host]: options.host,
+    [LABELS.flavor]: flavor.name,
+    [LABELS.flavorId]: flavor.flavorid,
+    [LABELS.imageId]: image.id,
+    [LABELS.memoryMb]: String(flavor.memory_mb),
+    [LABELS.vcpus]: String(flavor.vcpus),
+    [LABELS.rootGb]: String(flavor.root_gb),
+    [LABELS.ephemeralGb]: String(flavor.ephemeral_gb),
+  };
+  if (instance.project_id) labels[LABELS.projectId] = instance.project_id;
+  if (instance.user_id) labels[LABELS.userId] = instance.user_id;
+  if (instance.node) labels[LABELS.node] = instance.node;
+
+  const memory = flavor.memory_mb * MiB;
+  const hostConfig: DockerHostConfig = {
+    Memory: memory,
+    // Equal to Memory: no swap on top of the flavor's RAM (flavor.swap is not used).
+    MemorySwap: memory,
+    CpuShares: flavor.vcpus * 1024,
+    Privileged: options.privileged,
+    SecurityOpt: ['no-new-privileges'],
+    NetworkMode: 'none',
+    RestartPolicy: { Name: 'no' },
+    LogConfig: { Type: 'json-file', Config: { 'max-size': String(options.logMaxBytes), 'max-file': '1' } },
+    Init: options.init,
+  };
+  if (options.cpuHardLimit) hostConfig.NanoCpus = flavor.vcpus * 1e9;
+  if (options.pidsLimit > 0) hostConfig.PidsLimit = options.pidsLimit;
+  if (options.capAdd.length) hostConfig.CapAdd = [...options.capAdd];
+  if (binds.length) hostConfig.Binds = binds;
+
+  const body: DockerContainerCreateBody = {
+    Image: input.dockerRef,
+    Env: metadataEnv(instance.metadata),
+    Labels: labels,
+    Tty: false,
+    OpenStdin: false,
+    AttachStdin: false,
+    AttachStdout: false,
+    AttachStderr: false,
+    HostConfig: hostConfig,
+  };
+  const hostname = containerHostname(instance);
+  if (hostname) body.Hostname = hostname;
+  return { name: containerName(instance.uuid), body };
+}

@@ -1,0 +1,536 @@
+/**
+ * DockerDriver: one container per instance, named `nova-<uuid>`, labelled
+ * (labels.ts) with its compute host so several agents can share a dockerd.
+ * Behaviour and mappings: docs/docker-driver.md; contract: ../driver.ts.
+ */
+import { statfs } from 'node:fs/promises';
+import os from 'node:os';
+import type { DockerClient } from '../../clients/docker/client.js';
+import type { DockerContainerInspect, DockerContainerSummary } from '../../clients/docker/types.js';
+import { ConflictError, NotFoundError, UnavailableError } from '../../clients/errors.js';
+import { AgentError, NovaError, errorMessage, findCause } from '../../common/errors.js';
+import { type Logger, nullLogger } from '../../common/log.js';
+import { pollUntil } from '../../common/poll.js';
+import { CONTAINER_DRIVER_CAPABILITIES, type ComputeDriver, formatUptime, versionToInt } from '../driver.js';
+import {
+  hypervisorUnavailable,
+  imageNotFound,
+  instanceDeployFailure,
+  instanceExists,
+  instanceInvalidState,
+  instanceNotFound,
+  lifecycleFailure,
+  notImplemented,
+  type LifecycleFailure,
+} from '../errors.js';
+import { POWER_STATE_NAMES, PowerState } from '../power-state.js';
+import type {
+  AvailableResource,
+  BlockDeviceInfo,
+  DriverCapabilities,
+  DriverContext,
+  ImageMeta,
+  InjectedFile,
+  InstanceInfo,
+  InstanceSpec,
+  NetworkInfo,
+  RebootType,
+  UpdateTaskState,
+} from '../types.js';
+import { ContainerSpecError, buildContainerSpec, type ContainerSpecOptions } from './container-spec.js';
+import type { ImageResolver } from './image-resolver.js';
+import { LABELS, containerName, hostLabelFilter, ownedBy } from './labels.js';
+import { powerStateOf } from './power-state.js';
+
+export interface DockerDriverOptions {
+  /** The compute host (nova service `host`); the driver sees only containers labelled with it. */
+  host: string;
+  /** hypervisor_hostname / node name. Default: `host`. */
+  nodename?: string;
+  /** Run containers privileged. Default false. */
+  privileged?: boolean;
+  /** Capabilities added to Docker's default set. Default none. */
+  capAdd?: string[];
+  /** Honour the flavor extra spec `docker:binds`. Default false. */
+  allowHostMounts?: boolean;
+  /** Cap CPU time at the flavor's vcpus (NanoCpus) on top of CpuShares. Default false. */
+  cpuHardLimit?: boolean;
+  /** Max processes per container; 0 = unlimited. Default 1024. */
+  pidsLimit?: number;
+  /** Cap of getConsoleOutput, bytes (the newest part is kept). Default 100 KiB, as Nova's libvirt. */
+  consoleLogMaxBytes?: number;
+  /** Grace period of a power off / soft reboot before SIGKILL, seconds. Default 10. */
+  stopTimeoutS?: number;
+  /** json-file log rotation size, bytes. Default 10 MiB. */
+  logMaxBytes?: number;
+  /** docker-init as PID 1. Default true. */
+  init?: boolean;
+  /**
+   * After start, how long to watch for a command that exits at once with a
+   * non-zero status (spawn then fails). 0 disables. Default 1000 ms.
+   */
+  spawnCheckMs?: number;
+  /** Extra labels on every container (e.g. a test-run id). */
+  extraLabels?: Record<string, string>;
+}
+
+const DEFAULTS = {
+  privileged: false,
+  allowHostMounts: false,
+  cpuHardLimit: false,
+  pidsLimit: 1024,
+  consoleLogMaxBytes: 100 * 1024,
+  stopTimeoutS: 10,
+  logMaxBytes: 10 * 1024 * 1024,
+  init: true,
+  spawnCheckMs: 1000,
+};
+
+const GiB = 1024 * 1024 * 1024;
+const MiB = 1024 * 1024;
+const FAILED_SPAWN_LOG_LINES = 20;
+
+type Resolved = Required<Omit<DockerDriverOptions, 'nodename'>> & { nodename: string };
+
+export class DockerDriver implements ComputeDriver {
+  readonly capabilities: DriverCapabilities = CONTAINER_DRIVER_CAPABILITIES;
+  private readonly opts: Resolved;
+  private readonly specOptions: ContainerSpecOptions;
+  /** Uuids the driver suspended (Docker pauses them); lost on restart, then they read PAUSED. */
+  private readonly suspended = new Set<string>();
+  /** Uuids the driver stopped since it last started them. */
+  private readonly stopped = new Set<string>();
+
+  constructor(
+    private readonly docker: DockerClient,
+    private readonly images: ImageResolver,
+    options: DockerDriverOptions,
+    private readonly log: Logger = nullLogger(),
+  ) {
+    if (!options.host) throw new TypeError('DockerDriver needs options.host');
+    this.opts = {
+      ...DEFAULTS,
+      capAdd: [],
+      extraLabels: {},
+      ...stripUndefined(options),
+      host: options.host,
+      nodename: options.nodename ?? options.host,
+    };
+    this.specOptions = {
+      host: this.opts.host,
+      privileged: this.opts.privileged,
+      capAdd: this.opts.capAdd,
+      allowHostMounts: this.opts.allowHostMounts,
+      cpuHardLimit: this.opts.cpuHardLimit,
+      pidsLimit: this.opts.pidsLimit,
+      logMaxBytes: this.opts.logMaxBytes,
+      init: this.opts.init,
+      extraLabels: this.opts.extraLabels,
+    };
+  }
+
+  async initHost(host: string): Promise<void> {
+    if (host !== this.opts.host) {
+      this.log.warn(`initHost(${host}) but the driver is configured for host ${this.opts.host}`);
+    }
+    try {
+      const v = await this.docker.version();
+      const prefix = await this.docker.apiPrefix();
+      this.log.info(`docker engine ${v.Version} (API ${v.ApiVersion}, using ${prefix})`);
+    } catch (err) {
+      throw hypervisorUnavailable(this.opts.host, err);
+    }
+  }
+
+  async listInstanceUuids(): Promise<string[]> {
+    const list = await this.ours();
+    return list.map((c) => c.Labels?.[LABELS.instanceUuid]).filter((u): u is string => !!u);
+  }
+
+  async getInfo(instance: InstanceSpec): Promise<InstanceInfo> {
+    const c = await this.find(instance.uuid);
+    if (!c) throw instanceNotFound(instance.uuid);
+    return { power_state: this.stateOf(c) };
+  }
+
+  async spawn(
+    ctx: DriverContext,
+    instance: InstanceSpec,
+    imageMeta: ImageMeta,
+    injectedFiles: InjectedFile[],
+    adminPassword: string | undefined,
+    _allocations: Record<string, unknown> | undefined,
+    networkInfo: NetworkInfo,
+    _blockDeviceInfo?: BlockDeviceInfo,
+  ): Promise<void> {
+    const uuid = instance.uuid;
+    const meta = { instance_uuid: uuid, ...(ctx.requestId ? { request_id: ctx.requestId } : {}) };
+    if (injectedFiles.length) this.log.warn(`ignoring ${injectedFiles.length} injected file(s)`, meta);
+    if (adminPassword) this.log.info('ignoring the admin password: containers have no password to set', meta);
+
+    let dockerRef: string;
+    try {
+      const resolverCtx = {
+        ...(ctx.authToken ? { authToken: ctx.authToken } : {}),
+        ...(ctx.requestId ? { requestId: ctx.requestId } : {}),
+      };
+      ({ dockerRef } = await this.images.ensureImage(resolverCtx, imageMeta));
+    } catch (err) {
+      if (err instanceof NovaError) throw err;
+      if (findCause(err, NotFoundError)) throw imageNotFound(imageMeta.id, err);
+      throw instanceDeployFailure(uuid, `image ${imageMeta.id} unavailable: ${errorMessage(err)}`, err);
+    }
+
+    let spec;
+    try {
+      spec = buildContainerSpec({
+        instance,
+        image: imageMeta,
+        dockerRef,
+        vifCount: networkInfo.length,
+        options: this.specOptions,
+      });
+    } catch (err) {
+      if (err instanceof ContainerSpecError) throw instanceDeployFailure(uuid, err.message, err);
+      throw err;
+    }
+
+    let id: string;
+    try {
+      const created = await this.docker.createContainer(spec.name, spec.body);
+      id = created.Id;
+      for (const w of created.Warnings ?? []) this.log.warn(`docker: ${w}`, meta);
+    } catch (err) {
+      if (err instanceof ConflictError) throw instanceExists(spec.name, uuid);
+      if (err instanceof NotFoundError) throw imageNotFound(imageMeta.id, err);
+      throw instanceDeployFailure(uuid, `creating the container failed: ${errorMessage(err)}`, err);
+    }
+
+    try {
+      this.stopped.delete(uuid);
+      this.suspended.delete(uuid);
+      try {
+        await this.docker.startContainer(id);
+      } catch (err) {
+        throw instanceDeployFailure(uuid, `starting the container failed: ${errorMessage(err)}`, err);
+      }
+      const exit = await this.earlyExit(uuid, id);
+      if (exit !== undefined) {
+        const tail = await this.lastLines(id, FAILED_SPAWN_LOG_LINES);
+        throw instanceDeployFailure(
+          uuid,
+          `the container's command exited at once with status ${exit.code}${exit.oom ? ' (out of memory)' : ''}` +
+            (tail ? `; last output:\n${tail}` : '; no output'),
+        );
+      }
+      this.log.info(`spawned container ${spec.name} (${id.slice(0, 12)}) from ${dockerRef}`, meta);
+    } catch (err) {
+      await this.docker.removeContainer(id, { force: true, v: true }).catch((e: unknown) => {
+        this.log.error(`could not remove the container of a failed spawn: ${errorMessage(e)}`, meta);
+      });
+      throw err;
+    }
+  }
+
+  async destroy(
+    _ctx: DriverContext,
+    instance: InstanceSpec,
+    _networkInfo: NetworkInfo,
+    _blockDeviceInfo?: BlockDeviceInfo,
+  ): Promise<void> {
+    const uuid = instance.uuid;
+    const c = await this.find(uuid);
+    this.suspended.delete(uuid);
+    this.stopped.delete(uuid);
+    if (!c) return;
+    await this.guard(uuid, 'InstanceTerminationFailure', async () => {
+      try {
+        await this.docker.removeContainer(c.Id, { force: true, v: true });
+      } catch (err) {
+        // 409: a removal is already in progress; wait for it to finish.
+        if (!(err instanceof ConflictError)) throw err;
+        await pollUntil(async () => ((await this.find(uuid)) ? undefined : true), {
+          timeoutMs: 30_000,
+          intervalMs: 200,
+          what: `removal of ${containerName(uuid)}`,
+        });
+      }
+    });
+  }
+
+  async powerOff(instance: InstanceSpec, timeoutS?: number): Promise<void> {
+    const c = await this.mustFind(instance.uuid);
+    await this.guard(instance.uuid, 'InstancePowerOffFailure', async () => {
+      this.stopped.add(instance.uuid);
+      this.suspended.delete(instance.uuid);
+      // The Engine stops paused containers too (signal, then thaw).
+      await this.docker.stopContainer(c.Id, timeoutS ?? this.opts.stopTimeoutS);
+    });
+  }
+
+  async powerOn(_ctx: DriverContext, instance: InstanceSpec): Promise<void> {
+    const c = await this.mustFind(instance.uuid);
+    await this.guard(instance.uuid, 'InstancePowerOnFailure', async () => {
+      this.stopped.delete(instance.uuid);
+      this.suspended.delete(instance.uuid);
+      if (c.State.Paused) await this.docker.unpauseContainer(c.Id);
+      else await this.docker.startContainer(c.Id);
+    });
+  }
+
+  async reboot(_ctx: DriverContext, instance: InstanceSpec, rebootType: RebootType): Promise<void> {
+    const c = await this.mustFind(instance.uuid);
+    await this.guard(instance.uuid, 'InstanceRebootFailure', async () => {
+      this.stopped.delete(instance.uuid);
+      this.suspended.delete(instance.uuid);
+      const soft = rebootType === 'SOFT' && c.State.Running && !c.State.Paused;
+      // The same container restarts, so its configuration (limits, security) is unchanged.
+      await this.docker.restartContainer(c.Id, soft ? this.opts.stopTimeoutS : 0);
+    });
+  }
+
+  async pause(instance: InstanceSpec): Promise<void> {
+    await this.freeze(instance, false);
+  }
+
+  async unpause(instance: InstanceSpec): Promise<void> {
+    await this.thaw(instance, 'unpause');
+  }
+
+  async suspend(_ctx: DriverContext, instance: InstanceSpec): Promise<void> {
+    await this.freeze(instance, true);
+  }
+
+  async resume(_ctx: DriverContext, instance: InstanceSpec, _networkInfo: NetworkInfo): Promise<void> {
+    await this.thaw(instance, 'resume');
+  }
+
+  snapshot(
+    _ctx: DriverContext,
+    _instance: InstanceSpec,
+    _imageId: string,
+    _updateTaskState: UpdateTaskState,
+  ): Promise<void> {
+    // commitContainer exists in the client; the Glance upload path comes with the image pipeline.
+    return Promise.reject(notImplemented('snapshot'));
+  }
+
+  async getConsoleOutput(_ctx: DriverContext, instance: InstanceSpec, tailLines?: number): Promise<string> {
+    const c = await this.mustFind(instance.uuid);
+    try {
+      const buf = await this.docker.containerLogs(c.Id, {
+        tty: c.Config.Tty ?? false,
+        tail: tailLines ?? 'all',
+        maxBytes: this.opts.consoleLogMaxBytes,
+      });
+      return buf.toString('utf8');
+    } catch (err) {
+      if (err instanceof NotFoundError) throw instanceNotFound(instance.uuid, err);
+      throw this.wrap(instance.uuid, err);
+    }
+  }
+
+  async getAvailableResource(nodename: string): Promise<AvailableResource> {
+    if (nodename !== this.opts.nodename) this.log.warn(`getAvailableResource(${nodename}): not our node`);
+    const [info, containers] = await Promise.all([
+      this.docker.info().catch((e: unknown) => Promise.reject(hypervisorUnavailable(this.opts.host, e))),
+      this.ours(),
+    ]);
+    const vcpus = info.NCPU > 0 ? info.NCPU : os.cpus().length;
+    const memTotal = info.MemTotal > 0 ? info.MemTotal : os.totalmem();
+    let diskTotal = 0;
+    let diskFree = 0;
+    try {
+      const s = await statfs(info.DockerRootDir);
+      diskTotal = s.blocks * s.bsize;
+      diskFree = s.bavail * s.bsize;
+    } catch (err) {
+      this.log.warn(`cannot statfs ${info.DockerRootDir} (remote engine?): local_gb reported as 0`, {
+        error: errorMessage(err),
+      });
+    }
+    let vcpusUsed = 0;
+    let memUsed = 0;
+    let diskUsed = 0;
+    for (const c of containers) {
+      const l = c.Labels ?? {};
+      vcpusUsed += num(l[LABELS.vcpus]);
+      memUsed += num(l[LABELS.memoryMb]);
+      diskUsed += num(l[LABELS.rootGb]) + num(l[LABELS.ephemeralGb]);
+    }
+    const cpu = os.cpus()[0];
+    const arch = archName(info.Architecture ?? os.arch());
+    const cpuInfo = {
+      arch,
+      model: cpu?.model ?? 'unknown',
+      vendor: vendorOf(cpu?.model ?? ''),
+      topology: { sockets: 1, cores: vcpus, threads: 1 },
+      features: [] as string[],
+    };
+    return {
+      vcpus,
+      memory_mb: Math.floor(memTotal / MiB),
+      local_gb: Math.floor(diskTotal / GiB),
+      vcpus_used: vcpusUsed,
+      memory_mb_used: memUsed,
+      local_gb_used: diskUsed,
+      hypervisor_type: 'docker',
+      hypervisor_version: versionToInt(info.ServerVersion),
+      hypervisor_hostname: this.opts.nodename,
+      cpu_info: JSON.stringify(cpuInfo),
+      disk_available_least: Math.floor(diskFree / GiB),
+      numa_topology: null,
+      supported_instances: [[arch, 'docker', 'exe']],
+    };
+  }
+
+  getHostUptime(): Promise<string> {
+    return Promise.resolve(formatUptime(os.uptime(), os.loadavg()));
+  }
+
+  getAvailableNodes(_refresh?: boolean): Promise<string[]> {
+    return Promise.resolve([this.opts.nodename]);
+  }
+
+  // ---- internals ----------------------------------------------------------
+
+  private stateOf(c: DockerContainerInspect): PowerState {
+    const uuid = c.Config.Labels?.[LABELS.instanceUuid] ?? '';
+    return powerStateOf(c.State, { suspended: this.suspended.has(uuid), stoppedByDriver: this.stopped.has(uuid) });
+  }
+
+  /** Our containers, one label-filtered list call. */
+  private async ours(): Promise<DockerContainerSummary[]> {
+    try {
+      const list = await this.docker.listContainers({
+        all: true,
+        filters: { label: hostLabelFilter(this.opts.host) },
+      });
+      return list.filter((c) => ownedBy(c.Labels, this.opts.host));
+    } catch (err) {
+      throw this.wrap(undefined, err);
+    }
+  }
+
+  /** The instance's container if it exists and belongs to this host. */
+  private async find(uuid: string): Promise<DockerContainerInspect | undefined> {
+    try {
+      const c = await this.docker.inspectContainer(containerName(uuid));
+      if (ownedBy(c.Config.Labels, this.opts.host, uuid)) return c;
+      this.log.debug(`container ${containerName(uuid)} exists but is not ours (other host or unmanaged)`);
+      return undefined;
+    } catch (err) {
+      if (err instanceof NotFoundError) return undefined;
+      throw this.wrap(uuid, err);
+    }
+  }
+
+  private async mustFind(uuid: string): Promise<DockerContainerInspect> {
+    const c = await this.find(uuid);
+    if (!c) throw instanceNotFound(uuid);
+    return c;
+  }
+
+  private async freeze(instance: InstanceSpec, suspend: boolean): Promise<void> {
+    const c = await this.mustFind(instance.uuid);
+    const method = suspend ? 'suspend' : 'pause';
+    if (c.State.Paused) {
+      if (suspend) this.suspended.add(instance.uuid);
+      return;
+    }
+    if (!c.State.Running) throw instanceInvalidState(instance.uuid, POWER_STATE_NAMES[this.stateOf(c)], method);
+    await this.guard(instance.uuid, suspend ? 'InstanceSuspendFailure' : undefined, async () => {
+      await this.docker.pauseContainer(c.Id);
+      if (suspend) this.suspended.add(instance.uuid);
+    });
+  }
+
+  private async thaw(instance: InstanceSpec, method: 'unpause' | 'resume'): Promise<void> {
+    const c = await this.mustFind(instance.uuid);
+    if (!c.State.Paused) {
+      this.suspended.delete(instance.uuid);
+      if (c.State.Running) return;
+      throw instanceInvalidState(instance.uuid, POWER_STATE_NAMES[this.stateOf(c)], method);
+    }
+    await this.guard(instance.uuid, method === 'resume' ? 'InstanceResumeFailure' : undefined, async () => {
+      await this.docker.unpauseContainer(c.Id);
+      this.suspended.delete(instance.uuid);
+    });
+  }
+
+  /** Runs a docker operation, mapping its errors to Nova's. */
+  private async guard(uuid: string, klass: LifecycleFailure | undefined, fn: () => Promise<void>): Promise<void> {
+    try {
+      await fn();
+    } catch (err) {
+      if (err instanceof NovaError) throw err;
+      if (err instanceof NotFoundError) throw instanceNotFound(uuid, err);
+      if (klass && !(err instanceof UnavailableError)) throw lifecycleFailure(klass, uuid, errorMessage(err), err);
+      throw this.wrap(uuid, err);
+    }
+  }
+
+  /** Engine down → HypervisorUnavailable; anything else keeps its class, tagged with the instance. */
+  private wrap(uuid: string | undefined, err: unknown): Error {
+    if (err instanceof NovaError) return err;
+    if (findCause(err, UnavailableError)) return hypervisorUnavailable(this.opts.host, err);
+    if (err instanceof AgentError) return err;
+    return new AgentError(errorMessage(err), { cause: err, fields: uuid ? { instance_uuid: uuid } : {} });
+  }
+
+  /** Exit status if the container stops with a non-zero status within spawnCheckMs. */
+  private async earlyExit(uuid: string, id: string): Promise<{ code: number; oom: boolean } | undefined> {
+    if (this.opts.spawnCheckMs <= 0) return undefined;
+    let code: number;
+    try {
+      code = (await this.docker.waitContainer(id, { signal: AbortSignal.timeout(this.opts.spawnCheckMs) })).StatusCode;
+    } catch (err) {
+      if (err instanceof DOMException && (err.name === 'TimeoutError' || err.name === 'AbortError')) return undefined;
+      throw instanceDeployFailure(uuid, `watching the new container failed: ${errorMessage(err)}`, err);
+    }
+    const state = (await this.docker.inspectContainer(id)).State;
+    if (code === 0 && !state.OOMKilled) return undefined;
+    return { code, oom: state.OOMKilled };
+  }
+
+  private async lastLines(id: string, n: number): Promise<string> {
+    try {
+      const b = await this.docker.containerLogs(id, { tty: false, tail: n, maxBytes: 4096 });
+      return b.toString('utf8').trimEnd();
+    } catch {
+      return '';
+    }
+  }
+}
+
+function num(s: string | undefined): number {
+  const n = Number(s);
+  return Number.isFinite(n) ? n : 0;
+}
+
+/** Engine / Node architecture names → Nova's (obj_fields.Architecture). */
+function archName(a: string): string {
+  switch (a) {
+    case 'x64':
+    case 'amd64':
+    case 'x86_64':
+      return 'x86_64';
+    case 'arm64':
+    case 'aarch64':
+      return 'aarch64';
+    case 'ppc64':
+      return 'ppc64le';
+    default:
+      return a;
+  }
+}
+
+function vendorOf(model: string): string {
+  if (/intel/i.test(model)) return 'Intel';
+  if (/amd/i.test(model)) return 'AMD';
+  return 'unknown';
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
