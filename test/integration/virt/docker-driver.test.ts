@@ -1,0 +1,318 @@
+/**
+ * DockerDriver against the real dockerd (/var/run/docker.sock). Every
+ * container is labelled with this run's id and removed after each test by one
+ * label-filtered list; containers run with network mode none.
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { DockerClient } from '../../../src/clients/docker/client.js';
+import type { DockerContainerInspect } from '../../../src/clients/docker/types.js';
+import { UnavailableError } from '../../../src/clients/errors.js';
+import { findCause } from '../../../src/common/errors.js';
+import { pollUntil } from '../../../src/common/poll.js';
+import { DockerDriver, type DockerDriverOptions } from '../../../src/virt/docker/driver.js';
+import { LocalImageResolver, type ImageResolver } from '../../../src/virt/docker/image-resolver.js';
+import { LABELS, containerName } from '../../../src/virt/docker/labels.js';
+import { versionToInt } from '../../../src/virt/driver.js';
+import { PowerState } from '../../../src/virt/power-state.js';
+import type { ImageMeta, InstanceSpec } from '../../../src/virt/types.js';
+import { ctx, describeDriverContract, isNova, makeInstance } from '../../contract/driver.contract.js';
+
+const SOCKET = '/var/run/docker.sock';
+const TEST_LABEL = 'org.openstack.nova.test-run';
+const RUN = randomUUID().slice(0, 8);
+const HOST = `test-host-${RUN}`;
+const docker = new DockerClient({ socketPath: SOCKET });
+const resolver = new LocalImageResolver(docker);
+
+const busybox: ImageMeta = { id: randomUUID(), name: 'busybox:latest', properties: {} };
+const exit1: ImageMeta = { id: randomUUID(), name: 'lab/exit1:latest', properties: {} };
+const missing: ImageMeta = { id: randomUUID(), name: `nova-docker-test/missing:${RUN}`, properties: {} };
+
+function makeDriver(extra: Partial<DockerDriverOptions> = {}, images: ImageResolver = resolver): DockerDriver {
+  return new DockerDriver(docker, images, {
+    host: HOST,
+    stopTimeoutS: 2,
+    extraLabels: { [TEST_LABEL]: RUN },
+    ...extra,
+  });
+}
+
+async function removeTestContainers(): Promise<void> {
+  const list = await docker.listContainers({ all: true, filters: { label: [`${TEST_LABEL}=${RUN}`] } });
+  await Promise.all(list.map((c) => docker.removeContainer(c.Id, { force: true, v: true })));
+}
+
+async function inspectOf(inst: InstanceSpec): Promise<DockerContainerInspect> {
+  return docker.inspectContainer(containerName(inst.uuid));
+}
+
+async function leftovers(uuid: string): Promise<boolean> {
+  const byLabel = await docker.listContainers({ all: true, filters: { label: [`${LABELS.instanceUuid}=${uuid}`] } });
+  const byName = await docker.listContainers({ all: true, filters: { name: [containerName(uuid)] } });
+  return byLabel.length + byName.length > 0;
+}
+
+/** Builds a throw-away image from busybox with another CMD (commit of a never-started container). */
+async function commitImage(name: string, cmd: string[]): Promise<string> {
+  const ref = `nova-docker-test/${name}:${RUN}`;
+  const c = await docker.createContainer(`nova-docker-test-build-${name}-${RUN}`, {
+    Image: 'busybox:latest',
+    Cmd: cmd,
+    Labels: { [TEST_LABEL]: RUN },
+    HostConfig: { NetworkMode: 'none' },
+  });
+  try {
+    await docker.commitContainer(c.Id, { repo: `nova-docker-test/${name}`, tag: RUN, labels: { [TEST_LABEL]: RUN } });
+  } finally {
+    await docker.removeContainer(c.Id, { force: true });
+  }
+  return ref;
+}
+
+describeDriverContract('DockerDriver', () => {
+  // A shorter early-exit watch keeps the suite quick; the default is exercised below.
+  const driver = makeDriver({ spawnCheckMs: 200 });
+  return {
+    driver,
+    host: HOST,
+    image: busybox,
+    missingImage: missing,
+    async crash(inst) {
+      // docker-init forwards SIGUSR1 to sleep, which dies of it: exit 138.
+      await docker.killContainer(containerName(inst.uuid), 'SIGUSR1');
+      await pollUntil(async () => ((await inspectOf(inst)).State.Running ? undefined : true), {
+        timeoutMs: 5000,
+        what: 'the guest to die',
+      });
+    },
+    leftovers,
+    otherHostDriver: () => makeDriver({ host: `other-${HOST}`, spawnCheckMs: 200 }),
+    cleanup: removeTestContainers,
+  };
+});
+
+describe('DockerDriver (docker specifics)', function () {
+  this.timeout(60_000);
+  let consoleImage: string;
+  let fail3Image: string;
+
+  before(async () => {
+    // The pauses order the lines: stdout and stderr reach the log through separate copiers.
+    consoleImage = await commitImage('console', [
+      'sh',
+      '-c',
+      'i=0; while [ $i -lt 2000 ]; do echo "filler line $i"; i=$((i+1)); done; sleep 1; ' +
+        'echo console-out; echo console-err >&2; sleep 1; echo last-line; exec sleep 3600',
+    ]);
+    fail3Image = await commitImage('fail3', ['sh', '-c', 'echo "boom: config missing" >&2; exit 3']);
+  });
+  afterEach(removeTestContainers);
+  after(async () => {
+    await removeTestContainers();
+    for (const ref of [consoleImage, fail3Image]) if (ref) await docker.removeImage(ref, { force: true });
+  });
+
+  const spawn = (d: DockerDriver, inst: InstanceSpec, image: ImageMeta, networkInfo: [] | [{ id: string }] = []) =>
+    d.spawn(ctx, inst, image, [], undefined, undefined, networkInfo);
+
+  it('creates the container with the limits, labels, env and security of the spec; CMD untouched', async () => {
+    const d = makeDriver();
+    const inst = makeInstance(HOST, { metadata: { role: 'db', 'app-mode': 'ro' } });
+    inst.flavor = { ...inst.flavor, memory_mb: 96, vcpus: 2, root_gb: 3, name: 'm1.small', flavorid: '2' };
+    await spawn(d, inst, busybox);
+    const c = await inspectOf(inst);
+    assert.equal(c.HostConfig.Memory, 96 * 1024 * 1024);
+    assert.equal(c.HostConfig.MemorySwap, 96 * 1024 * 1024);
+    assert.equal(c.HostConfig.CpuShares, 2048);
+    assert.equal(c.HostConfig.NanoCpus, 0);
+    assert.equal(c.HostConfig.PidsLimit, 1024);
+    assert.equal(c.HostConfig.Privileged, false);
+    assert.deepEqual(c.HostConfig.SecurityOpt, ['no-new-privileges']);
+    assert.equal(c.HostConfig.CapAdd, null);
+    assert.equal(c.HostConfig.Binds, null);
+    assert.equal(c.HostConfig.NetworkMode, 'none');
+    assert.equal(c.HostConfig.RestartPolicy?.Name, 'no');
+    assert.equal(c.HostConfig.LogConfig?.Type, 'json-file');
+    assert.equal(c.HostConfig.Init, true);
+    assert.deepEqual(c.Config.Cmd, ['/bin/sleep', '3600']);
+    assert.equal(c.Config.Hostname, inst.hostname);
+    assert.ok(c.Config.Env?.includes('NOVA_META_ROLE=db'));
+    assert.ok(c.Config.Env?.includes('NOVA_META_APP_MODE=ro'));
+    const l = c.Config.Labels ?? {};
+    assert.equal(l[LABELS.instanceUuid], inst.uuid);
+    assert.equal(l[LABELS.host], HOST);
+    assert.equal(l[LABELS.projectId], 'p-contract');
+    assert.equal(l[LABELS.flavor], 'm1.small');
+    assert.equal(l[LABELS.imageId], busybox.id);
+    assert.equal(l[LABELS.managedBy], 'nova-docker');
+    // The limits are live in the cgroup: the container cannot fork past PidsLimit etc.
+    assert.equal(c.State.Running, true);
+  });
+
+  it('cpuHardLimit sets NanoCpus; pidsLimit 0 means unlimited', async () => {
+    const d = makeDriver({ cpuHardLimit: true, pidsLimit: 0 });
+    const inst = makeInstance(HOST);
+    await spawn(d, inst, busybox);
+    const c = await inspectOf(inst);
+    assert.equal(c.HostConfig.NanoCpus, 1e9);
+    assert.ok(!c.HostConfig.PidsLimit, `PidsLimit=${String(c.HostConfig.PidsLimit)}`);
+  });
+
+  for (const type of ['SOFT', 'HARD'] as const) {
+    it(`${type} reboot keeps the configuration (same container, limits, Privileged false)`, async () => {
+      const d = makeDriver();
+      const inst = makeInstance(HOST);
+      await spawn(d, inst, busybox);
+      const before = await inspectOf(inst);
+      await d.reboot(ctx, inst, type);
+      const after = await inspectOf(inst);
+      assert.equal(after.Id, before.Id);
+      assert.deepEqual(after.HostConfig, before.HostConfig);
+      assert.deepEqual(after.Config, before.Config);
+      assert.equal(after.HostConfig.Privileged, false);
+      assert.notEqual(after.State.StartedAt, before.State.StartedAt);
+      assert.equal((await d.getInfo(inst)).power_state, PowerState.RUNNING);
+    });
+  }
+
+  it('a command that exits at once fails the spawn with its status and output, leaving nothing', async () => {
+    const d = makeDriver();
+    const inst = makeInstance(HOST);
+    const img: ImageMeta = { id: randomUUID(), name: fail3Image, properties: {} };
+    await assert.rejects(spawn(d, inst, img), (err: unknown) => {
+      isNova('InstanceDeployFailure')(err);
+      assert.match((err as Error).message, /exited at once with status 3/);
+      assert.match((err as Error).message, /boom: config missing/);
+      return true;
+    });
+    assert.equal(await leftovers(inst.uuid), false);
+  });
+
+  it('exit1 with the early-exit check off: spawn succeeds, the guest reads CRASHED', async () => {
+    const d = makeDriver({ spawnCheckMs: 0 });
+    const inst = makeInstance(HOST);
+    await spawn(d, inst, exit1);
+    const st = await pollUntil(
+      async () => {
+        const s = (await d.getInfo(inst)).power_state;
+        return s === PowerState.RUNNING ? undefined : s;
+      },
+      { timeoutMs: 5000, what: 'exit1 to exit' },
+    );
+    assert.equal(st, PowerState.CRASHED);
+  });
+
+  it('docker stop from outside reads SHUTDOWN (exit 143), also for a driver that did not stop it', async () => {
+    const d = makeDriver();
+    const inst = makeInstance(HOST);
+    await spawn(d, inst, busybox);
+    await docker.stopContainer(containerName(inst.uuid), 2);
+    assert.equal((await inspectOf(inst)).State.ExitCode, 143);
+    assert.equal((await makeDriver().getInfo(inst)).power_state, PowerState.SHUTDOWN);
+  });
+
+  it('suspend is remembered by the driver; a fresh driver reads the frozen guest as PAUSED', async () => {
+    const d = makeDriver();
+    const inst = makeInstance(HOST);
+    await spawn(d, inst, busybox);
+    await d.suspend(ctx, inst);
+    assert.equal((await d.getInfo(inst)).power_state, PowerState.SUSPENDED);
+    assert.equal((await makeDriver().getInfo(inst)).power_state, PowerState.PAUSED);
+  });
+
+  it('console output: stdout and stderr, tail, capped to consoleLogMaxBytes keeping the newest', async () => {
+    const d = makeDriver({ consoleLogMaxBytes: 4096 });
+    const inst = makeInstance(HOST);
+    await spawn(d, inst, { id: randomUUID(), name: consoleImage, properties: {} });
+    const all = await pollUntil(
+      async () => {
+        const out = await d.getConsoleOutput(ctx, inst);
+        return out.includes('last-line\n') ? out : undefined;
+      },
+      { timeoutMs: 10_000, what: 'console output' },
+    );
+    assert.ok(Buffer.byteLength(all) <= 4096, `${Buffer.byteLength(all)} bytes`);
+    assert.ok(all.endsWith('console-out\nconsole-err\nlast-line\n'), all.slice(-100));
+    assert.ok(!all.includes('filler line 0\n'));
+    assert.ok(!all.includes('\u0001\u0000\u0000\u0000'), 'no stream headers');
+    assert.equal(await d.getConsoleOutput(ctx, inst, 1), 'last-line\n');
+  });
+
+  it('network interfaces are refused (not implemented yet), leaving nothing', async () => {
+    const d = makeDriver();
+    const inst = makeInstance(HOST);
+    await assert.rejects(spawn(d, inst, busybox, [{ id: 'vif-1' }]), isNova('InstanceDeployFailure'));
+    assert.equal(await leftovers(inst.uuid), false);
+  });
+
+  it('host mounts requested by the flavor: refused unless allowHostMounts', async () => {
+    const inst = makeInstance(HOST);
+    inst.flavor.extra_specs = { 'docker:binds': '/tmp:/host-tmp:ro' };
+    await assert.rejects(spawn(makeDriver(), inst, busybox), isNova('InstanceDeployFailure'));
+    assert.equal(await leftovers(inst.uuid), false);
+    await spawn(makeDriver({ allowHostMounts: true }), inst, busybox);
+    assert.deepEqual((await inspectOf(inst)).HostConfig.Binds, ['/tmp:/host-tmp:ro']);
+  });
+
+  it('a resolver that returns an unknown ref: ImageNotFound; a resolver failure: InstanceDeployFailure', async () => {
+    const inst = makeInstance(HOST);
+    const bogus: ImageResolver = { ensureImage: () => Promise.resolve({ dockerRef: `nova-docker-test/nope:${RUN}` }) };
+    await assert.rejects(spawn(makeDriver({}, bogus), inst, busybox), isNova('ImageNotFound'));
+    const broken: ImageResolver = { ensureImage: () => Promise.reject(new Error('glance is down')) };
+    await assert.rejects(spawn(makeDriver({}, broken), inst, busybox), isNova('InstanceDeployFailure'));
+    assert.equal(await leftovers(inst.uuid), false);
+  });
+
+  it('a same-named container not managed by us: spawn says InstanceExists, others do not touch it', async () => {
+    const d = makeDriver();
+    const inst = makeInstance(HOST);
+    const foreign = await docker.createContainer(containerName(inst.uuid), {
+      Image: 'busybox:latest',
+      Labels: { [TEST_LABEL]: RUN },
+      HostConfig: { NetworkMode: 'none' },
+    });
+    await assert.rejects(spawn(d, inst, busybox), isNova('InstanceExists'));
+    await assert.rejects(d.getInfo(inst), isNova('InstanceNotFound'));
+    await d.destroy(ctx, inst, []);
+    assert.equal((await docker.inspectContainer(foreign.Id)).Id, foreign.Id);
+  });
+
+  it('available resource: docker hypervisor, version int from the engine, usage from labels', async () => {
+    const d = makeDriver();
+    const info = await docker.info();
+    const r = await d.getAvailableResource(HOST);
+    assert.equal(r.hypervisor_type, 'docker');
+    assert.equal(r.hypervisor_version, versionToInt(info.ServerVersion));
+    assert.equal(r.hypervisor_hostname, HOST);
+    assert.ok(r.local_gb > 0, 'statfs of DockerRootDir');
+    assert.equal(r.vcpus, info.NCPU);
+    const cpu = JSON.parse(r.cpu_info) as { arch: string };
+    assert.equal(cpu.arch, r.supported_instances[0]?.[0]);
+  });
+
+  describe('engine down', () => {
+    const down = new DockerDriver(new DockerClient({ socketPath: `/tmp/nova-docker-no-such-${RUN}.sock` }), resolver, {
+      host: HOST,
+    });
+    const inst = makeInstance(HOST);
+    const unavailable = (err: unknown) => {
+      isNova('HypervisorUnavailable')(err);
+      assert.ok(findCause(err, UnavailableError));
+      return true;
+    };
+    it('initHost, list, getInfo, destroy: HypervisorUnavailable with an UnavailableError cause', async () => {
+      await assert.rejects(down.initHost(HOST), unavailable);
+      await assert.rejects(down.listInstanceUuids(), unavailable);
+      await assert.rejects(down.getInfo(inst), unavailable);
+      await assert.rejects(down.destroy(ctx, inst, []), unavailable);
+      await assert.rejects(down.getAvailableResource(HOST), unavailable);
+    });
+    it('spawn fails with a retryable cause', async () => {
+      await assert.rejects(spawn(down, inst, busybox), (err: unknown) => {
+        assert.ok(findCause(err, UnavailableError), String(err));
+        return true;
+      });
+    });
+  });
+});
