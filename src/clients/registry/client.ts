@@ -115,6 +115,18 @@ export class RegistryClient {
     }
   }
 
+  /** DELETE /v2/<repo>/manifests/<digest> (the registry must allow deletes). False when absent. */
+  async deleteManifest(repo: string, digest: string): Promise<boolean> {
+    if (!/^[a-z0-9]+:[a-f0-9]{32,}$/.test(digest)) throw new AgentError(`registry: ${digest} is not a digest`);
+    try {
+      await this.#http.delete(`/v2/${repoPath(repo)}/manifests/${digest}`);
+      return true;
+    } catch (err) {
+      if (err instanceof NotFoundError) return false;
+      throw err;
+    }
+  }
+
   /** Keeps credentials out of inspection. */
   toJSON(): Record<string, unknown> {
     return { url: this.baseURL };

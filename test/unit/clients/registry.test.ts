@@ -73,4 +73,14 @@ describe('clients/registry', () => {
     assert.equal(await r.manifestDigest('bb', 'missing'), undefined);
     await assert.rejects(r.manifestDigest('bb', 'locked'), UnauthorizedError);
   });
+
+  it('deletes manifests by digest', async () => {
+    const digest = `sha256:${'a'.repeat(64)}`;
+    nock(REGISTRY).delete(`/v2/bb/manifests/${digest}`).reply(202);
+    nock(REGISTRY).delete(`/v2/bb/manifests/${digest}`).reply(404);
+    const r = new RegistryClient({ url: REGISTRY });
+    assert.equal(await r.deleteManifest('bb', digest), true);
+    assert.equal(await r.deleteManifest('bb', digest), false);
+    await assert.rejects(r.deleteManifest('bb', 't1'), /not a digest/);
+  });
 });

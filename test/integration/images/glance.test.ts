@@ -1,0 +1,147 @@
+/**
+ * ImageService against the real lab: Glance (via the Keystone catalog) and dockerd.
+ * Each test uploads its own images under unique names and removes them afterwards.
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { NovaError } from '../../../src/common/errors.js';
+import { ImageService, imageMetaFromGlance } from '../../../src/virt/docker/images.js';
+import { CountingGlance, Lab, adminKeystone, sh, tarEntries } from './lab.js';
+
+function novaError(err: unknown, klass: string): NovaError {
+  assert.ok(err instanceof NovaError, `expected NovaError ${klass}, got ${String(err)}`);
+  assert.equal(err.novaClass, klass, err.message);
+  return err;
+}
+
+async function failure(p: Promise<unknown>): Promise<unknown> {
+  return p.then(
+    () => assert.fail('expected a failure'),
+    (e: unknown) => e,
+  );
+}
+
+describe('integration: images from Glance (real lab)', function () {
+  this.timeout(120_000);
+  const lab = new Lab();
+  let counting: CountingGlance;
+  let svc: ImageService;
+
+  beforeEach(() => {
+    counting = new CountingGlance(lab.glance);
+    svc = new ImageService({ docker: lab.docker, glance: counting }, { registryUrl: '127.0.0.1:5042' });
+  });
+  afterEach(() => lab.cleanup());
+  after(() => lab.dispose());
+
+  it('loads a docker-save tarball whose Glance name is not its tag, runnable, and caches it', async () => {
+    const { file, imageId, tag } = await lab.uniqueImageTar();
+    const rec = await lab.glanceImage({ file });
+    assert.equal(rec.status, 'active');
+    assert.notEqual(rec.name, tag);
+    const meta = imageMetaFromGlance(rec);
+
+    const { dockerRef } = await svc.ensureImage({ requestId: `req-${randomUUID()}` }, meta);
+    lab.dockerRefs.push(dockerRef);
+    assert.match(dockerRef, new RegExp(`^nova-glance/${rec.id}:sha512-[0-9a-f]{24}$`));
+    const inspected = await lab.docker.inspectImage(dockerRef);
+    assert.equal(inspected?.Id, imageId);
+    // The archive's own tag was not applied to the host.
+    assert.equal(await lab.docker.inspectImage(tag), undefined);
+    assert.equal(await sh('docker', ['run', '--rm', '--network', 'none', dockerRef, 'echo', 'ran-ok']), 'ran-ok');
+    assert.equal(counting.downloads, 1);
+
+    // Cached: same Glance id and hash -> no Glance traffic at all.
+    const again = await svc.ensureImage({}, meta);
+    assert.equal(again.dockerRef, dockerRef);
+    assert.equal(counting.downloads, 1);
+    assert.equal(counting.shows, 1);
+
+    // A fresh service (agent restart) also recognises it from the tag.
+    const fresh = new CountingGlance(lab.glance);
+    const svc2 = new ImageService({ docker: lab.docker, glance: fresh });
+    assert.equal((await svc2.ensureImage({}, meta)).dockerRef, dockerRef);
+    assert.equal(fresh.downloads + fresh.shows, 0);
+  });
+
+  it('shares one download between 10 concurrent calls for a fresh image', async () => {
+    const { file, imageId } = await lab.uniqueImageTar();
+    const meta = imageMetaFromGlance(await lab.glanceImage({ file }));
+    const results = await Promise.all(Array.from({ length: 10 }, () => svc.ensureImage({}, meta)));
+    const refs = new Set(results.map((r) => r.dockerRef));
+    assert.equal(refs.size, 1);
+    lab.dockerRefs.push(...refs);
+    assert.equal(counting.downloads, 1);
+    assert.equal((await lab.docker.inspectImage([...refs][0]!))?.Id, imageId);
+  });
+
+  it("works with the request's own token (the user's auth_token)", async () => {
+    const { file } = await lab.uniqueImageTar();
+    const rec = await lab.glanceImage({ file });
+    // admin sees every image; the service token is not used for this call.
+    const userToken = await adminKeystone().getToken();
+    const { dockerRef } = await svc.ensureImage({ authToken: userToken }, { id: rec.id, properties: {} });
+    lab.dockerRefs.push(dockerRef);
+    assert.ok(await lab.docker.inspectImage(dockerRef));
+  });
+
+  it('rejects data that is not a tar archive', async () => {
+    const file = await lab.writeTmp('junk.bin', Buffer.from('not a tar archive at all\n'.repeat(4000)));
+    const rec = await lab.glanceImage({ file });
+    const err = novaError(await failure(svc.ensureImage({}, imageMetaFromGlance(rec))), 'ImageUnacceptable');
+    assert.equal(err.kwargs.image_id, rec.id);
+    assert.match(String(err.kwargs.reason), /not a tar archive/);
+  });
+
+  it('rejects a truncated tarball', async () => {
+    const { file, imageId } = await lab.uniqueImageTar();
+    const full = await readFile(file);
+    const cut = await lab.writeTmp('cut.tar', full.subarray(0, Math.floor(full.length / 2)));
+    const rec = await lab.glanceImage({ file: cut });
+    const err = novaError(await failure(svc.ensureImage({}, imageMetaFromGlance(rec))), 'ImageUnacceptable');
+    assert.match(String(err.kwargs.reason), /truncated/);
+    assert.equal(await lab.docker.inspectImage(imageId), undefined);
+  });
+
+  it("rejects a corrupt layer with the engine's message", async () => {
+    const { file, imageId, name } = await lab.uniqueImageTar({ layerBytes: 256 * 1024 });
+    const bad = await readFile(file);
+    // Flip bytes inside the image's own layer (the one holding /<name>.bin): the outer archive stays valid.
+    const layer = tarEntries(bad).find(
+      (e) => e.name.endsWith('layer.tar') && bad.subarray(e.offset, e.offset + e.size).includes(`${name}.bin`),
+    );
+    assert.ok(layer, 'own layer found');
+    for (let i = 0; i < 64; i++) bad[layer.offset + 4096 + i * 97]! ^= 0xff;
+    const rec = await lab.glanceImage({ file: await lab.writeTmp('corrupt.tar', bad) });
+    const err = novaError(await failure(svc.ensureImage({}, imageMetaFromGlance(rec))), 'ImageUnacceptable');
+    assert.match(String(err.kwargs.reason), /^docker load failed: /);
+    assert.equal(await lab.docker.inspectImage(imageId), undefined);
+  });
+
+  it('rejects container_format bare', async () => {
+    const { file } = await lab.uniqueImageTar();
+    const rec = await lab.glanceImage({ file, containerFormat: 'bare' });
+    const err = novaError(await failure(svc.ensureImage({}, { id: rec.id, properties: {} })), 'ImageUnacceptable');
+    assert.match(String(err.kwargs.reason), /container_format is bare/);
+    assert.equal(counting.downloads, 0);
+  });
+
+  it('fails a hash mismatch and leaves no image behind', async () => {
+    const { file, imageId } = await lab.uniqueImageTar();
+    const rec = await lab.glanceImage({ file });
+    const meta = { ...imageMetaFromGlance(rec), os_hash_value: '0'.repeat(128) };
+    const err = novaError(await failure(svc.ensureImage({}, meta)), 'ImageUnacceptable');
+    assert.match(String(err.kwargs.reason), /checksum mismatch/);
+    assert.equal(counting.downloads, 1);
+    assert.equal(await lab.docker.inspectImage(imageId), undefined);
+    const tags = await sh('docker', ['images', '--format', '{{.Repository}}', `nova-glance/${rec.id}`]);
+    assert.equal(tags, '');
+  });
+
+  it('maps a missing image id to ImageNotFound', async () => {
+    const id = randomUUID();
+    const err = novaError(await failure(svc.ensureImage({}, { id, properties: {} })), 'ImageNotFound');
+    assert.deepEqual(err.kwargs, { image_id: id });
+  });
+});
