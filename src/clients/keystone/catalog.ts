@@ -19,8 +19,8 @@ export interface CatalogService {
 }
 
 export interface EndpointQuery {
-  /** Tried in order; default internal, then public. */
-  interfaces?: readonly EndpointInterface[] | undefined;
+  /** Tried in order; default internal, then public. (`[glance] valid_interfaces` values; `internalURL` style is accepted.) */
+  interfaces?: readonly string[] | undefined;
   /** Only endpoints of this region (matches region_id or region). */
   region?: string | undefined;
 }
@@ -31,7 +31,9 @@ export const DEFAULT_INTERFACES: readonly EndpointInterface[] = ['internal', 'pu
 
 /** The URL (no trailing slash) of `serviceType`, first matching interface wins. */
 export function findEndpoint(catalog: readonly CatalogService[], serviceType: string, q: EndpointQuery = {}): string {
-  const interfaces = q.interfaces && q.interfaces.length > 0 ? q.interfaces : DEFAULT_INTERFACES;
+  const interfaces = (q.interfaces && q.interfaces.length > 0 ? q.interfaces : DEFAULT_INTERFACES).map((i) =>
+    i.replace(/URL$/, ''),
+  );
   const services = catalog.filter((s) => s.type === serviceType);
   for (const iface of interfaces) {
     for (const svc of services) {

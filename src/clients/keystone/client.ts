@@ -15,13 +15,7 @@ import { nullLogger, type Logger } from '../../common/log.js';
 import { SingleFlight } from '../../common/single-flight.js';
 import { UnauthorizedError } from '../errors.js';
 import { contextHeaders, createHttpClient, type CallContext } from '../http.js';
-import {
-  findEndpoint,
-  parseCatalog,
-  type CatalogService,
-  type EndpointInterface,
-  type EndpointQuery,
-} from './catalog.js';
+import { findEndpoint, parseCatalog, type CatalogService, type EndpointQuery } from './catalog.js';
 
 export interface KeystoneOptions {
   /** e.g. http://127.0.0.1:5000/v3 (a missing /v3 is appended). */
@@ -33,7 +27,7 @@ export interface KeystoneOptions {
   projectDomainName: string;
   regionName?: string | undefined;
   /** Endpoint interfaces, in order of preference. Default internal, public. */
-  interfaces?: readonly EndpointInterface[] | undefined;
+  interfaces?: readonly string[] | undefined;
   timeoutMs?: number | undefined;
 }
 

@@ -218,7 +218,13 @@ export class ImageService implements ImageResolver {
     if (!/^[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*$/.test(image.id) || image.id.length > 128) {
       throw imageNotFound(image.id);
     }
-    const callCtx: CallContext = { authToken: ctx.authToken, requestId: ctx.requestId };
+    // The driver's context may also carry Nova's global request id (DriverContext does).
+    const global = (ctx as { globalRequestId?: unknown }).globalRequestId;
+    const callCtx: CallContext = {
+      authToken: ctx.authToken,
+      requestId: ctx.requestId,
+      ...(typeof global === 'string' ? { globalRequestId: global } : {}),
+    };
     let ref: string | undefined;
     try {
       ref = this.registryRef(image);
