@@ -260,7 +260,16 @@ export class AmqpTransport extends EventEmitter {
     this.pubChannel = undefined;
     this.subChannel = undefined;
     for (const c of this.consumers) c.tag = undefined;
-    if (conn) await conn.close().catch(() => undefined);
+    if (!conn) return;
+    // close() of a connection the broker is already tearing down may never settle: bound it
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      conn.close().catch(() => undefined),
+      new Promise((r) => {
+        timer = setTimeout(r, 1000);
+      }),
+    ]);
+    clearTimeout(timer);
   }
 
   private async declareExchange(ch: amqp.Channel, ex: ExchangeSpec): Promise<void> {
