@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /** nova-docker command line: wiring only. */
 import { readFileSync } from 'node:fs';
-import { ConfigError, loadConfig, parseArgs, renderConfig } from './config/index.js';
+import { ConfigError, loadConfig, parseArgs, renderConfig, type Config } from './config/index.js';
+import { runCompute } from './main.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -18,32 +19,30 @@ function printConfigError(err: ConfigError): void {
   process.stderr.write(`nova-docker: invalid configuration:\n${err.problems.map((p) => `  ${p}\n`).join('')}`);
 }
 
-/** `check-config`: 0 and the effective config on stdout, 1 and every problem on stderr, 2 on usage errors. */
-function checkConfig(args: string[]): number {
+/** Parses `--config-file`/`--config-dir` and loads them; a number is the exit code of a failure. */
+function loadFromArgs(command: string, args: string[]): Config | number {
   let parsed;
   try {
     parsed = parseArgs(args);
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
-    process.stderr.write(`nova-docker check-config: ${err.problems.join('; ')}\n${USAGE}`);
+    process.stderr.write(`nova-docker ${command}: ${err.problems.join('; ')}\n${USAGE}`);
     return 2;
   }
   if (parsed.rest.length > 0) {
-    process.stderr.write(`nova-docker check-config: unexpected argument ${parsed.rest[0]}\n${USAGE}`);
+    process.stderr.write(`nova-docker ${command}: unexpected argument ${parsed.rest[0]}\n${USAGE}`);
     return 2;
   }
   if (parsed.configFiles.length === 0 && parsed.configDirs.length === 0) {
-    process.stderr.write(`nova-docker check-config: give at least one --config-file or --config-dir\n${USAGE}`);
+    process.stderr.write(`nova-docker ${command}: give at least one --config-file or --config-dir\n${USAGE}`);
     return 2;
   }
   try {
-    const config = loadConfig({
+    return loadConfig({
       configFiles: parsed.configFiles,
       configDirs: parsed.configDirs,
       warn: (message) => process.stderr.write(`nova-docker: warning: ${message}\n`),
     });
-    process.stdout.write(renderConfig(config));
-    return 0;
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     printConfigError(err);
@@ -51,7 +50,28 @@ function checkConfig(args: string[]): number {
   }
 }
 
-function main(argv: string[]): number {
+/** `check-config`: 0 and the effective config on stdout, 1 and every problem on stderr, 2 on usage errors. */
+function checkConfig(args: string[]): number {
+  const config = loadFromArgs('check-config', args);
+  if (typeof config === 'number') return config;
+  process.stdout.write(renderConfig(config));
+  return 0;
+}
+
+/** `compute`: runs the agent until SIGTERM. */
+async function compute(args: string[]): Promise<number> {
+  const config = loadFromArgs('compute', args);
+  if (typeof config === 'number') return config;
+  if (!config.DEFAULT.transport_url) {
+    process.stderr.write(
+      'nova-docker: invalid configuration:\n  [DEFAULT] transport_url: required to run the compute agent\n',
+    );
+    return 1;
+  }
+  return await runCompute(config);
+}
+
+async function main(argv: string[]): Promise<number> {
   const [command, ...args] = argv;
   if (command === undefined || command === '--help' || command === '-h') {
     process.stdout.write(USAGE);
@@ -68,12 +88,12 @@ function main(argv: string[]): number {
   switch (command) {
     case 'check-config':
       return checkConfig(args);
-    // case 'compute': the compute agent — load the config with parseArgs + loadConfig
-    // (printConfigError and exit 1 on ConfigError), then start the service.
+    case 'compute':
+      return await compute(args);
     default:
       process.stderr.write(`nova-docker: unknown command ${command}\n${USAGE}`);
       return 2;
   }
 }
 
-process.exitCode = main(process.argv.slice(2));
+process.exitCode = await main(process.argv.slice(2));

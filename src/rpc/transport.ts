@@ -40,6 +40,8 @@ export interface TransportOptions {
   retryBackoffS: number;
   retryMaxS: number;
   connectionName: string;
+  /** rabbit_qos_prefetch_count: 0 = no basic.qos, as oslo */
+  prefetchCount?: number | undefined;
   logger: Logger;
 }
 
@@ -225,6 +227,7 @@ export class AmqpTransport extends EventEmitter {
     );
     this.pubChannel = await conn.createConfirmChannel();
     this.subChannel = await conn.createChannel();
+    if (this.opts.prefetchCount) await this.subChannel.prefetch(this.opts.prefetchCount);
     for (const ch of [this.pubChannel, this.subChannel]) {
       // A channel error (e.g. 406 on a redeclare) closes the channel: start over on a fresh connection.
       ch.on('error', (err: Error) =>
