@@ -86,6 +86,17 @@ interface CallResult {
   status: number;
   data: unknown;
   noop: boolean;
+  /** The error the request body stream failed with, if it did (also after the response began). */
+  bodyError: () => Error | undefined;
+}
+
+function isReadable(v: unknown): v is Readable {
+  return (
+    typeof v === 'object' &&
+    v !== null &&
+    typeof (v as Readable).pipe === 'function' &&
+    typeof (v as Readable).on === 'function'
+  );
 }
 
 /** Compares dotted versions numerically: -1, 0, 1. */
@@ -229,6 +240,20 @@ export class DockerClient {
   }
 
   private async call(spec: CallSpec): Promise<CallResult> {
+    // A body stream that fails (e.g. a hash check of the caller) must abort the
+    // request and surface as itself, not crash the process as an unhandled 'error'.
+    // Listen before the first await: the stream may fail while the version is negotiated.
+    let bodyError: Error | undefined;
+    let signal = spec.signal;
+    if (isReadable(spec.body)) {
+      const ctrl = new AbortController();
+      spec.body.on('error', (e: unknown) => {
+        bodyError ??= e instanceof Error ? e : new Error(String(e));
+        ctrl.abort(e);
+      });
+      signal = spec.signal ? AbortSignal.any([spec.signal, ctrl.signal]) : ctrl.signal;
+    }
+    const bodyErrorOf = () => bodyError;
     const prefix = spec.unversioned ? '' : await this.apiPrefix();
     const versionedPath = prefix + spec.path;
     const qs = new URLSearchParams();
@@ -254,9 +279,10 @@ export class DockerClient {
         // Keep the body as text; parsed below.
         transformResponse: spec.stream ? undefined : [(d: unknown) => d],
         timeout: spec.timeoutMs ?? this.timeoutMs,
-        ...(spec.signal ? { signal: spec.signal } : {}),
+        ...(signal ? { signal } : {}),
       });
     } catch (err) {
+      if (bodyError !== undefined) throw bodyError;
       if (spec.signal?.aborted) throw spec.signal.reason ?? err;
       const code = err instanceof Error && 'code' in err ? String(err.code) : undefined;
       throw httpErrorFor({ ...base, body: [code, errorMessageOf(err)].filter(Boolean).join(' '), cause: err });
@@ -267,9 +293,13 @@ export class DockerClient {
     if (isOk || isNoop) {
       if (spec.stream) {
         if (isNoop) (res.data as Readable).destroy();
-        return { status, data: isNoop ? undefined : res.data, noop: isNoop };
+        return { status, data: isNoop ? undefined : res.data, noop: isNoop, bodyError: bodyErrorOf };
       }
-      return { status, data: parseBody(res.data), noop: isNoop };
+      return { status, data: parseBody(res.data), noop: isNoop, bodyError: bodyErrorOf };
+    }
+    if (bodyError !== undefined) {
+      if (spec.stream) (res.data as Readable).destroy();
+      throw bodyError;
     }
     const raw = spec.stream ? await readSome(res.data as Readable, ERROR_BODY_BYTES) : res.data;
     const text = errorText(raw);
@@ -531,7 +561,9 @@ export class DockerClient {
    * POST /images/load?quiet=1 with a docker-save / OCI tar as the body.
    * Returns what the Engine reports loaded: refs (`busybox:latest`) and/or
    * image ids (`sha256:…`) for untagged images. An `error` line, a body
-   * that breaks off, or a load that reports nothing throws.
+   * that breaks off, or a load that reports nothing throws. When `tar` itself
+   * fails (emits 'error'), the request is aborted and that error is rethrown
+   * as is.
    */
   async loadImage(tar: NodeJS.ReadableStream | Readable, opts: { signal?: AbortSignal } = {}): Promise<string[]> {
     const r = await this.call({
@@ -547,13 +579,19 @@ export class DockerClient {
     });
     const loaded: string[] = [];
     const path = `${await this.apiPrefix()}/images/load`;
-    for await (const raw of this.lines(r.data as Readable, 'POST', '/images/load', opts.signal)) {
-      const line = raw as DockerProgressLine;
-      const err = lineError(line);
-      if (err !== undefined) throw streamLineError({ service: 'docker', method: 'POST', path }, err);
-      const text = typeof line.stream === 'string' ? line.stream : '';
-      for (const m of text.matchAll(/Loaded image(?: ID)?: (\S+)/g)) if (m[1]) loaded.push(m[1]);
+    try {
+      for await (const raw of this.lines(r.data as Readable, 'POST', '/images/load', opts.signal)) {
+        const line = raw as DockerProgressLine;
+        const err = lineError(line);
+        if (err !== undefined) throw streamLineError({ service: 'docker', method: 'POST', path }, err);
+        const text = typeof line.stream === 'string' ? line.stream : '';
+        for (const m of text.matchAll(/Loaded image(?: ID)?: (\S+)/g)) if (m[1]) loaded.push(m[1]);
+      }
+    } catch (err) {
+      throw r.bodyError() ?? err;
     }
+    const late = r.bodyError();
+    if (late) throw late;
     if (loaded.length === 0) {
       throw new HttpError(`docker POST ${path}: the Engine reported no loaded image`, {
         service: 'docker',

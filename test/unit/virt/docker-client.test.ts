@@ -395,6 +395,21 @@ describe('clients/docker DockerClient (nock)', () => {
       await assert.rejects(c.loadImage(Readable.from([Buffer.from('x')])), exactly(HttpError));
     });
 
+    it("the tar stream's own error aborts the load and is rethrown as is (no unhandled 'error')", async () => {
+      class HashMismatch extends Error {}
+      nock(BASE)
+        .post(`${V}/images/load`)
+        .query(true)
+        .delay(200)
+        .reply(200, lines({ stream: 'Loaded image: x\n' }));
+      const tar = new Readable({ read() {} });
+      tar.push(Buffer.alloc(1024));
+      setTimeout(() => tar.destroy(new HashMismatch('sha256 mismatch')), 20);
+      await assert.rejects(c.loadImage(tar), HashMismatch);
+      nock.abortPendingRequests();
+      nock.cleanAll();
+    });
+
     it('a body that breaks off or ends inside a line: UnavailableError', async () => {
       nock(BASE)
         .post(`${V}/images/load`)
