@@ -1,0 +1,81 @@
+/**
+ * Persistence through nova-conductor (protocol ref §4): object_class_action_versions
+ * for classmethods, object_action for instance methods (reply [updates, result]).
+ */
+import type { RequestContext } from '../rpc/context.js';
+import type { RpcClient } from '../rpc/client.js';
+import { RemoteError } from '../rpc/errors.js';
+import { NovaObject, isObjectPrimitive } from './base.js';
+import { objectManifest, type NovaRelease } from './releases.js';
+
+export class ConductorAPI {
+  constructor(
+    private readonly rpc: RpcClient,
+    private readonly release: NovaRelease,
+  ) {}
+
+  /** baseapi ping; nova-compute loops on it at start until the conductor answers. */
+  async ping(ctx: RequestContext, timeoutS = 10): Promise<unknown> {
+    return await this.rpc.call(
+      ctx,
+      'ping',
+      { arg: '1.21 GigaWatts' },
+      { namespace: 'baseapi', version: '1.0', timeoutS },
+    );
+  }
+
+  /** Calls an object classmethod on the conductor; returns the raw (primitive) result. */
+  async classAction(
+    ctx: RequestContext,
+    objname: string,
+    objmethod: string,
+    args: unknown[],
+    kwargs: Record<string, unknown> = {},
+  ): Promise<unknown> {
+    return await this.rpc.call(
+      ctx,
+      'object_class_action_versions',
+      { objname, objmethod, object_versions: objectManifest(this.release, objname), args, kwargs },
+      { version: this.release.conductorRpcVersion },
+    );
+  }
+
+  /** Like classAction, decoding an object result (null stays null). */
+  async classActionObject(
+    ctx: RequestContext,
+    objname: string,
+    objmethod: string,
+    args: unknown[],
+    kwargs: Record<string, unknown> = {},
+  ): Promise<NovaObject | null> {
+    const r = await this.classAction(ctx, objname, objmethod, args, kwargs);
+    return isObjectPrimitive(r) ? NovaObject.fromPrimitive(r) : null;
+  }
+
+  /**
+   * Runs `obj.<objmethod>(*args, **kwargs)` on the conductor and applies the
+   * field updates it sends back to `obj`; returns the method's result.
+   */
+  async objectAction(
+    ctx: RequestContext,
+    obj: NovaObject,
+    objmethod: string,
+    args: unknown[] = [],
+    kwargs: Record<string, unknown> = {},
+  ): Promise<unknown> {
+    const r = await this.rpc.call(
+      ctx,
+      'object_action',
+      { objinst: obj.toPrimitive(), objmethod, args, kwargs },
+      { version: this.release.conductorRpcVersion },
+    );
+    const [updates, result] = Array.isArray(r) ? r : [undefined, r];
+    obj.applyUpdates(updates);
+    return result;
+  }
+}
+
+/** True when a conductor failure is the Nova exception `novaClass`. */
+export function isRemote(err: unknown, ...novaClass: string[]): err is RemoteError {
+  return err instanceof RemoteError && novaClass.includes(err.excType);
+}
