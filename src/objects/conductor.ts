@@ -69,7 +69,7 @@ export class ConductorAPI {
       { objinst: obj.toPrimitive(), objmethod, args, kwargs },
       { version: this.release.conductorRpcVersion },
     );
-    const [updates, result] = Array.isArray(r) ? r : [undefined, r];
+    const [updates, result]: unknown[] = Array.isArray(r) ? (r as unknown[]) : [undefined, r];
     obj.applyUpdates(updates);
     return result;
   }

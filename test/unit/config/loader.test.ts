@@ -34,7 +34,7 @@ describe('config/loader', () => {
       assert.equal(config.DEFAULT.report_interval, 10);
       assert.equal(config.DEFAULT.instances_path, '/var/lib/nova/instances');
       assert.equal(config.DEFAULT.cpu_allocation_ratio, undefined);
-      assert.equal(config.DEFAULT.initial_cpu_allocation_ratio, 4);
+      assert.equal(config.DEFAULT.initial_cpu_allocation_ratio, 16);
       assert.equal(config.oslo_messaging_rabbit.heartbeat_timeout_threshold, 60);
       assert.equal(config.oslo_messaging_rabbit.kombu_reconnect_delay, 1);
       assert.equal(config.docker.privileged, false);
@@ -254,7 +254,7 @@ describe('config/loader', () => {
 
     it('converts typed values the way Python prints them', () => {
       const config = load(MINIMAL + 'my_ip = $debug-$report_interval-$initial_cpu_allocation_ratio\n');
-      assert.equal(config.DEFAULT.my_ip, 'False-10-4.0');
+      assert.equal(config.DEFAULT.my_ip, 'False-10-16.0');
     });
 
     it('treats $$ and \\$ as a literal $ and leaves a lone $ alone', () => {
