@@ -1,7 +1,8 @@
 /**
- * `nova-docker compute`: wiring only. Builds the messaging stack from the
- * config and serves the compute topic until SIGTERM/SIGINT, then stops
- * consuming, lets handlers in flight finish (bounded) and exits 0.
+ * `nova-docker compute`: wiring only. Connects to the broker, registers the
+ * host with Nova (service, compute node, Placement), serves the compute topic
+ * until SIGTERM/SIGINT, then stops consuming, lets handlers in flight finish
+ * (bounded) and exits 0.
  */
 import type { Config } from './config/index.js';
 import { createLogger, type Logger } from './common/log.js';
@@ -9,6 +10,8 @@ import { errorMessage } from './common/errors.js';
 import { baseApiEndpoint } from './rpc/baseapi.js';
 import { messagingOptionsFromConfig } from './rpc/config.js';
 import { Messaging } from './rpc/messaging.js';
+import { placementReporter } from './compute/placement-reporter.js';
+import { buildAgent } from './wiring.js';
 
 const LOGGER = 'nova_docker.service';
 /** How long SIGTERM waits for handlers in flight before closing. */
@@ -23,11 +26,17 @@ export async function startComputeService(config: Config, logger: Logger): Promi
   const messaging = new Messaging(messagingOptionsFromConfig(config, logger));
   logger.info(`Starting compute node (nova-docker) on host ${config.DEFAULT.host}`, { logger: LOGGER });
   await messaging.start();
-  await messaging.server('compute', config.DEFAULT.host, [baseApiEndpoint('compute')]);
+  const agent = buildAgent(config, messaging, logger, (keystone) => placementReporter(keystone, config, logger));
+  await agent.manager.start();
+  await messaging.server('compute', config.DEFAULT.host, [agent.manager.endpoint(), baseApiEndpoint('compute')]);
   let stopping: Promise<void> | undefined;
   return {
     messaging,
-    stop: () => (stopping ??= messaging.close(DRAIN_MS)),
+    stop: () =>
+      (stopping ??= (async () => {
+        agent.manager.stop();
+        await messaging.close(DRAIN_MS);
+      })()),
   };
 }
 

@@ -481,16 +481,17 @@ export class DockerDriver implements ComputeDriver {
   /** Exit status if the container stops with a non-zero status within spawnCheckMs. */
   private async earlyExit(uuid: string, id: string): Promise<{ code: number; oom: boolean } | undefined> {
     if (this.opts.spawnCheckMs <= 0) return undefined;
-    let code: number;
     try {
-      code = (await this.docker.waitContainer(id, { signal: AbortSignal.timeout(this.opts.spawnCheckMs) })).StatusCode;
+      await this.docker.waitContainer(id, { signal: AbortSignal.timeout(this.opts.spawnCheckMs) });
     } catch (err) {
-      if (err instanceof DOMException && (err.name === 'TimeoutError' || err.name === 'AbortError')) return undefined;
-      throw instanceDeployFailure(uuid, `watching the new container failed: ${errorMessage(err)}`, err);
+      // the window passed (or the wait's own round trip was slow on a loaded host): the inspect below decides
+      if (!(err instanceof DOMException && (err.name === 'TimeoutError' || err.name === 'AbortError'))) {
+        throw instanceDeployFailure(uuid, `watching the new container failed: ${errorMessage(err)}`, err);
+      }
     }
     const state = (await this.docker.inspectContainer(id)).State;
-    if (code === 0 && !state.OOMKilled) return undefined;
-    return { code, oom: state.OOMKilled };
+    if (state.Running || (state.ExitCode === 0 && !state.OOMKilled)) return undefined;
+    return { code: state.ExitCode, oom: state.OOMKilled };
   }
 
   private async lastLines(id: string, n: number): Promise<string> {

@@ -6,25 +6,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pollUntil } from '../../../src/common/poll.js';
 import { adminContext } from '../../../src/rpc/context.js';
-import { BROKER, REPO_ROOT, startMessaging, uniqueTopic } from '../../support/broker.js';
+import { BROKER, REPO_ROOT, startMessaging } from '../../support/broker.js';
+import { labNovaConf } from '../../support/lab.js';
 
-describe('nova-docker compute (process)', function () {
-  this.timeout(60_000);
+describe('nova-docker compute (process, against the lab)', function () {
+  this.timeout(90_000);
 
   it('serves baseapi ping on compute.<host> and stops cleanly on SIGTERM', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'nd-cli-'));
-    const host = uniqueTopic('cli-host');
+    // a fixed name: each run reuses its service and compute node records in the lab's Nova
+    const host = 'nova-docker-cli-test';
     const conf = join(dir, 'nova.conf');
-    writeFileSync(
-      conf,
-      [
-        '[DEFAULT]',
-        `transport_url = rabbit://${BROKER.username}:${BROKER.password}@127.0.0.1:5672/`,
-        `host = ${host}`,
-        'debug = true',
-        '',
-      ].join('\n'),
-    );
+    writeFileSync(conf, labNovaConf(host));
     const proc = spawn(process.execPath, [join(REPO_ROOT, 'dist/src/cli.js'), 'compute', '--config-file', conf], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -45,6 +38,7 @@ describe('nova-docker compute (process)', function () {
       proc.kill('SIGTERM');
       assert.equal(await exited, 0, log);
       assert.ok(!log.includes(BROKER.password), 'the broker password never appears in the log');
+      assert.ok(!log.includes('labservice'), 'the service password never appears in the log');
       assert.match(log, /\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} \d+ INFO nova_docker\.rpc \[-\] Connected to AMQP/);
     } finally {
       if (proc.exitCode === null) proc.kill('SIGKILL');

@@ -1,0 +1,525 @@
+/**
+ * The compute manager: what nova/compute/manager.py does for a host, on top
+ * of a ComputeDriver. Service and ComputeNode records live in Nova through
+ * the conductor; instance state moves through Nova's state machine with
+ * `expected_task_state` on every save (protocol ref §6).
+ */
+import { hostname as osHostname } from 'node:os';
+import type { Logger } from '../common/log.js';
+import { errorMessage, findCause, NovaError } from '../common/errors.js';
+import { NovaObject, novaDateTime } from '../objects/base.js';
+import { ConductorAPI, isRemote } from '../objects/conductor.js';
+import type { NovaRelease } from '../objects/releases.js';
+import { adminContext, type RequestContext } from '../rpc/context.js';
+import type { Endpoint, RpcArgs, RpcHandler } from '../rpc/dispatcher.js';
+import type { ComputeDriver } from '../virt/driver.js';
+import type { AvailableResource, DriverContext } from '../virt/types.js';
+import { imageMetaOf, instanceSpec } from './instance.js';
+import { PowerStateValue, TaskState, VmState } from './states.js';
+
+const LOGGER = 'nova_docker.compute.manager';
+
+/** What the manager needs from Placement (src/clients/placement behind it). */
+export interface PlacementReporter {
+  /** Ensures the provider, its inventory and traits match the node. */
+  syncProvider(ctx: RequestContext, node: { uuid: string; name: string }, resources: AvailableResource): Promise<void>;
+  /** Removes an instance's allocations; a missing consumer is fine. */
+  deleteAllocations(ctx: RequestContext, instanceUuid: string): Promise<void>;
+}
+
+export interface ComputeManagerOptions {
+  host: string;
+  /** hypervisor_hostname = placement provider name; default: the driver's first node */
+  nodename?: string | undefined;
+  release: NovaRelease;
+  reportIntervalS: number;
+  /** update_available_resource period, s (nova: 60) */
+  resourceIntervalS: number;
+  myIp: string;
+  allocationRatios: { cpu: number; ram: number; disk: number };
+  reservedHostMemoryMb: number;
+  reservedHostDiskMb: number;
+}
+
+/** Phase timings of one boot, ms since the cast arrived (for bench/boot and metrics). */
+export interface BootTiming {
+  instance_uuid: string;
+  received: number;
+  spawning: number;
+  spawned: number;
+  active: number;
+  ok: boolean;
+}
+
+function driverContext(ctx: RequestContext): DriverContext {
+  const dc: DriverContext = { requestId: ctx.request_id };
+  if (ctx.auth_token) dc.authToken = ctx.auth_token;
+  if (ctx.global_request_id) dc.globalRequestId = ctx.global_request_id;
+  if (ctx.user_id) dc.userId = ctx.user_id;
+  if (ctx.project_id) dc.projectId = ctx.project_id;
+  return dc;
+}
+
+/** Calls a compute host answers with a failure instead of silence (compute RPC 6.x). */
+const UNSUPPORTED_CALLS = [
+  'get_vnc_console',
+  'get_spice_console',
+  'get_rdp_console',
+  'get_mks_console',
+  'get_serial_console',
+  'validate_console_port',
+  'get_diagnostics',
+  'get_instance_diagnostics',
+  'set_admin_password',
+  'host_power_action',
+  'host_maintenance_mode',
+  'set_host_enabled',
+  'attach_interface',
+  'reserve_block_device_name',
+  'check_can_live_migrate_destination',
+  'check_can_live_migrate_source',
+  'pre_live_migration',
+  'supports_numa_live_migration',
+  'check_instance_shared_storage',
+  'volume_snapshot_create',
+  'volume_snapshot_delete',
+  'cache_images',
+  'prep_snapshot_based_resize_at_dest',
+  'prep_snapshot_based_resize_at_source',
+  'finish_snapshot_based_resize_at_dest',
+  'revert_snapshot_based_resize_at_dest',
+  'confirm_snapshot_based_resize_at_source',
+  'finish_revert_snapshot_based_resize_at_source',
+];
+
+/** Casts that come with a task_state set by the API: it must be cleared or the instance is stuck. */
+const UNSUPPORTED_INSTANCE_CASTS = [
+  'stop_instance',
+  'start_instance',
+  'reboot_instance',
+  'pause_instance',
+  'unpause_instance',
+  'suspend_instance',
+  'resume_instance',
+  'snapshot_instance',
+  'backup_instance',
+  'rebuild_instance',
+  'soft_delete_instance',
+  'restore_instance',
+  'rescue_instance',
+  'unrescue_instance',
+  'shelve_instance',
+  'shelve_offload_instance',
+  'unshelve_instance',
+  'prep_resize',
+  'resize_instance',
+  'finish_resize',
+  'confirm_resize',
+  'revert_resize',
+  'finish_revert_resize',
+  'live_migration',
+  'detach_interface',
+  'detach_volume',
+  'attach_volume',
+  'swap_volume',
+  'inject_network_info',
+  'reset_network',
+  'trigger_crash_dump',
+  'change_instance_metadata',
+];
+
+export class ComputeManager {
+  private service: NovaObject | undefined;
+  private computeNode: NovaObject | undefined;
+  private nodename = '';
+  private readonly timers: NodeJS.Timeout[] = [];
+  private reporting: Promise<void> | undefined;
+  /** Boot timings of the last boots (bench/boot reads them from the log). */
+  readonly bootTimings: BootTiming[] = [];
+
+  constructor(
+    private readonly conductor: ConductorAPI,
+    private readonly driver: ComputeDriver,
+    private readonly placement: PlacementReporter,
+    private readonly opts: ComputeManagerOptions,
+    private readonly logger: Logger,
+  ) {}
+
+  private log(level: 'info' | 'warn' | 'error' | 'debug', msg: string, ctx?: RequestContext, uuid?: string): void {
+    this.logger.log(level, msg, {
+      logger: LOGGER,
+      ...(ctx ? { request_id: ctx.request_id } : {}),
+      ...(uuid ? { instance_uuid: uuid } : {}),
+    });
+  }
+
+  // ------------------------------------------------------------------ startup
+
+  /** nova/service.py start(): conductor up, service record, compute node, placement, heartbeat. */
+  async start(): Promise<void> {
+    const ctx = adminContext();
+    await this.waitForConductor(ctx);
+    await this.driver.initHost(this.opts.host);
+    this.nodename = this.opts.nodename ?? (await this.driver.getAvailableNodes())[0] ?? osHostname();
+    await this.ensureService(ctx);
+    await this.updateAvailableResource(ctx);
+    this.timers.push(
+      setInterval(() => void this.reportState(), this.opts.reportIntervalS * 1000),
+      setInterval(() => {
+        void this.updateAvailableResource(adminContext()).catch((err: unknown) =>
+          this.log('error', `update_available_resource failed: ${errorMessage(err)}`),
+        );
+      }, this.opts.resourceIntervalS * 1000),
+    );
+  }
+
+  stop(): void {
+    for (const t of this.timers.splice(0)) clearInterval(t);
+  }
+
+  private async waitForConductor(ctx: RequestContext): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.conductor.ping(ctx, 10);
+        return;
+      } catch (err) {
+        this.log('warn', `Timed out waiting for nova-conductor (attempt ${attempt}): ${errorMessage(err)}`, ctx);
+      }
+    }
+  }
+
+  private async ensureService(ctx: RequestContext): Promise<void> {
+    const { host, release } = this.opts;
+    let service = await this.conductor.classActionObject(ctx, 'Service', 'get_by_host_and_binary', [
+      host,
+      'nova-compute',
+    ]);
+    if (!service) {
+      service = NovaObject.create('Service', release.objects.Service ?? '1.22', {
+        host,
+        binary: 'nova-compute',
+        topic: 'compute',
+        report_count: 0,
+        version: release.serviceVersion,
+      });
+      await this.conductor.objectAction(ctx, service, 'create');
+      this.log('info', `Created the nova-compute service record for host ${host}`, ctx);
+    } else if (service.num('version') !== release.serviceVersion) {
+      service.set('version', release.serviceVersion);
+      await this.conductor.objectAction(ctx, service, 'save');
+    }
+    service.resetChanges();
+    this.service = service;
+  }
+
+  /** servicegroup db driver: report_count + 1 every report_interval keeps the host "up". */
+  private async reportState(): Promise<void> {
+    const service = this.service;
+    if (!service || this.reporting) return;
+    this.reporting = (async () => {
+      try {
+        service.set('report_count', (service.num('report_count') ?? 0) + 1);
+        await this.conductor.objectAction(adminContext(), service, 'save');
+      } catch (err) {
+        this.log('error', `report_state failed: ${errorMessage(err)}`);
+      } finally {
+        this.reporting = undefined;
+      }
+    })();
+    await this.reporting;
+  }
+
+  /** The periodic resource update: ComputeNode row, then Placement. */
+  async updateAvailableResource(ctx: RequestContext): Promise<void> {
+    const r = await this.driver.getAvailableResource(this.nodename);
+    const fields = this.computeNodeFields(r);
+    let cn: NovaObject | null | undefined = this.computeNode;
+    if (!cn) {
+      try {
+        cn = await this.conductor.classActionObject(ctx, 'ComputeNode', 'get_by_host_and_nodename', [
+          this.opts.host,
+          this.nodename,
+        ]);
+      } catch (err) {
+        if (!isRemote(err, 'ComputeHostNotFound', 'NotFound')) throw err;
+        cn = null;
+      }
+    }
+    if (!cn) {
+      cn = NovaObject.create('ComputeNode', this.opts.release.objects.ComputeNode ?? '1.19', {
+        host: this.opts.host,
+        hypervisor_hostname: this.nodename,
+        ...fields,
+      });
+      await this.conductor.objectAction(ctx, cn, 'create');
+      this.log(
+        'info',
+        `Compute node record created for ${this.opts.host}:${this.nodename} with uuid ${cn.str('uuid')}`,
+      );
+    } else {
+      cn.update(fields);
+      if (cn.changes.length > 0) await this.conductor.objectAction(ctx, cn, 'save');
+    }
+    cn.resetChanges();
+    this.computeNode = cn;
+    const uuid = cn.str('uuid');
+    if (uuid) await this.placement.syncProvider(ctx, { uuid, name: this.nodename }, r);
+  }
+
+  private computeNodeFields(r: AvailableResource): Record<string, unknown> {
+    const memoryUsed = r.memory_mb_used + this.opts.reservedHostMemoryMb;
+    const diskUsed = r.local_gb_used + Math.ceil(this.opts.reservedHostDiskMb / 1024);
+    return {
+      vcpus: r.vcpus,
+      memory_mb: r.memory_mb,
+      local_gb: r.local_gb,
+      vcpus_used: r.vcpus_used,
+      memory_mb_used: memoryUsed,
+      local_gb_used: diskUsed,
+      free_ram_mb: r.memory_mb - memoryUsed,
+      free_disk_gb: r.local_gb - diskUsed,
+      disk_available_least: r.disk_available_least,
+      current_workload: 0,
+      hypervisor_type: r.hypervisor_type,
+      hypervisor_version: r.hypervisor_version,
+      cpu_info: r.cpu_info,
+      supported_hv_specs: r.supported_instances.map(([arch, hv_type, vm_mode]) => ({
+        'nova_object.name': 'HVSpec',
+        'nova_object.namespace': 'nova',
+        'nova_object.version': this.opts.release.objects.HVSpec ?? '1.2',
+        'nova_object.data': { arch, hv_type, vm_mode },
+      })),
+      cpu_allocation_ratio: this.opts.allocationRatios.cpu,
+      ram_allocation_ratio: this.opts.allocationRatios.ram,
+      disk_allocation_ratio: this.opts.allocationRatios.disk,
+      host_ip: this.opts.myIp,
+      stats: {},
+      metrics: '[]',
+      numa_topology: null,
+    };
+  }
+
+  // ------------------------------------------------------------------ RPC endpoint
+
+  endpoint(): Endpoint {
+    const methods: Record<string, RpcHandler> = {
+      build_and_run_instance: (ctx, a) => this.buildAndRunInstance(ctx, a),
+      terminate_instance: (ctx, a) => this.terminateInstance(ctx, a),
+      get_host_uptime: () => this.driver.getHostUptime(),
+      get_console_output: (ctx, a) => this.getConsoleOutput(ctx, a),
+    };
+    for (const m of UNSUPPORTED_CALLS) {
+      methods[m] = () => {
+        throw new NovaError('NotImplementedError', `nova-docker does not support ${m}`, {}, { novaModule: 'builtins' });
+      };
+    }
+    for (const m of UNSUPPORTED_INSTANCE_CASTS) methods[m] = (ctx, a) => this.unsupportedInstanceAction(ctx, m, a);
+    return { namespace: null, version: this.opts.release.computeRpcVersion, methods };
+  }
+
+  private instanceArg(args: RpcArgs): NovaObject {
+    return NovaObject.fromPrimitive(args.instance, 'Instance');
+  }
+
+  private async save(
+    ctx: RequestContext,
+    instance: NovaObject,
+    fields: Record<string, unknown>,
+    expectedTaskState?: ReadonlyArray<string | null> | string | null,
+  ): Promise<void> {
+    for (const [k, v] of Object.entries(fields)) instance.set(k, v);
+    const kwargs = expectedTaskState === undefined ? {} : { expected_task_state: expectedTaskState };
+    await this.conductor.objectAction(ctx, instance, 'save', [], kwargs);
+  }
+
+  private async eventStart(ctx: RequestContext, uuid: string, event: string): Promise<void> {
+    await this.conductor.classAction(ctx, 'InstanceActionEvent', 'event_start', [uuid, event], {
+      want_result: false,
+      host: this.opts.host,
+    });
+  }
+
+  private async eventFinish(ctx: RequestContext, uuid: string, event: string, err?: unknown): Promise<void> {
+    try {
+      await this.conductor.classAction(ctx, 'InstanceActionEvent', 'event_finish_with_failure', [uuid, event], {
+        exc_val: err === undefined ? null : errorMessage(err),
+        exc_tb: err instanceof Error && err.stack ? err.stack : null,
+        want_result: false,
+      });
+    } catch (e) {
+      this.log('warn', `could not finish action event ${event}: ${errorMessage(e)}`, ctx, uuid);
+    }
+  }
+
+  private async recordFault(ctx: RequestContext, uuid: string, err: unknown): Promise<void> {
+    const code = err instanceof NovaError && typeof err.kwargs.code === 'number' ? err.kwargs.code : 500;
+    const message = (err instanceof NovaError ? err.message : `${errorMessage(err)}`).slice(0, 255);
+    const fault = NovaObject.create('InstanceFault', this.opts.release.objects.InstanceFault ?? '1.2', {
+      instance_uuid: uuid,
+      code,
+      message,
+      details: code === 500 && err instanceof Error ? (err.stack ?? '') : '',
+      host: this.opts.host,
+    });
+    try {
+      await this.conductor.objectAction(ctx, fault, 'create');
+    } catch (e) {
+      this.log('error', `could not record the instance fault: ${errorMessage(e)}`, ctx, uuid);
+    }
+  }
+
+  /** True for the errors that mean "the user deleted the instance meanwhile". */
+  private static deletedMeanwhile(err: unknown): boolean {
+    return isRemote(err, 'InstanceNotFound', 'UnexpectedDeletingTaskStateError');
+  }
+
+  async buildAndRunInstance(ctx: RequestContext, args: RpcArgs): Promise<void> {
+    const t0 = performance.now();
+    const instance = this.instanceArg(args);
+    const uuid = instance.str('uuid') ?? '';
+    const timing: BootTiming = { instance_uuid: uuid, received: 0, spawning: 0, spawned: 0, active: 0, ok: false };
+    const event = 'compute__do_build_and_run_instance';
+    this.log('info', 'Starting instance...', ctx, uuid);
+    const dctx = driverContext(ctx);
+    try {
+      await this.eventStart(ctx, uuid, event);
+      await this.save(ctx, instance, { vm_state: VmState.BUILDING, task_state: null }, [TaskState.SCHEDULING, null]);
+      const sysmeta = { ...((instance.get('system_metadata') as Record<string, unknown> | undefined) ?? {}) };
+      sysmeta.boot_roles = ctx.roles.join(',');
+      await this.save(ctx, instance, {
+        host: this.opts.host,
+        node: typeof args.node === 'string' ? args.node : this.nodename,
+        launched_on: this.opts.host,
+        system_metadata: sysmeta,
+      });
+      await this.save(ctx, instance, { task_state: TaskState.NETWORKING }, [null]);
+      await this.save(ctx, instance, { task_state: TaskState.BLOCK_DEVICE_MAPPING });
+      await this.save(ctx, instance, { task_state: TaskState.SPAWNING }, TaskState.BLOCK_DEVICE_MAPPING);
+      timing.spawning = performance.now() - t0;
+      const spec = instanceSpec(instance, this.opts.host);
+      const injected = Array.isArray(args.injected_files) ? (args.injected_files as Array<[string, string]>) : [];
+      await this.driver.spawn(
+        dctx,
+        spec,
+        imageMetaOf(args.image, instance.str('image_ref')),
+        injected,
+        typeof args.admin_password === 'string' ? args.admin_password : undefined,
+        undefined,
+        [],
+      );
+      timing.spawned = performance.now() - t0;
+      await this.save(
+        ctx,
+        instance,
+        {
+          vm_state: VmState.ACTIVE,
+          task_state: null,
+          power_state: PowerStateValue.RUNNING,
+          launched_at: novaDateTime(),
+        },
+        TaskState.SPAWNING,
+      );
+      timing.active = performance.now() - t0;
+      timing.ok = true;
+      this.log('info', `Took ${(timing.spawned - timing.spawning) / 1000} seconds to spawn the instance`, ctx, uuid);
+      await this.eventFinish(ctx, uuid, event);
+    } catch (err) {
+      await this.buildFailed(ctx, instance, err);
+      await this.eventFinish(ctx, uuid, event, err);
+    } finally {
+      this.bootTimings.push(timing);
+      if (this.bootTimings.length > 1000) this.bootTimings.shift();
+      this.logger.debug('boot timing', { logger: LOGGER, instance_uuid: uuid, boot_timing: timing });
+    }
+  }
+
+  /** A failed build: nothing on the host, allocations gone, ERROR with a fault (unless deleted meanwhile). */
+  private async buildFailed(ctx: RequestContext, instance: NovaObject, err: unknown): Promise<void> {
+    const uuid = instance.str('uuid') ?? '';
+    const spec = instanceSpec(instance, this.opts.host);
+    await this.driver.destroy(driverContext(ctx), spec, []).catch((e: unknown) => {
+      this.log('error', `cleanup after a failed build failed: ${errorMessage(e)}`, ctx, uuid);
+    });
+    await this.placement
+      .deleteAllocations(ctx, uuid)
+      .catch((e: unknown) => this.log('error', `could not delete allocations: ${errorMessage(e)}`, ctx, uuid));
+    if (ComputeManager.deletedMeanwhile(err)) {
+      this.log('info', 'Instance disappeared during build', ctx, uuid);
+      return;
+    }
+    this.log('error', `Build of instance aborted: ${errorMessage(err)}`, ctx, uuid);
+    await this.recordFault(ctx, uuid, findCause(err, NovaError) ?? err);
+    try {
+      await this.save(ctx, instance, {
+        vm_state: VmState.ERROR,
+        task_state: null,
+        host: null,
+        node: null,
+        launched_on: null,
+      });
+    } catch (e) {
+      this.log('error', `could not set the instance to ERROR: ${errorMessage(e)}`, ctx, uuid);
+    }
+  }
+
+  async terminateInstance(ctx: RequestContext, args: RpcArgs): Promise<void> {
+    const instance = this.instanceArg(args);
+    const uuid = instance.str('uuid') ?? '';
+    const event = 'compute_terminate_instance';
+    try {
+      await this.eventStart(ctx, uuid, event);
+      await this.driver.destroy(driverContext(ctx), instanceSpec(instance, this.opts.host), []);
+      await this.save(ctx, instance, {
+        vm_state: VmState.DELETED,
+        task_state: null,
+        power_state: PowerStateValue.NOSTATE,
+        terminated_at: novaDateTime(),
+      });
+      await this.placement.deleteAllocations(ctx, uuid);
+      await this.conductor.objectAction(ctx, instance, 'destroy');
+      this.log('info', 'Terminated instance', ctx, uuid);
+      await this.eventFinish(ctx, uuid, event);
+    } catch (err) {
+      if (isRemote(err, 'InstanceNotFound')) {
+        this.log('info', 'Instance already gone', ctx, uuid);
+        await this.eventFinish(ctx, uuid, event);
+        return;
+      }
+      this.log('error', `Setting instance vm_state to ERROR: ${errorMessage(err)}`, ctx, uuid);
+      await this.recordFault(ctx, uuid, err);
+      await this.save(ctx, instance, { vm_state: VmState.ERROR, task_state: null }).catch(() => undefined);
+      await this.eventFinish(ctx, uuid, event, err);
+    }
+  }
+
+  private async getConsoleOutput(ctx: RequestContext, args: RpcArgs): Promise<string> {
+    const instance = this.instanceArg(args);
+    const tail = typeof args.tail_length === 'number' ? args.tail_length : undefined;
+    return await this.driver.getConsoleOutput(driverContext(ctx), instanceSpec(instance, this.opts.host), tail);
+  }
+
+  /** An action we do not do yet: clear the task the API set, record why, never leave it stuck. */
+  private async unsupportedInstanceAction(ctx: RequestContext, method: string, args: RpcArgs): Promise<void> {
+    const err = new NovaError(
+      'NotImplementedError',
+      `nova-docker does not support ${method} yet`,
+      {},
+      {
+        novaModule: 'builtins',
+      },
+    );
+    let instance: NovaObject;
+    try {
+      instance = this.instanceArg(args);
+    } catch {
+      throw err;
+    }
+    const uuid = instance.str('uuid') ?? '';
+    this.log('warn', err.message, ctx, uuid);
+    await this.recordFault(ctx, uuid, err);
+    await this.save(ctx, instance, { task_state: null }).catch((e: unknown) =>
+      this.log('error', `could not reset task_state: ${errorMessage(e)}`, ctx, uuid),
+    );
+    throw err;
+  }
+}

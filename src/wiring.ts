@@ -1,0 +1,135 @@
+/**
+ * nova.conf → the agent's parts: Docker client, image service, driver,
+ * Keystone/Glance/Placement clients, conductor and the compute manager.
+ * Wiring only: no behaviour lives here.
+ */
+import type { Config } from './config/index.js';
+import type { Logger } from './common/log.js';
+import { DockerClient } from './clients/docker/index.js';
+import type { DockerClientOptions } from './clients/docker/types.js';
+import { GlanceClient } from './clients/glance/client.js';
+import { KeystoneClient } from './clients/keystone/client.js';
+import { ConfigError } from './config/index.js';
+import { ComputeManager, type PlacementReporter } from './compute/manager.js';
+import { ConductorAPI } from './objects/conductor.js';
+import { RELEASES } from './objects/releases.js';
+import type { Messaging } from './rpc/messaging.js';
+import { DockerDriver } from './virt/docker/driver.js';
+import { ImageService } from './virt/docker/images.js';
+
+export function dockerClientOptions(config: Config): DockerClientOptions {
+  const d = config.docker;
+  const url = d.host_url;
+  if (url.startsWith('unix://')) return { socketPath: url.slice('unix://'.length) };
+  const tls = d.ca_file || d.cert_file || d.key_file || url.startsWith('https://');
+  return {
+    baseURL: url,
+    ...(tls
+      ? {
+          tls: {
+            ...(d.ca_file ? { ca: d.ca_file } : {}),
+            ...(d.cert_file ? { cert: d.cert_file } : {}),
+            ...(d.key_file ? { key: d.key_file } : {}),
+            insecure: d.api_insecure,
+          },
+        }
+      : {}),
+    ...(d.api_version ? { apiVersion: d.api_version } : {}),
+  };
+}
+
+type AuthGroup = Config['placement'];
+
+/** Keystone password auth from a keystoneauth group ([placement], [service_user], …). */
+export function keystoneFromGroup(group: AuthGroup, name: string, logger: Logger): KeystoneClient {
+  const missing = (['auth_url', 'username', 'password', 'project_name'] as const).filter((k) => !group[k]);
+  if (missing.length > 0) throw new ConfigError(missing.map((k) => `[${name}] ${k}: required to talk to Keystone`));
+  return new KeystoneClient(
+    {
+      authUrl: group.auth_url ?? '',
+      username: group.username ?? '',
+      password: group.password ?? '',
+      projectName: group.project_name ?? '',
+      userDomainName: group.user_domain_name ?? 'Default',
+      projectDomainName: group.project_domain_name ?? 'Default',
+      regionName: group.region_name,
+      interfaces: group.valid_interfaces,
+    },
+    { logger },
+  );
+}
+
+export interface Agent {
+  docker: DockerClient;
+  driver: DockerDriver;
+  manager: ComputeManager;
+  keystone: KeystoneClient;
+}
+
+export function buildAgent(
+  config: Config,
+  messaging: Messaging,
+  logger: Logger,
+  makePlacement: (keystone: KeystoneClient) => PlacementReporter,
+): Agent {
+  const release = RELEASES.zed;
+  if (!release) throw new Error('no Nova release table');
+  const D = config.DEFAULT;
+  const keystone = keystoneFromGroup(config.placement, 'placement', logger);
+  const docker = new DockerClient(dockerClientOptions(config));
+  const glance = new GlanceClient({
+    apiServers: config.glance.api_servers.length > 0 ? config.glance.api_servers : undefined,
+    keystone,
+    endpoint: { interfaces: config.glance.valid_interfaces, region: config.glance.region_name },
+    logger,
+  });
+  const images = new ImageService(
+    { docker, glance, logger },
+    {
+      registryUrl: config.docker.registry_url || null,
+      registryAuth:
+        config.docker.registry_username && config.docker.registry_password
+          ? { username: config.docker.registry_username, password: config.docker.registry_password }
+          : undefined,
+      pullPolicy: config.docker.pull_policy,
+    },
+  );
+  const driver = new DockerDriver(
+    docker,
+    images,
+    {
+      host: D.host,
+      privileged: config.docker.privileged,
+      capAdd: [...config.docker.cap_add],
+      allowHostMounts: config.docker.allow_host_mounts,
+      cpuHardLimit: config.docker.cpu_hard_limit,
+      pidsLimit: config.docker.pids_limit,
+      consoleLogMaxBytes: config.docker.console_log_max_bytes,
+      stopTimeoutS: config.docker.stop_timeout,
+      spawnCheckMs: config.docker.spawn_check_ms,
+    },
+    logger,
+  );
+  const conductor = new ConductorAPI(messaging.client('conductor'), release);
+  const manager = new ComputeManager(
+    conductor,
+    driver,
+    makePlacement(keystone),
+    {
+      host: D.host,
+      release,
+      reportIntervalS: D.report_interval,
+      resourceIntervalS: 60,
+      myIp: D.my_ip,
+      allocationRatios: {
+        cpu: D.cpu_allocation_ratio ?? D.initial_cpu_allocation_ratio,
+        ram: D.ram_allocation_ratio ?? D.initial_ram_allocation_ratio,
+        disk: D.disk_allocation_ratio ?? D.initial_disk_allocation_ratio,
+      },
+      reservedHostMemoryMb: D.reserved_host_memory_mb,
+      reservedHostDiskMb: D.reserved_host_disk_mb,
+    },
+    logger,
+  );
+  return { docker, driver, manager, keystone };
+}
