@@ -21,8 +21,13 @@ const LOGGER = 'nova_docker.compute.manager';
 
 /** What the manager needs from Placement (src/clients/placement behind it). */
 export interface PlacementReporter {
-  /** Ensures the provider, its inventory and traits match the node. */
-  syncProvider(ctx: RequestContext, node: { uuid: string; name: string }, resources: AvailableResource): Promise<void>;
+  /** Ensures the provider, its inventory and traits match the node (COMPUTE_STATUS_DISABLED when `disabled`). */
+  syncProvider(
+    ctx: RequestContext,
+    node: { uuid: string; name: string },
+    resources: AvailableResource,
+    disabled: boolean,
+  ): Promise<void>;
   /** Removes an instance's allocations; a missing consumer is fine. */
   deleteAllocations(ctx: RequestContext, instanceUuid: string): Promise<void>;
 }
@@ -263,7 +268,8 @@ export class ComputeManager {
     cn.resetChanges();
     this.computeNode = cn;
     const uuid = cn.str('uuid');
-    if (uuid) await this.placement.syncProvider(ctx, { uuid, name: this.nodename }, r);
+    if (uuid)
+      await this.placement.syncProvider(ctx, { uuid, name: this.nodename }, r, this.service?.get('disabled') === true);
   }
 
   private computeNodeFields(r: AvailableResource): Record<string, unknown> {
