@@ -120,6 +120,7 @@ export function buildAgent(
       release,
       reportIntervalS: D.report_interval,
       resourceIntervalS: 60,
+      syncPowerStateIntervalS: D.sync_power_state_interval,
       myIp: D.my_ip,
       allocationRatios: {
         cpu: D.cpu_allocation_ratio ?? D.initial_cpu_allocation_ratio,

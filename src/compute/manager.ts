@@ -7,7 +7,7 @@
 import { hostname as osHostname } from 'node:os';
 import type { Logger } from '../common/log.js';
 import { errorMessage, findCause, NovaError } from '../common/errors.js';
-import { NovaObject, novaDateTime } from '../objects/base.js';
+import { listObjects, NovaObject, novaDateTime } from '../objects/base.js';
 import { ConductorAPI, isRemote } from '../objects/conductor.js';
 import type { NovaRelease } from '../objects/releases.js';
 import { adminContext, type RequestContext } from '../rpc/context.js';
@@ -40,6 +40,8 @@ export interface ComputeManagerOptions {
   reportIntervalS: number;
   /** update_available_resource period, s (nova: 60) */
   resourceIntervalS: number;
+  /** sync_power_state_interval, s; ≤ 0 disables */
+  syncPowerStateIntervalS: number;
   myIp: string;
   allocationRatios: { cpu: number; ram: number; disk: number };
   reservedHostMemoryMb: number;
@@ -139,6 +141,7 @@ export class ComputeManager {
   private nodename = '';
   private readonly timers: NodeJS.Timeout[] = [];
   private reporting: Promise<void> | undefined;
+  private syncing = false;
   /** Boot timings of the last boots (bench/boot reads them from the log). */
   readonly bootTimings: BootTiming[] = [];
 
@@ -176,6 +179,9 @@ export class ComputeManager {
         );
       }, this.opts.resourceIntervalS * 1000),
     );
+    if (this.opts.syncPowerStateIntervalS > 0) {
+      this.timers.push(setInterval(() => void this.syncPowerStates(), this.opts.syncPowerStateIntervalS * 1000));
+    }
   }
 
   stop(): void {
@@ -303,6 +309,56 @@ export class ComputeManager {
       metrics: '[]',
       numa_topology: null,
     };
+  }
+
+  /**
+   * _sync_power_states: our containers' states in one driver call against the
+   * instances Nova has on this host; a changed power state is saved, an
+   * ACTIVE instance whose container stopped becomes STOPPED (what Nova's stop
+   * would do). Instances with a task in flight are skipped, and every save
+   * carries expected_task_state [None], so a task that starts meanwhile wins.
+   */
+  async syncPowerStates(): Promise<number> {
+    if (this.syncing) return 0;
+    this.syncing = true;
+    const ctx = adminContext();
+    let changed = 0;
+    try {
+      const list = await this.conductor.classAction(ctx, 'InstanceList', 'get_by_host', [this.opts.host], {
+        expected_attrs: [],
+        use_slave: true,
+      });
+      const states = await this.driver.listInstancePowerStates();
+      for (const instance of listObjects(list)) {
+        const uuid = instance.str('uuid') ?? '';
+        if (instance.str('task_state') !== null) continue;
+        const vmState = instance.str('vm_state');
+        const current: number = states.get(uuid) ?? PowerStateValue.NOSTATE;
+        const fields: Record<string, unknown> = {};
+        if (instance.num('power_state') !== current) fields.power_state = current;
+        if (
+          vmState === VmState.ACTIVE &&
+          (current === PowerStateValue.SHUTDOWN || current === PowerStateValue.CRASHED)
+        ) {
+          fields.vm_state = VmState.STOPPED;
+        }
+        if (Object.keys(fields).length === 0) continue;
+        try {
+          await this.save(ctx, instance, fields, [null]);
+          changed++;
+          this.log('info', `Power state sync: ${JSON.stringify(fields)}`, ctx, uuid);
+        } catch (err) {
+          if (!isRemote(err, 'UnexpectedTaskStateError', 'InstanceNotFound', 'UnexpectedDeletingTaskStateError')) {
+            this.log('warn', `power state sync failed: ${errorMessage(err)}`, ctx, uuid);
+          }
+        }
+      }
+    } catch (err) {
+      this.log('error', `power state sync failed: ${errorMessage(err)}`, ctx);
+    } finally {
+      this.syncing = false;
+    }
+    return changed;
   }
 
   // ------------------------------------------------------------------ RPC endpoint

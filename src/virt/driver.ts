@@ -44,6 +44,12 @@ export interface ComputeDriver {
   listInstanceUuids(): Promise<string[]>;
 
   /**
+   * Power state of every guest of this host, by uuid, in one hypervisor call
+   * (the periodic power-state sync). Guests not listed are missing (NOSTATE).
+   */
+  listInstancePowerStates(): Promise<Map<string, PowerState>>;
+
+  /**
    * Current power state. Throws InstanceNotFound when the guest is missing.
    * Never changes anything.
    */

@@ -207,6 +207,23 @@ export function describeDriverContract(name: string, makeHarness: () => Promise<
       assert.equal(await state(inst), PowerState.RUNNING);
     });
 
+    it('listInstancePowerStates agrees with getInfo for every state, in one call', async () => {
+      const running = makeInstance(h.host);
+      const stopped = makeInstance(h.host);
+      const paused = makeInstance(h.host);
+      const crashed = makeInstance(h.host);
+      for (const i of [running, stopped, paused, crashed]) await spawn(i);
+      await h.driver.powerOff(stopped, 0);
+      await h.driver.pause(paused);
+      await h.crash(crashed);
+      const all = await h.driver.listInstancePowerStates();
+      assert.equal(all.get(running.uuid), PowerState.RUNNING);
+      assert.equal(all.get(stopped.uuid), PowerState.SHUTDOWN);
+      assert.equal(all.get(paused.uuid), PowerState.PAUSED);
+      assert.equal(all.get(crashed.uuid), PowerState.CRASHED);
+      for (const i of [running, stopped, paused, crashed]) assert.equal(all.get(i.uuid), await state(i));
+    });
+
     it('operations on a missing instance: InstanceNotFound', async () => {
       const inst = makeInstance(h.host);
       await assert.rejects(h.driver.powerOff(inst, 0), isNova('InstanceNotFound'));

@@ -98,7 +98,8 @@ describe('e2e: the real Nova schedules onto nova-docker', function () {
 
   before(async () => {
     await stopFakeCompute();
-    agent = await startAgent(HOST);
+    // a short power-state sync so a container stopped behind Nova's back shows quickly
+    agent = await startAgent(HOST, '\n[DEFAULT]\nsync_power_state_interval = 2\n');
     await discoverHosts();
   });
 
@@ -166,5 +167,33 @@ describe('e2e: the real Nova schedules onto nova-docker', function () {
     assert.equal(await dockerPs(id), '', 'no container left behind');
     await deleteServer(id);
     servers.splice(servers.indexOf(id), 1);
+  });
+
+  it('a container stopped outside Nova shows SHUTOFF after the power-state sync', async () => {
+    const name = `nd-busybox-${randomUUID().slice(0, 8)}`;
+    images.push(await uploadImage(name, 'busybox:latest'));
+    const server = await openstackJson<Server>([
+      'server',
+      'create',
+      '--image',
+      name,
+      '--flavor',
+      'm1.tiny',
+      '--nic',
+      'none',
+      '--availability-zone',
+      `nova:${HOST}`,
+      '--wait',
+      `nd-e2e-sync-${randomUUID().slice(0, 6)}`,
+    ]);
+    servers.push(server.id);
+    assert.equal(server.status, 'ACTIVE');
+    await execFileP('docker', ['stop', '-t', '1', `nova-${server.id}`], { env: SYSTEM_ENV });
+    const s = await waitStatus(server.id, ['SHUTOFF'], 60_000);
+    // the CLI's JSON gives the integer, its table the name
+    assert.ok([4, 'Shutdown'].includes(s['OS-EXT-STS:power_state'] ?? ''), String(s['OS-EXT-STS:power_state']));
+    await deleteServer(server.id);
+    servers.splice(servers.indexOf(server.id), 1);
+    assert.equal(await dockerPs(server.id), '', 'container removed');
   });
 });

@@ -40,7 +40,7 @@ import type {
 import { ContainerSpecError, buildContainerSpec, type ContainerSpecOptions } from './container-spec.js';
 import type { ImageResolver } from './image-resolver.js';
 import { LABELS, containerName, hostLabelFilter, ownedBy } from './labels.js';
-import { powerStateOf } from './power-state.js';
+import { powerStateOf, powerStateOfSummary } from './power-state.js';
 
 export interface DockerDriverOptions {
   /** The compute host (nova service `host`); the driver sees only containers labelled with it. */
@@ -145,6 +145,22 @@ export class DockerDriver implements ComputeDriver {
   async listInstanceUuids(): Promise<string[]> {
     const list = await this.ours();
     return list.map((c) => c.Labels?.[LABELS.instanceUuid]).filter((u): u is string => !!u);
+  }
+
+  async listInstancePowerStates(): Promise<Map<string, PowerState>> {
+    const out = new Map<string, PowerState>();
+    for (const c of await this.ours()) {
+      const uuid = c.Labels?.[LABELS.instanceUuid];
+      if (!uuid) continue;
+      out.set(
+        uuid,
+        powerStateOfSummary(c.State, c.Status, {
+          suspended: this.suspended.has(uuid),
+          stoppedByDriver: this.stopped.has(uuid),
+        }),
+      );
+    }
+    return out;
   }
 
   async getInfo(instance: InstanceSpec): Promise<InstanceInfo> {

@@ -58,3 +58,24 @@ export function powerStateOf(state: DockerContainerState | undefined, hints: Pow
       return PowerState.NOSTATE;
   }
 }
+
+/**
+ * Power state from a container list entry (no inspect): State plus the exit
+ * code in Status ("Exited (137) 5 seconds ago"). OOM kills are not visible
+ * there; getInfo (inspect) reports them as CRASHED.
+ */
+export function powerStateOfSummary(state: string, status: string, hints: PowerStateHints = {}): PowerState {
+  const exitCode = Number(/\((-?\d+)\)/.exec(status)?.[1] ?? -1);
+  return powerStateOf(
+    {
+      Status: state,
+      Running: state === 'running',
+      Paused: state === 'paused',
+      Restarting: state === 'restarting',
+      OOMKilled: false,
+      Dead: state === 'dead',
+      ExitCode: exitCode,
+    },
+    hints,
+  );
+}

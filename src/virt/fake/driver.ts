@@ -67,6 +67,10 @@ export class FakeDriver implements ComputeDriver {
     return Promise.resolve([...this.guests.keys()]);
   }
 
+  listInstancePowerStates(): Promise<Map<string, PowerState>> {
+    return Promise.resolve(new Map([...this.guests].map(([uuid, g]) => [uuid, g.state])));
+  }
+
   async getInfo(instance: InstanceSpec): Promise<InstanceInfo> {
     return Promise.resolve({ power_state: this.must(instance).state });
   }
