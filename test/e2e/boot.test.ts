@@ -4,9 +4,10 @@
  * ERROR with a fault; nothing is left behind.
  */
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
-import { rmSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { pollUntil } from '../../src/common/poll.js';
 import { execFileP, SYSTEM_ENV } from '../support/broker.js';
 import {
@@ -195,5 +196,51 @@ describe('e2e: the real Nova schedules onto nova-docker', function () {
     await deleteServer(server.id);
     servers.splice(servers.indexOf(server.id), 1);
     assert.equal(await dockerPs(server.id), '', 'container removed');
+  });
+
+  it('a corrupt tarball ends in ERROR with a fault naming the image problem', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nd-bad-'));
+    const file = join(dir, 'bad.tar');
+    writeFileSync(file, randomBytes(64 * 1024));
+    const name = `nd-corrupt-${randomUUID().slice(0, 8)}`;
+    try {
+      const img = await openstackJson<{ id: string }>([
+        'image',
+        'create',
+        '--container-format',
+        'docker',
+        '--disk-format',
+        'raw',
+        '--file',
+        file,
+        name,
+      ]);
+      images.push(img.id);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    const out = await openstack([
+      'server',
+      'create',
+      '--image',
+      name,
+      '--flavor',
+      'm1.tiny',
+      '--nic',
+      'none',
+      '--availability-zone',
+      `nova:${HOST}`,
+      `nd-e2e-corrupt-${randomUUID().slice(0, 6)}`,
+      '-f',
+      'json',
+    ]);
+    const id = (JSON.parse(out) as Server).id;
+    servers.push(id);
+    const s = await waitStatus(id, ['ERROR', 'ACTIVE']);
+    assert.equal(s.status, 'ERROR');
+    assert.match(String(s.fault?.message), /image|tar/i);
+    assert.equal(await dockerPs(id), '', 'no container left behind');
+    await deleteServer(id);
+    servers.splice(servers.indexOf(id), 1);
   });
 });
