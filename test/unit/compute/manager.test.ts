@@ -1,0 +1,336 @@
+/**
+ * The compute manager's state machine, on FakeDriver and an in-memory
+ * conductor that enforces expected_task_state the way nova's Instance.save
+ * does. The same flows run against the real Nova in test/e2e.
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { nullLogger } from '../../../src/common/log.js';
+import { NovaError } from '../../../src/common/errors.js';
+import { ComputeManager, type PlacementReporter } from '../../../src/compute/manager.js';
+import { NovaObject } from '../../../src/objects/base.js';
+import type { ConductorAPI } from '../../../src/objects/conductor.js';
+import { RELEASES } from '../../../src/objects/releases.js';
+import { adminContext, contextFromValues } from '../../../src/rpc/context.js';
+import { RemoteError } from '../../../src/rpc/errors.js';
+import { FakeDriver } from '../../../src/virt/fake/driver.js';
+import { PowerState } from '../../../src/virt/power-state.js';
+
+const HOST = 'cmp1';
+
+interface Save {
+  uuid: string;
+  changes: string[];
+  fields: Record<string, unknown>;
+  expected: unknown;
+}
+
+/** Nova's conductor, in memory: instance rows, saves with expected_task_state, faults, events. */
+class FakeConductor {
+  readonly rows = new Map<string, Record<string, unknown>>();
+  readonly saves: Save[] = [];
+  readonly faults: Array<Record<string, unknown>> = [];
+  readonly events: Array<{ kind: string; args: unknown[]; kwargs: Record<string, unknown> }> = [];
+  readonly destroyed: string[] = [];
+  deleteOnSave = new Set<string>();
+
+  ping(): Promise<unknown> {
+    return Promise.resolve({ service: 'conductor' });
+  }
+
+  classAction(
+    _ctx: unknown,
+    objname: string,
+    objmethod: string,
+    args: unknown[],
+    kwargs: Record<string, unknown> = {},
+  ) {
+    if (objname === 'InstanceActionEvent') this.events.push({ kind: objmethod, args, kwargs });
+    if (objname === 'InstanceList' && objmethod === 'get_by_host') {
+      return Promise.resolve({
+        'nova_object.name': 'InstanceList',
+        'nova_object.namespace': 'nova',
+        'nova_object.version': '2.6',
+        'nova_object.data': {
+          objects: [...this.rows.values()]
+            .filter((r) => r.host === args[0])
+            .map((r) => NovaObject.create('Instance', '2.7', r).toPrimitive()),
+        },
+      });
+    }
+    return Promise.resolve(null);
+  }
+
+  classActionObject(): Promise<NovaObject | null> {
+    return Promise.resolve(null);
+  }
+
+  objectAction(
+    _ctx: unknown,
+    obj: NovaObject,
+    objmethod: string,
+    _args: unknown[] = [],
+    kwargs: Record<string, unknown> = {},
+  ) {
+    if (obj.name === 'Service' || obj.name === 'ComputeNode') {
+      if (objmethod === 'create') obj.applyUpdates({ id: 1, uuid: randomUUID(), obj_what_changed: [] });
+      return Promise.resolve(null);
+    }
+    if (obj.name === 'InstanceFault') {
+      this.faults.push(obj.toPrimitive()['nova_object.data']);
+      return Promise.resolve(null);
+    }
+    const uuid = obj.str('uuid') ?? '';
+    const row = this.rows.get(uuid);
+    if (!row || this.deleteOnSave.has(uuid)) {
+      return Promise.reject(
+        new RemoteError('InstanceNotFound', 'nova.exception', `Instance ${uuid} could not be found.`),
+      );
+    }
+    if (objmethod === 'destroy') {
+      this.rows.delete(uuid);
+      this.destroyed.push(uuid);
+      return Promise.resolve(null);
+    }
+    const expected = kwargs.expected_task_state;
+    if (expected !== undefined) {
+      const allowed = Array.isArray(expected) ? expected : [expected];
+      if (!allowed.includes(row.task_state ?? null)) {
+        const klass = row.task_state === 'deleting' ? 'UnexpectedDeletingTaskStateError' : 'UnexpectedTaskStateError';
+        return Promise.reject(
+          new RemoteError(
+            klass,
+            'nova.exception',
+            `Unexpected task state: expecting ${JSON.stringify(allowed)} but the actual state is ${String(row.task_state)}`,
+          ),
+        );
+      }
+    }
+    const fields: Record<string, unknown> = {};
+    for (const c of obj.changes) fields[c] = obj.get(c);
+    Object.assign(row, fields);
+    this.saves.push({ uuid, changes: obj.changes, fields, expected });
+    obj.applyUpdates({ obj_what_changed: [] });
+    return Promise.resolve(null);
+  }
+}
+
+class FakePlacement implements PlacementReporter {
+  readonly deleted: string[] = [];
+  synced = 0;
+  syncProvider(): Promise<void> {
+    this.synced++;
+    return Promise.resolve();
+  }
+  deleteAllocations(_ctx: unknown, uuid: string): Promise<void> {
+    this.deleted.push(uuid);
+    return Promise.resolve();
+  }
+}
+
+function setup() {
+  const conductor = new FakeConductor();
+  const driver = new FakeDriver({ host: HOST });
+  const placement = new FakePlacement();
+  const manager = new ComputeManager(
+    conductor as unknown as ConductorAPI,
+    driver,
+    placement,
+    {
+      host: HOST,
+      release: RELEASES.zed!,
+      reportIntervalS: 3600,
+      resourceIntervalS: 3600,
+      syncPowerStateIntervalS: 0,
+      myIp: '127.0.0.1',
+      allocationRatios: { cpu: 16, ram: 1.5, disk: 1 },
+      reservedHostMemoryMb: 512,
+      reservedHostDiskMb: 0,
+    },
+    nullLogger(),
+  );
+  return { conductor, driver, placement, manager };
+}
+
+/** An instance as the conductor casts it: building/scheduling, no host yet. */
+function newInstance(conductor: FakeConductor, fields: Record<string, unknown> = {}) {
+  const uuid = randomUUID();
+  const data: Record<string, unknown> = {
+    id: 1,
+    uuid,
+    vm_state: 'building',
+    task_state: 'scheduling',
+    power_state: 0,
+    host: null,
+    node: null,
+    image_ref: 'img-1',
+    metadata: {},
+    system_metadata: {},
+    flavor: NovaObject.create('Flavor', '1.2', {
+      flavorid: '1',
+      name: 'm1.tiny',
+      memory_mb: 512,
+      vcpus: 1,
+      root_gb: 1,
+      ephemeral_gb: 0,
+      swap: 0,
+      extra_specs: {},
+    }).toPrimitive(),
+    ...fields,
+  };
+  conductor.rows.set(uuid, { ...data });
+  const primitive = new NovaObject('Instance', '2.7', data).toPrimitive();
+  return { uuid, primitive };
+}
+
+const image = (props: Record<string, unknown> = {}) => ({
+  id: 'img-1',
+  name: 'busybox',
+  container_format: 'docker',
+  disk_format: 'raw',
+  properties: props,
+});
+const userCtx = contextFromValues({ request_id: 'req-build', roles: ['member', 'reader'], project_id: 'p1' });
+
+describe('compute/manager', () => {
+  it('build_and_run_instance follows Nova’s state machine to ACTIVE/RUNNING', async () => {
+    const { conductor, driver, manager } = setup();
+    const { uuid, primitive } = newInstance(conductor);
+    await manager.buildAndRunInstance(userCtx, { instance: primitive, image: image(), node: HOST });
+    const seq = conductor.saves.map((s) => [s.fields.vm_state ?? '', s.fields.task_state, s.expected]);
+    assert.deepEqual(seq, [
+      ['building', null, ['scheduling', null]],
+      ['', undefined, undefined],
+      ['', 'networking', [null]],
+      ['', 'block_device_mapping', undefined],
+      ['', 'spawning', 'block_device_mapping'],
+      ['active', null, 'spawning'],
+    ]);
+    const row = conductor.rows.get(uuid)!;
+    assert.equal(row.vm_state, 'active');
+    assert.equal(row.power_state, 1);
+    assert.equal(row.host, HOST);
+    assert.equal(row.node, HOST);
+    assert.equal(row.launched_on, HOST);
+    assert.match(String(row.launched_at), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+    assert.deepEqual(row.system_metadata, { boot_roles: 'member,reader' });
+    assert.equal(
+      (await driver.getInfo({ uuid, host: HOST, metadata: {}, flavor: {} as never })).power_state,
+      PowerState.RUNNING,
+    );
+    assert.deepEqual(
+      conductor.events.map((e) => [e.kind, e.args[1]]),
+      [
+        ['event_start', 'compute__do_build_and_run_instance'],
+        ['event_finish_with_failure', 'compute__do_build_and_run_instance'],
+      ],
+    );
+    assert.equal(conductor.events[1]?.kwargs.exc_val, null);
+    assert.equal(manager.bootTimings.at(-1)?.ok, true);
+  });
+
+  it('a failed spawn: ERROR with a fault, allocations removed, nothing on the host, event finished with the error', async () => {
+    const { conductor, driver, placement, manager } = setup();
+    const { uuid, primitive } = newInstance(conductor);
+    await manager.buildAndRunInstance(userCtx, {
+      instance: primitive,
+      image: image({ fake_fail_spawn: 'the command exited at once with status 1' }),
+    });
+    const row = conductor.rows.get(uuid)!;
+    assert.equal(row.vm_state, 'error');
+    assert.equal(row.task_state, null);
+    assert.equal(row.host, null);
+    assert.equal(conductor.faults.length, 1);
+    assert.match(String(conductor.faults[0]?.message), /exited at once with status 1/);
+    assert.equal(conductor.faults[0]?.instance_uuid, uuid);
+    assert.deepEqual(placement.deleted, [uuid]);
+    assert.deepEqual(await driver.listInstanceUuids(), []);
+    assert.match(String(conductor.events.at(-1)?.kwargs.exc_val), /exited at once/);
+  });
+
+  it('an instance deleted during the build: stop quietly, clean up, no fault', async () => {
+    const { conductor, driver, placement, manager } = setup();
+    const { uuid, primitive } = newInstance(conductor);
+    conductor.deleteOnSave.add(uuid);
+    await manager.buildAndRunInstance(userCtx, { instance: primitive, image: image() });
+    assert.equal(conductor.faults.length, 0);
+    assert.deepEqual(placement.deleted, [uuid]);
+    assert.deepEqual(await driver.listInstanceUuids(), []);
+  });
+
+  it('a build the user deletes before it starts: the save guard stops it, quietly', async () => {
+    const { conductor, driver, placement, manager } = setup();
+    const { uuid, primitive } = newInstance(conductor);
+    conductor.rows.get(uuid)!.task_state = 'deleting';
+    await manager.buildAndRunInstance(userCtx, { instance: primitive, image: image() });
+    assert.deepEqual(await driver.listInstanceUuids(), [], 'never spawned');
+    assert.equal(conductor.rows.get(uuid)?.vm_state, 'building', 'left to the delete');
+    assert.equal(conductor.faults.length, 0);
+    assert.deepEqual(placement.deleted, [uuid]);
+  });
+
+  it('a build whose task_state is unexpected otherwise ends in ERROR with a fault', async () => {
+    const { conductor, driver, manager } = setup();
+    const { uuid, primitive } = newInstance(conductor);
+    conductor.rows.get(uuid)!.task_state = 'rebuilding';
+    await manager.buildAndRunInstance(userCtx, { instance: primitive, image: image() });
+    assert.deepEqual(await driver.listInstanceUuids(), []);
+    assert.equal(conductor.rows.get(uuid)?.vm_state, 'error');
+    assert.match(String(conductor.faults[0]?.message), /Unexpected task state/);
+  });
+
+  it('terminate_instance: container gone, deleted state saved, allocations removed, row destroyed', async () => {
+    const { conductor, driver, placement, manager } = setup();
+    const { uuid, primitive } = newInstance(conductor);
+    await manager.buildAndRunInstance(userCtx, { instance: primitive, image: image() });
+    const row = conductor.rows.get(uuid)!;
+    row.task_state = 'deleting';
+    const inst = NovaObject.create('Instance', '2.7', row).toPrimitive();
+    await manager.terminateInstance(adminContext(), { instance: inst, bdms: null });
+    assert.deepEqual(await driver.listInstanceUuids(), []);
+    assert.ok(
+      conductor.saves.some((s) => s.uuid === uuid && s.fields.vm_state === 'deleted' && s.fields.power_state === 0),
+    );
+    assert.ok(placement.deleted.includes(uuid));
+    assert.deepEqual(conductor.destroyed, [uuid]);
+  });
+
+  it('an unsupported instance cast clears the task and records a fault; a call fails with NotImplementedError', async () => {
+    const { conductor, manager } = setup();
+    const { uuid, primitive } = newInstance(conductor, { vm_state: 'active', task_state: 'powering-off', host: HOST });
+    conductor.rows.get(uuid)!.task_state = 'powering-off';
+    const ep = manager.endpoint();
+    await assert.rejects(Promise.resolve(ep.methods.stop_instance!(adminContext(), { instance: primitive })), (err) => {
+      assert.ok(err instanceof NovaError);
+      assert.equal(err.novaClass, 'NotImplementedError');
+      return true;
+    });
+    assert.equal(conductor.rows.get(uuid)?.task_state, null);
+    assert.match(String(conductor.faults[0]?.message), /does not support stop_instance/);
+    assert.throws(
+      () => ep.methods.get_vnc_console!(adminContext(), { instance: primitive }),
+      (err) => {
+        assert.ok(err instanceof NovaError);
+        assert.equal(err.novaModule, 'builtins');
+        return true;
+      },
+    );
+    assert.equal(ep.version, '6.1');
+  });
+
+  it('power-state sync saves what the containers say, skips tasks in flight', async () => {
+    const { conductor, driver, manager } = setup();
+    const a = newInstance(conductor);
+    const b = newInstance(conductor);
+    for (const i of [a, b]) await manager.buildAndRunInstance(userCtx, { instance: i.primitive, image: image() });
+    const spec = (uuid: string) => ({ uuid, host: HOST, metadata: {}, flavor: {} as never });
+    await driver.powerOff(spec(a.uuid), 0);
+    await driver.powerOff(spec(b.uuid), 0);
+    conductor.rows.get(b.uuid)!.task_state = 'rebooting';
+    assert.equal(await manager.syncPowerStates(), 1);
+    assert.equal(conductor.rows.get(a.uuid)?.power_state, 4);
+    assert.equal(conductor.rows.get(a.uuid)?.vm_state, 'stopped');
+    assert.equal(conductor.rows.get(b.uuid)?.power_state, 1, 'task in flight: untouched');
+    assert.equal(await manager.syncPowerStates(), 0, 'nothing left to change');
+  });
+});
