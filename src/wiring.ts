@@ -11,6 +11,7 @@ import { GlanceClient } from './clients/glance/client.js';
 import { KeystoneClient } from './clients/keystone/client.js';
 import { ConfigError } from './config/index.js';
 import { ComputeManager, type PlacementReporter } from './compute/manager.js';
+import { schedulerNotifier } from './compute/scheduler-notifier.js';
 import { ConductorAPI } from './objects/conductor.js';
 import { RELEASES } from './objects/releases.js';
 import type { Messaging } from './rpc/messaging.js';
@@ -115,12 +116,14 @@ export function buildAgent(
     conductor,
     driver,
     makePlacement(keystone),
+    schedulerNotifier(messaging.client('scheduler'), release.objects.InstanceList ?? '2.6'),
     {
       host: D.host,
       release,
       reportIntervalS: D.report_interval,
       resourceIntervalS: 60,
       syncPowerStateIntervalS: D.sync_power_state_interval,
+      schedulerSyncIntervalS: 120,
       myIp: D.my_ip,
       allocationRatios: {
         cpu: D.cpu_allocation_ratio ?? D.initial_cpu_allocation_ratio,

@@ -32,6 +32,13 @@ export interface PlacementReporter {
   deleteAllocations(ctx: RequestContext, instanceUuid: string): Promise<void>;
 }
 
+/** The scheduler's instance-info fanout casts (nova/scheduler/rpcapi.py, version 4.2). */
+export interface SchedulerNotifier {
+  updateInstanceInfo(ctx: RequestContext, hostName: string, instance: NovaObject): Promise<void>;
+  deleteInstanceInfo(ctx: RequestContext, hostName: string, instanceUuid: string): Promise<void>;
+  syncInstanceInfo(ctx: RequestContext, hostName: string, instanceUuids: string[]): Promise<void>;
+}
+
 export interface ComputeManagerOptions {
   host: string;
   /** hypervisor_hostname = placement provider name; default: the driver's first node */
@@ -42,6 +49,8 @@ export interface ComputeManagerOptions {
   resourceIntervalS: number;
   /** sync_power_state_interval, s; ≤ 0 disables */
   syncPowerStateIntervalS: number;
+  /** scheduler_instance_sync_interval, s (nova: 120); ≤ 0 disables */
+  schedulerSyncIntervalS: number;
   myIp: string;
   allocationRatios: { cpu: number; ram: number; disk: number };
   reservedHostMemoryMb: number;
@@ -149,6 +158,7 @@ export class ComputeManager {
     private readonly conductor: ConductorAPI,
     private readonly driver: ComputeDriver,
     private readonly placement: PlacementReporter,
+    private readonly scheduler: SchedulerNotifier,
     private readonly opts: ComputeManagerOptions,
     private readonly logger: Logger,
   ) {}
@@ -179,6 +189,11 @@ export class ComputeManager {
         );
       }, this.opts.resourceIntervalS * 1000),
     );
+    if (this.opts.schedulerSyncIntervalS > 0) {
+      this.timers.push(
+        setInterval(() => void this.syncSchedulerInstanceInfo(), this.opts.schedulerSyncIntervalS * 1000),
+      );
+    }
     if (this.opts.syncPowerStateIntervalS > 0) {
       this.timers.push(setInterval(() => void this.syncPowerStates(), this.opts.syncPowerStateIntervalS * 1000));
     }
@@ -361,6 +376,28 @@ export class ComputeManager {
     return changed;
   }
 
+  /** _sync_scheduler_instance_info: the uuids Nova has on this host, to every scheduler. */
+  private async syncSchedulerInstanceInfo(): Promise<void> {
+    const ctx = adminContext();
+    try {
+      const list = await this.conductor.classAction(ctx, 'InstanceList', 'get_by_host', [this.opts.host], {
+        expected_attrs: [],
+        use_slave: true,
+      });
+      const uuids = listObjects(list).map((i) => i.str('uuid') ?? '');
+      await this.scheduler.syncInstanceInfo(ctx, this.opts.host, uuids);
+    } catch (err) {
+      this.log('warn', `scheduler instance sync failed: ${errorMessage(err)}`, ctx);
+    }
+  }
+
+  /** Scheduler notices are advisory (affinity filters): a failure is logged, never fails the operation. */
+  private notifyScheduler(ctx: RequestContext, uuid: string, send: () => Promise<void>): void {
+    void send().catch((err: unknown) =>
+      this.log('warn', `could not tell the scheduler: ${errorMessage(err)}`, ctx, uuid),
+    );
+  }
+
   // ------------------------------------------------------------------ RPC endpoint
 
   endpoint(): Endpoint {
@@ -483,6 +520,7 @@ export class ComputeManager {
       );
       timing.active = performance.now() - t0;
       timing.ok = true;
+      this.notifyScheduler(ctx, uuid, () => this.scheduler.updateInstanceInfo(ctx, this.opts.host, instance));
       this.log('info', `Took ${(timing.spawned - timing.spawning) / 1000} seconds to spawn the instance`, ctx, uuid);
       await this.eventFinish(ctx, uuid, event);
     } catch (err) {
@@ -539,6 +577,7 @@ export class ComputeManager {
       });
       await this.placement.deleteAllocations(ctx, uuid);
       await this.conductor.objectAction(ctx, instance, 'destroy');
+      this.notifyScheduler(ctx, uuid, () => this.scheduler.deleteInstanceInfo(ctx, this.opts.host, uuid));
       this.log('info', 'Terminated instance', ctx, uuid);
       await this.eventFinish(ctx, uuid, event);
     } catch (err) {

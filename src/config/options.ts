@@ -529,7 +529,7 @@ export const OPTIONS = [
     group: 'docker',
     name: 'spawn_check_ms',
     type: 'int',
-    default: 250,
+    default: 100,
     min: 0,
     help: 'After starting a container, how long (ms) to watch for a command that exits at once with a non-zero status; such a spawn fails with the exit code and the last log lines. 0 disables the check.',
   },

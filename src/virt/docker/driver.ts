@@ -67,7 +67,8 @@ export interface DockerDriverOptions {
   init?: boolean;
   /**
    * After start, how long to watch for a command that exits at once with a
-   * non-zero status (spawn then fails). 0 disables. Default 1000 ms.
+   * non-zero status (spawn then fails); an inspect after the window decides, so
+   * exits slower than the wait's round trip are caught too. 0 disables. Default 100 ms.
    */
   spawnCheckMs?: number;
   /** Extra labels on every container (e.g. a test-run id). */
@@ -83,7 +84,7 @@ const DEFAULTS = {
   stopTimeoutS: 10,
   logMaxBytes: 10 * 1024 * 1024,
   init: true,
-  spawnCheckMs: 1000,
+  spawnCheckMs: 100,
 };
 
 const GiB = 1024 * 1024 * 1024;

@@ -128,20 +128,38 @@ class FakePlacement implements PlacementReporter {
   }
 }
 
+class FakeScheduler {
+  readonly casts: string[] = [];
+  updateInstanceInfo(_c: unknown, _h: string, i: NovaObject): Promise<void> {
+    this.casts.push(`update ${i.str('uuid')}`);
+    return Promise.resolve();
+  }
+  deleteInstanceInfo(_c: unknown, _h: string, uuid: string): Promise<void> {
+    this.casts.push(`delete ${uuid}`);
+    return Promise.resolve();
+  }
+  syncInstanceInfo(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
 function setup() {
   const conductor = new FakeConductor();
   const driver = new FakeDriver({ host: HOST });
   const placement = new FakePlacement();
+  const scheduler = new FakeScheduler();
   const manager = new ComputeManager(
     conductor as unknown as ConductorAPI,
     driver,
     placement,
+    scheduler,
     {
       host: HOST,
       release: RELEASES.zed!,
       reportIntervalS: 3600,
       resourceIntervalS: 3600,
       syncPowerStateIntervalS: 0,
+      schedulerSyncIntervalS: 0,
       myIp: '127.0.0.1',
       allocationRatios: { cpu: 16, ram: 1.5, disk: 1 },
       reservedHostMemoryMb: 512,
@@ -149,7 +167,7 @@ function setup() {
     },
     nullLogger(),
   );
-  return { conductor, driver, placement, manager };
+  return { conductor, driver, placement, scheduler, manager };
 }
 
 /** An instance as the conductor casts it: building/scheduling, no host yet. */
@@ -280,7 +298,7 @@ describe('compute/manager', () => {
   });
 
   it('terminate_instance: container gone, deleted state saved, allocations removed, row destroyed', async () => {
-    const { conductor, driver, placement, manager } = setup();
+    const { conductor, driver, placement, scheduler, manager } = setup();
     const { uuid, primitive } = newInstance(conductor);
     await manager.buildAndRunInstance(userCtx, { instance: primitive, image: image() });
     const row = conductor.rows.get(uuid)!;
@@ -293,6 +311,7 @@ describe('compute/manager', () => {
     );
     assert.ok(placement.deleted.includes(uuid));
     assert.deepEqual(conductor.destroyed, [uuid]);
+    assert.deepEqual(scheduler.casts, [`update ${uuid}`, `delete ${uuid}`], 'the scheduler was told of both');
   });
 
   it('an unsupported instance cast clears the task and records a fault; a call fails with NotImplementedError', async () => {

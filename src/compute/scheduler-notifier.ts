@@ -1,0 +1,40 @@
+/** The scheduler's instance-info fanout casts on `scheduler_fanout` (nova/scheduler/rpcapi.py 4.2). */
+import type { RpcClient } from '../rpc/client.js';
+import type { SchedulerNotifier } from './manager.js';
+
+const VERSION = '4.2';
+
+export function schedulerNotifier(rpc: RpcClient, instanceListVersion: string): SchedulerNotifier {
+  return {
+    // nova's compute wraps one instance in an InstanceList: the scheduler reads `.objects`
+    updateInstanceInfo: (ctx, hostName, instance) =>
+      rpc.fanoutCast(
+        ctx,
+        'update_instance_info',
+        {
+          host_name: hostName,
+          instance_info: {
+            'nova_object.name': 'InstanceList',
+            'nova_object.namespace': 'nova',
+            'nova_object.version': instanceListVersion,
+            'nova_object.data': { objects: [instance.toPrimitive()] },
+          },
+        },
+        { version: VERSION },
+      ),
+    deleteInstanceInfo: (ctx, hostName, instanceUuid) =>
+      rpc.fanoutCast(
+        ctx,
+        'delete_instance_info',
+        { host_name: hostName, instance_uuid: instanceUuid },
+        { version: VERSION },
+      ),
+    syncInstanceInfo: (ctx, hostName, instanceUuids) =>
+      rpc.fanoutCast(
+        ctx,
+        'sync_instance_info',
+        { host_name: hostName, instance_uuids: instanceUuids },
+        { version: VERSION },
+      ),
+  };
+}
