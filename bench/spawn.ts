@@ -104,7 +104,7 @@ async function main(): Promise<void> {
     once: () => noCheck.spawn({}, instance(), image, [], undefined, undefined, []),
   };
   const dflt: Variant = {
-    what: 'DockerDriver.spawn (default spawnCheckMs=1000)',
+    what: 'DockerDriver.spawn (default spawnCheckMs=100)',
     ms: [],
     once: () => withCheck.spawn({}, instance(), image, [], undefined, undefined, []),
   };
