@@ -3,9 +3,9 @@
  * the stock CLIs, nova-manage, and our agent as a child process.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { pollUntil } from '../../src/common/poll.js';
 import { execFileP, REPO_ROOT, SYSTEM_ENV } from './broker.js';
 
@@ -123,4 +123,101 @@ export async function dockerSave(image: string): Promise<string> {
   const file = join(mkdtempSync(join(tmpdir(), 'nd-img-')), 'image.tar');
   await execFileP('docker', ['save', '-o', file, image], { env: SYSTEM_ENV });
   return file;
+}
+
+// ---- helpers shared by the e2e files (hosts, registry, unsupported) ----------
+
+/** The fields of `openstack server show -f json` the e2e tests read. */
+export interface LabServer {
+  id: string;
+  name?: string;
+  status: string;
+  'OS-EXT-STS:task_state'?: string | null;
+  'OS-EXT-STS:vm_state'?: string | null;
+  'OS-EXT-STS:power_state'?: string | number;
+  'OS-EXT-SRV-ATTR:host'?: string | null;
+  'OS-EXT-SRV-ATTR:hypervisor_hostname'?: string | null;
+  fault?: { message?: string; code?: number } | null;
+}
+
+/** Runs the docker CLI (Debian's client, loopback dockerd); returns trimmed stdout. */
+export async function docker(args: string[], timeoutMs = 120_000): Promise<string> {
+  const { stdout } = await execFileP('docker', args, { env: SYSTEM_ENV, timeout: timeoutMs, maxBuffer: 16 << 20 });
+  return stdout.trim();
+}
+
+/** `docker save DOCKER_IMAGE` uploaded to Glance as a public container_format=docker image; returns its id. */
+export async function uploadDockerImage(name: string, dockerImage: string, extra: string[] = []): Promise<string> {
+  const tar = await dockerSave(dockerImage);
+  try {
+    const img = await openstackJson<{ id: string }>([
+      'image',
+      'create',
+      '--container-format',
+      'docker',
+      '--disk-format',
+      'raw',
+      '--file',
+      tar,
+      '--public',
+      ...extra,
+      name,
+    ]);
+    return img.id;
+  } finally {
+    rmSync(dirname(tar), { recursive: true, force: true });
+  }
+}
+
+/** Polls `server show` until `done(server)` holds. */
+export async function waitServer(
+  id: string,
+  done: (s: LabServer) => boolean,
+  what: string,
+  timeoutMs = 120_000,
+): Promise<LabServer> {
+  return await pollUntil(
+    async () => {
+      const s = await openstackJson<LabServer>(['server', 'show', id]);
+      return done(s) ? s : undefined;
+    },
+    { timeoutMs, intervalMs: 1000, what: `server ${id}: ${what}` },
+  );
+}
+
+/** `Name State` of every container (running or not) labelled for compute host `host`. */
+export async function hostContainers(host: string): Promise<string[]> {
+  const out = await docker([
+    'ps',
+    '-a',
+    '--filter',
+    `label=org.openstack.nova.host=${host}`,
+    '--format',
+    '{{.Names}} {{.State}}',
+  ]);
+  return out === '' ? [] : out.split('\n');
+}
+
+/** The Placement allocations of a consumer (instance uuid), as rows of resource provider and resources. */
+export async function consumerAllocations(uuid: string): Promise<Array<{ resource_provider: string }>> {
+  const out = await openstack([
+    '--os-placement-api-version',
+    '1.28',
+    'resource',
+    'provider',
+    'allocation',
+    'show',
+    uuid,
+    '-f',
+    'json',
+  ]);
+  return JSON.parse(out) as Array<{ resource_provider: string }>;
+}
+
+/** Removes the agent's Glance cache tags (`nova-glance/<id>:*`) of Glance image `imageId`; errors ignored. */
+export async function removeGlanceCacheTags(imageId: string): Promise<void> {
+  const tags = await docker(['images', '--format', '{{.Repository}}:{{.Tag}}', `nova-glance/${imageId}`]).catch(
+    () => '',
+  );
+  for (const t of tags.split('\n').filter(Boolean)) await docker(['rmi', t]).catch(() => undefined);
 }

@@ -1,0 +1,201 @@
+/**
+ * End to end, many hosts: two agents with different `host` on this one
+ * machine share one dockerd. The real Nova schedules onto each; each container
+ * carries its host's label, each agent counts and touches only its own, and
+ * deleting leaves no container and no Placement allocation.
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { pollUntil } from '../../src/common/poll.js';
+import {
+  consumerAllocations,
+  discoverHosts,
+  docker,
+  hostContainers,
+  openstack,
+  openstackJson,
+  removeGlanceCacheTags,
+  startAgent,
+  uploadDockerImage,
+  waitServer,
+  type AgentProcess,
+  type LabServer,
+} from '../support/lab.js';
+
+const HOST_A = 'nova-docker-e2e-a';
+const HOST_B = 'nova-docker-e2e-b';
+const HOSTS = [HOST_A, HOST_B] as const;
+
+interface Hypervisor {
+  'Hypervisor Hostname': string;
+  State: string;
+}
+
+interface HypervisorShow {
+  id: number | string;
+  hypervisor_hostname: string;
+  state: string;
+  vcpus_used: number;
+  memory_mb_used: number;
+}
+
+async function hypervisorShow(name: string): Promise<HypervisorShow> {
+  return await openstackJson<HypervisorShow>(['hypervisor', 'show', name]);
+}
+
+async function providerUuid(name: string): Promise<string> {
+  const rows = await openstackJson<Array<{ uuid: string; name: string }>>([
+    'resource',
+    'provider',
+    'list',
+    '--name',
+    name,
+  ]);
+  assert.equal(rows.length, 1, `one resource provider named ${name}`);
+  return rows[0]!.uuid;
+}
+
+describe('e2e: two nova-docker hosts on one dockerd', function () {
+  this.timeout(900_000);
+  const agents = new Map<string, AgentProcess>();
+  const images: string[] = [];
+  const servers: string[] = [];
+
+  async function start(host: string): Promise<void> {
+    agents.set(host, await startAgent(host));
+  }
+
+  async function stop(host: string): Promise<void> {
+    const a = agents.get(host);
+    agents.delete(host);
+    if (!a) return;
+    const code = await a.stop();
+    assert.equal(code, 0, `agent ${host} exits 0 on SIGTERM:\n${a.log().slice(-4000)}`);
+  }
+
+  before(async () => {
+    await Promise.all(HOSTS.map((h) => start(h)));
+    await discoverHosts();
+  });
+
+  after(async () => {
+    for (const id of servers) await openstack(['server', 'delete', '--wait', id], 180_000).catch(() => undefined);
+    for (const id of images) {
+      await openstack(['image', 'delete', id]).catch(() => undefined);
+      await removeGlanceCacheTags(id);
+    }
+    const codes = await Promise.all(
+      [...agents.entries()].map(async ([host, a]) => [host, await a.stop(), a.log()] as const),
+    );
+    agents.clear();
+    for (const [host, code, log] of codes) {
+      assert.equal(code, 0, `agent ${host} exits 0 on SIGTERM:\n${log.slice(-4000)}`);
+    }
+    for (const h of HOSTS) assert.deepEqual(await hostContainers(h), [], `no container left for ${h}`);
+  });
+
+  it('the hypervisor list shows both nodes up, each with its own resource provider', async () => {
+    await pollUntil(
+      async () => {
+        const list = await openstackJson<Hypervisor[]>(['hypervisor', 'list']);
+        const states = HOSTS.map((h) => list.find((x) => x['Hypervisor Hostname'] === h)?.State);
+        return states.every((s) => s === 'up') ? true : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 2000, what: `hypervisors ${HOSTS.join(', ')} up` },
+    );
+    const [a, b] = await Promise.all(HOSTS.map((h) => providerUuid(h)));
+    assert.notEqual(a, b);
+  });
+
+  it('boots one instance on each host; each lands, is labelled and counted on its own host only; deletes clean', async () => {
+    const image = `nd-hosts-${randomUUID().slice(0, 8)}`;
+    images.push(await uploadDockerImage(image, 'busybox:latest'));
+    const baseline = new Map<string, HypervisorShow>();
+    for (const h of HOSTS) baseline.set(h, await hypervisorShow(h));
+
+    // both boots at once: two hosts, two agents, one dockerd
+    const booted = await Promise.all(
+      HOSTS.map(async (host) => {
+        const out = await openstack(
+          [
+            'server',
+            'create',
+            '--image',
+            image,
+            '--flavor',
+            'm1.tiny',
+            '--nic',
+            'none',
+            '--availability-zone',
+            `nova:${host}`,
+            '--wait',
+            `nd-e2e-${host.slice(-1)}-${randomUUID().slice(0, 6)}`,
+            '-f',
+            'json',
+          ],
+          240_000,
+        );
+        const s = JSON.parse(out) as LabServer;
+        servers.push(s.id);
+        return [host, s] as const;
+      }),
+    );
+    const byHost = new Map<string, LabServer>(booted);
+
+    for (const host of HOSTS) {
+      const s = byHost.get(host)!;
+      assert.equal(s.status, 'ACTIVE', JSON.stringify(s));
+      assert.equal(s['OS-EXT-SRV-ATTR:host'], host);
+      assert.equal(s['OS-EXT-SRV-ATTR:hypervisor_hostname'], host);
+      // exactly one container with this host's label, and it is this server's
+      assert.deepEqual(await hostContainers(host), [`nova-${s.id} running`], `containers of ${host}`);
+      const labels = JSON.parse(await docker(['inspect', '--format', '{{json .Config.Labels}}', `nova-${s.id}`])) as
+        Record<string, string> | undefined;
+      assert.equal(labels?.['org.openstack.nova.host'], host);
+      assert.equal(labels?.['org.openstack.nova.instance-uuid'], s.id);
+      assert.equal(labels?.['org.openstack.nova.node'], host);
+      // Placement: the allocation is against this host's provider
+      const allocs = await consumerAllocations(s.id);
+      assert.deepEqual(
+        allocs.map((r) => r.resource_provider),
+        [await providerUuid(host)],
+        `allocations of ${s.id}`,
+      );
+    }
+
+    // Each agent counts only its own container: a restart runs update_available_resource at once,
+    // so the ComputeNode usage is re-read from the driver (one container of m1.tiny each, not two).
+    for (const host of HOSTS) {
+      await stop(host);
+      await start(host);
+    }
+    for (const host of HOSTS) {
+      const before = baseline.get(host)!;
+      const now = await hypervisorShow(host);
+      assert.equal(now.state, 'up');
+      assert.equal(now.memory_mb_used - before.memory_mb_used, 512, `${host} memory_mb_used: ${JSON.stringify(now)}`);
+      assert.equal(now.vcpus_used - before.vcpus_used, 1, `${host} vcpus_used: ${JSON.stringify(now)}`);
+    }
+    // the restarts left both containers alone and each server ACTIVE on its host
+    for (const host of HOSTS) {
+      const s = byHost.get(host)!;
+      assert.deepEqual(await hostContainers(host), [`nova-${s.id} running`]);
+      const shown = await openstackJson<LabServer>(['server', 'show', s.id]);
+      assert.equal(shown.status, 'ACTIVE');
+      assert.equal(shown['OS-EXT-SRV-ATTR:host'], host);
+    }
+
+    // delete A first: B's container is untouched by A's agent
+    const [a, b] = [byHost.get(HOST_A)!, byHost.get(HOST_B)!];
+    await openstack(['server', 'delete', '--wait', a.id], 180_000);
+    servers.splice(servers.indexOf(a.id), 1);
+    assert.deepEqual(await hostContainers(HOST_A), []);
+    assert.deepEqual(await hostContainers(HOST_B), [`nova-${b.id} running`]);
+    assert.equal((await waitServer(b.id, () => true, 'show')).status, 'ACTIVE');
+    await openstack(['server', 'delete', '--wait', b.id], 180_000);
+    servers.splice(servers.indexOf(b.id), 1);
+
+    for (const host of HOSTS) assert.deepEqual(await hostContainers(host), [], `no container left for ${host}`);
+    for (const s of [a, b]) assert.deepEqual(await consumerAllocations(s.id), [], `allocations of ${s.id} gone`);
+  });
+});

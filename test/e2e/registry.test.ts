@@ -1,0 +1,212 @@
+/**
+ * End to end, the registry flow: an image pushed to the lab registry
+ * (127.0.0.1:5042) and registered in Glance under the name `<repo>:tag` (or
+ * with the property `docker_image_ref`) is pulled from the registry, not
+ * loaded from the Glance data, when the stock `nova boot` boots it.
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { RegistryClient } from '../../src/clients/registry/index.js';
+import { pollUntil } from '../../src/common/poll.js';
+import {
+  consumerAllocations,
+  discoverHosts,
+  docker,
+  hostContainers,
+  nova,
+  openstack,
+  openstackJson,
+  removeGlanceCacheTags,
+  startAgent,
+  uploadDockerImage,
+  waitServer,
+  type AgentProcess,
+} from '../support/lab.js';
+
+const HOST = 'nova-docker-e2e-reg';
+const REGISTRY = '127.0.0.1:5042';
+/** The lab registry's access log (../shared/lab/openstack-up.sh). */
+const REGISTRY_LOG = '/var/log/lab/docker-registry.out';
+
+/** Lines the registry logged after byte `offset` of its log; undefined when the log is not readable here. */
+function registryLogSince(offset: number | undefined): string[] | undefined {
+  if (offset === undefined || !existsSync(REGISTRY_LOG)) return undefined;
+  return readFileSync(REGISTRY_LOG).subarray(offset).toString('utf8').split('\n');
+}
+
+function registryLogOffset(): number | undefined {
+  return existsSync(REGISTRY_LOG) ? statSync(REGISTRY_LOG).size : undefined;
+}
+
+/** An ACTIVE Glance image (container_format docker) whose data is empty: only a registry can provide it. */
+async function emptyImage(name: string, extra: string[] = []): Promise<string> {
+  const { id } = await openstackJson<{ id: string }>([
+    'image',
+    'create',
+    '--container-format',
+    'docker',
+    '--disk-format',
+    'raw',
+    '--file',
+    '/dev/null',
+    ...extra,
+    name,
+  ]);
+  // the CLI prints the record before its (empty) upload finishes
+  const img = await pollUntil(
+    async () => {
+      const i = await openstackJson<{ status: string; size: number | null }>(['image', 'show', id]);
+      return i.status === 'active' ? i : undefined;
+    },
+    { timeoutMs: 30_000, intervalMs: 500, what: `image ${id} active` },
+  );
+  assert.equal(img.size, 0);
+  return id;
+}
+
+async function localImageId(ref: string): Promise<string | undefined> {
+  return await docker(['image', 'inspect', '--format', '{{.Id}}', ref]).catch(() => undefined);
+}
+
+/** `nova boot` (the stock novaclient) forced onto HOST; returns the new server's id from its table. */
+async function novaBoot(image: string, name: string): Promise<string> {
+  const out = await nova([
+    'boot',
+    '--image',
+    image,
+    '--flavor',
+    'm1.tiny',
+    '--nic',
+    'none',
+    '--availability-zone',
+    `nova:${HOST}`,
+    name,
+  ]);
+  const m = /^\|\s*id\s*\|\s*([0-9a-f-]{36})\s*\|/m.exec(out);
+  assert.ok(m?.[1], `nova boot printed no id:\n${out}`);
+  return m[1];
+}
+
+describe('e2e: registry images through Glance names and docker_image_ref', function () {
+  this.timeout(600_000);
+  let agent: AgentProcess;
+  const registry = new RegistryClient({ url: REGISTRY });
+  const images: string[] = [];
+  const servers: string[] = [];
+  /** [repo, tag] pushed to the registry. */
+  const pushed: Array<[string, string]> = [];
+
+  /** Pushes busybox:latest as REGISTRY/repo:tag, then drops the local tag so only a pull can bring it back. */
+  async function push(repo: string, tag: string): Promise<void> {
+    const ref = `${REGISTRY}/${repo}:${tag}`;
+    await docker(['tag', 'busybox:latest', ref]);
+    pushed.push([repo, tag]);
+    await docker(['push', ref]);
+    await docker(['rmi', ref]);
+    assert.equal(await localImageId(ref), undefined, `${ref} is not present locally before the boot`);
+    assert.ok(await registry.manifestDigest(repo, tag), `${repo}:${tag} is in the registry`);
+  }
+
+  /** Boots `nova boot --image IMAGE_ARG`; checks it runs REGISTRY/repo:tag, pulled from the registry; deletes it. */
+  async function bootAndCheck(imageArg: string, glanceId: string, repo: string, tag: string): Promise<void> {
+    const ref = `${REGISTRY}/${repo}:${tag}`;
+    const logFrom = registryLogOffset();
+    const id = await novaBoot(imageArg, `nd-e2e-reg-${randomUUID().slice(0, 6)}`);
+    servers.push(id);
+    const s = await waitServer(id, (x) => ['ACTIVE', 'ERROR'].includes(x.status), 'ACTIVE or ERROR');
+    assert.equal(s.status, 'ACTIVE', JSON.stringify(s));
+    assert.equal(s['OS-EXT-SRV-ATTR:host'], HOST);
+
+    // the container runs the registry reference, with the image's command
+    const [image, state, cmd] = (
+      await docker(['inspect', '--format', '{{.Config.Image}}|{{.State.Status}}|{{json .Config.Cmd}}', `nova-${id}`])
+    ).split('|');
+    assert.equal(image, ref, 'the container runs the registry reference');
+    assert.equal(state, 'running');
+    assert.match(cmd ?? '', /sleep.*3600/);
+    // the pull brought the reference back, and the Glance data was not loaded
+    assert.ok(await localImageId(ref), `${ref} was pulled`);
+    assert.equal(
+      await docker(['images', '--format', '{{.Repository}}:{{.Tag}}', `nova-glance/${glanceId}`]),
+      '',
+      'no Glance cache tag: the data was not downloaded',
+    );
+    const log = registryLogSince(logFrom);
+    if (log) {
+      const hits = log.filter((l) => new RegExp(`"(GET|HEAD) /v2/${repo}/manifests/${tag} HTTP/[0-9.]+" 200 `).test(l));
+      assert.ok(hits.length >= 1, `the registry served the manifest of ${repo}:${tag}:\n${log.join('\n')}`);
+    }
+    assert.equal((await consumerAllocations(id)).length, 1);
+
+    await openstack(['server', 'delete', '--wait', id], 180_000);
+    servers.splice(servers.indexOf(id), 1);
+    assert.deepEqual(await hostContainers(HOST), [], 'container removed');
+    assert.deepEqual(await consumerAllocations(id), [], 'allocations removed');
+  }
+
+  before(async () => {
+    agent = await startAgent(HOST);
+    await discoverHosts();
+  });
+
+  after(async () => {
+    for (const id of servers) await openstack(['server', 'delete', '--wait', id], 180_000).catch(() => undefined);
+    for (const id of images) {
+      await openstack(['image', 'delete', id]).catch(() => undefined);
+      await removeGlanceCacheTags(id);
+    }
+    for (const [repo, tag] of pushed) {
+      await docker(['rmi', `${REGISTRY}/${repo}:${tag}`]).catch(() => undefined);
+      const digest = await registry.manifestDigest(repo, tag).catch(() => undefined);
+      if (digest) await registry.deleteManifest(repo, digest).catch(() => undefined);
+    }
+    const code = await agent?.stop();
+    assert.equal(code, 0, `the agent exits 0 on SIGTERM:\n${agent?.log().slice(-4000)}`);
+    assert.deepEqual(await hostContainers(HOST), [], 'no container left behind');
+  });
+
+  it('a Glance image named `<repo>:latest` boots by pulling REGISTRY/<repo>:latest (nova boot, by name)', async () => {
+    const repo = `docker-busybox-${randomUUID().slice(0, 8)}`;
+    await push(repo, 'latest');
+    // Nova boots only ACTIVE images: the record carries the same image's `docker save` as data (a fallback
+    // the agent must not need here)
+    const name = `${repo}:latest`;
+    const glanceId = await uploadDockerImage(name, 'busybox:latest');
+    images.push(glanceId);
+    // Glance v2 reads `name=a:b` as operator `a` (HTTP 400 "Unable to filter by unknown operator"),
+    // so the stock CLIs cannot look `<repo>:latest` up by its bare name; `eq:` is Glance's explicit equality.
+    await bootAndCheck(`eq:${name}`, glanceId, repo, 'latest');
+  });
+
+  it('docker_image_ref names the registry image; an ACTIVE Glance image without data boots from the registry alone', async () => {
+    const repo = `docker-busybox-${randomUUID().slice(0, 8)}`;
+    await push(repo, 'v1');
+    const glanceId = await emptyImage(`nd-ref-${randomUUID().slice(0, 8)}`, [
+      '--property',
+      `docker_image_ref=${repo}:v1`,
+    ]);
+    images.push(glanceId);
+    await bootAndCheck(glanceId, glanceId, repo, 'v1');
+  });
+
+  it('a registry reference that cannot be pulled, with no Glance data, ends in ERROR with a fault naming the pull', async () => {
+    const repo = `docker-missing-${randomUUID().slice(0, 8)}`;
+    const name = `${repo}:latest`;
+    const glanceId = await emptyImage(name);
+    images.push(glanceId);
+    const id = await novaBoot(`eq:${name}`, `nd-e2e-reg-bad-${randomUUID().slice(0, 6)}`);
+    servers.push(id);
+    const s = await waitServer(id, (x) => ['ACTIVE', 'ERROR'].includes(x.status), 'ACTIVE or ERROR');
+    assert.equal(s.status, 'ERROR', JSON.stringify(s));
+    assert.match(
+      String(s.fault?.message),
+      new RegExp(`pull of ${REGISTRY}/${repo}:latest failed`),
+      String(s.fault?.message),
+    );
+    assert.deepEqual(await hostContainers(HOST), [], 'no container');
+    assert.deepEqual(await consumerAllocations(id), [], 'allocations removed');
+    await openstack(['server', 'delete', '--wait', id], 180_000);
+    servers.splice(servers.indexOf(id), 1);
+  });
+});
