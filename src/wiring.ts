@@ -121,7 +121,8 @@ export function buildAgent(
       host: D.host,
       release,
       reportIntervalS: D.report_interval,
-      resourceIntervalS: 60,
+      // nova: 0 means the default periodic spacing (60 s), negative disables
+      resourceIntervalS: D.update_resources_interval === 0 ? 60 : D.update_resources_interval,
       syncPowerStateIntervalS: D.sync_power_state_interval,
       schedulerSyncIntervalS: 120,
       myIp: D.my_ip,

@@ -6,15 +6,16 @@
  */
 import { hostname as osHostname } from 'node:os';
 import type { Logger } from '../common/log.js';
-import { errorMessage, findCause, NovaError } from '../common/errors.js';
+import { errorMessage, NovaError } from '../common/errors.js';
 import { listObjects, NovaObject, novaDateTime } from '../objects/base.js';
 import { ConductorAPI, isRemote } from '../objects/conductor.js';
 import type { NovaRelease } from '../objects/releases.js';
 import { adminContext, type RequestContext } from '../rpc/context.js';
 import type { Endpoint, RpcArgs, RpcHandler } from '../rpc/dispatcher.js';
 import type { ComputeDriver } from '../virt/driver.js';
-import type { AvailableResource, DriverContext } from '../virt/types.js';
-import { imageMetaOf, instanceSpec } from './instance.js';
+import type { AvailableResource } from '../virt/types.js';
+import { imageMetaOf } from './instance.js';
+import { deletedMeanwhile, driverContext, InstanceStore, type LogLevel } from './instance-store.js';
 import { PowerStateValue, TaskState, VmState } from './states.js';
 
 const LOGGER = 'nova_docker.compute.manager';
@@ -45,7 +46,7 @@ export interface ComputeManagerOptions {
   nodename?: string | undefined;
   release: NovaRelease;
   reportIntervalS: number;
-  /** update_available_resource period, s (nova: 60) */
+  /** update_available_resource period, s (nova: 60); ≤ 0 disables */
   resourceIntervalS: number;
   /** sync_power_state_interval, s; ≤ 0 disables */
   syncPowerStateIntervalS: number;
@@ -65,15 +66,6 @@ export interface BootTiming {
   spawned: number;
   active: number;
   ok: boolean;
-}
-
-function driverContext(ctx: RequestContext): DriverContext {
-  const dc: DriverContext = { requestId: ctx.request_id };
-  if (ctx.auth_token) dc.authToken = ctx.auth_token;
-  if (ctx.global_request_id) dc.globalRequestId = ctx.global_request_id;
-  if (ctx.user_id) dc.userId = ctx.user_id;
-  if (ctx.project_id) dc.projectId = ctx.project_id;
-  return dc;
 }
 
 /** Calls a compute host answers with a failure instead of silence (compute RPC 6.x). */
@@ -153,6 +145,7 @@ export class ComputeManager {
   private syncing = false;
   /** Boot timings of the last boots (bench/boot reads them from the log). */
   readonly bootTimings: BootTiming[] = [];
+  readonly store: InstanceStore;
 
   constructor(
     private readonly conductor: ConductorAPI,
@@ -161,14 +154,12 @@ export class ComputeManager {
     private readonly scheduler: SchedulerNotifier,
     private readonly opts: ComputeManagerOptions,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.store = new InstanceStore(conductor, opts.release, opts.host, logger);
+  }
 
-  private log(level: 'info' | 'warn' | 'error' | 'debug', msg: string, ctx?: RequestContext, uuid?: string): void {
-    this.logger.log(level, msg, {
-      logger: LOGGER,
-      ...(ctx ? { request_id: ctx.request_id } : {}),
-      ...(uuid ? { instance_uuid: uuid } : {}),
-    });
+  private log(level: LogLevel, msg: string, ctx?: RequestContext, uuid?: string): void {
+    this.store.log(level, msg, ctx, uuid);
   }
 
   // ------------------------------------------------------------------ startup
@@ -181,14 +172,16 @@ export class ComputeManager {
     this.nodename = this.opts.nodename ?? (await this.driver.getAvailableNodes())[0] ?? osHostname();
     await this.ensureService(ctx);
     await this.updateAvailableResource(ctx);
-    this.timers.push(
-      setInterval(() => void this.reportState(), this.opts.reportIntervalS * 1000),
-      setInterval(() => {
-        void this.updateAvailableResource(adminContext()).catch((err: unknown) =>
-          this.log('error', `update_available_resource failed: ${errorMessage(err)}`),
-        );
-      }, this.opts.resourceIntervalS * 1000),
-    );
+    this.timers.push(setInterval(() => void this.reportState(), this.opts.reportIntervalS * 1000));
+    if (this.opts.resourceIntervalS > 0) {
+      this.timers.push(
+        setInterval(() => {
+          void this.updateAvailableResource(adminContext()).catch((err: unknown) =>
+            this.log('error', `update_available_resource failed: ${errorMessage(err)}`),
+          );
+        }, this.opts.resourceIntervalS * 1000),
+      );
+    }
     if (this.opts.schedulerSyncIntervalS > 0) {
       this.timers.push(
         setInterval(() => void this.syncSchedulerInstanceInfo(), this.opts.schedulerSyncIntervalS * 1000),
@@ -359,7 +352,7 @@ export class ComputeManager {
         }
         if (Object.keys(fields).length === 0) continue;
         try {
-          await this.save(ctx, instance, fields, [null]);
+          await this.store.save(ctx, instance, fields, [null]);
           changed++;
           this.log('info', `Power state sync: ${JSON.stringify(fields)}`, ctx, uuid);
         } catch (err) {
@@ -416,98 +409,63 @@ export class ComputeManager {
     return { namespace: null, version: this.opts.release.computeRpcVersion, methods };
   }
 
-  private instanceArg(args: RpcArgs): NovaObject {
-    return NovaObject.fromPrimitive(args.instance, 'Instance');
-  }
-
-  private async save(
-    ctx: RequestContext,
-    instance: NovaObject,
-    fields: Record<string, unknown>,
-    expectedTaskState?: ReadonlyArray<string | null> | string | null,
-  ): Promise<void> {
-    for (const [k, v] of Object.entries(fields)) instance.set(k, v);
-    const kwargs = expectedTaskState === undefined ? {} : { expected_task_state: expectedTaskState };
-    await this.conductor.objectAction(ctx, instance, 'save', [], kwargs);
-  }
-
-  private async eventStart(ctx: RequestContext, uuid: string, event: string): Promise<void> {
-    await this.conductor.classAction(ctx, 'InstanceActionEvent', 'event_start', [uuid, event], {
-      want_result: false,
-      host: this.opts.host,
-    });
-  }
-
-  private async eventFinish(ctx: RequestContext, uuid: string, event: string, err?: unknown): Promise<void> {
-    try {
-      await this.conductor.classAction(ctx, 'InstanceActionEvent', 'event_finish_with_failure', [uuid, event], {
-        exc_val: err === undefined ? null : errorMessage(err),
-        exc_tb: err instanceof Error && err.stack ? err.stack : null,
-        want_result: false,
-      });
-    } catch (e) {
-      this.log('warn', `could not finish action event ${event}: ${errorMessage(e)}`, ctx, uuid);
-    }
-  }
-
-  private async recordFault(ctx: RequestContext, uuid: string, err: unknown): Promise<void> {
-    const code = err instanceof NovaError && typeof err.kwargs.code === 'number' ? err.kwargs.code : 500;
-    const message = (err instanceof NovaError ? err.message : `${errorMessage(err)}`).slice(0, 255);
-    const fault = NovaObject.create('InstanceFault', this.opts.release.objects.InstanceFault ?? '1.2', {
-      instance_uuid: uuid,
-      code,
-      message,
-      details: code === 500 && err instanceof Error ? (err.stack ?? '') : '',
-      host: this.opts.host,
-    });
-    try {
-      await this.conductor.objectAction(ctx, fault, 'create');
-    } catch (e) {
-      this.log('error', `could not record the instance fault: ${errorMessage(e)}`, ctx, uuid);
-    }
-  }
-
-  /** True for the errors that mean "the user deleted the instance meanwhile". */
-  private static deletedMeanwhile(err: unknown): boolean {
-    return isRemote(err, 'InstanceNotFound', 'UnexpectedDeletingTaskStateError');
-  }
-
+  /**
+   * _do_build_and_run_instance. The state saves Nova makes before spawning
+   * (building, host/node, networking, block_device_mapping, spawning) run
+   * while the driver fetches the image and creates the container; the driver
+   * starts it only once the `spawning` save is answered (DriverContext
+   * readyToStart), so no guest runs for an instance Nova has not moved there.
+   */
   async buildAndRunInstance(ctx: RequestContext, args: RpcArgs): Promise<void> {
     const t0 = performance.now();
-    const instance = this.instanceArg(args);
+    const instance = this.store.instanceArg(args);
     const uuid = instance.str('uuid') ?? '';
     const timing: BootTiming = { instance_uuid: uuid, received: 0, spawning: 0, spawned: 0, active: 0, ok: false };
     const event = 'compute__do_build_and_run_instance';
     this.log('info', 'Starting instance...', ctx, uuid);
-    const dctx = driverContext(ctx);
-    try {
-      await this.eventStart(ctx, uuid, event);
-      await this.save(ctx, instance, { vm_state: VmState.BUILDING, task_state: null }, [TaskState.SCHEDULING, null]);
+    // taken before the saves set host and node: the driver labels the container with them
+    const spec = {
+      ...this.store.spec(instance),
+      host: this.opts.host,
+      node: typeof args.node === 'string' ? args.node : this.nodename,
+    };
+    const saves = (async () => {
+      await this.store.eventStart(ctx, uuid, event);
+      await this.store.save(ctx, instance, { vm_state: VmState.BUILDING, task_state: null }, [
+        TaskState.SCHEDULING,
+        null,
+      ]);
       const sysmeta = { ...((instance.get('system_metadata') as Record<string, unknown> | undefined) ?? {}) };
       sysmeta.boot_roles = ctx.roles.join(',');
-      await this.save(ctx, instance, {
+      await this.store.save(ctx, instance, {
         host: this.opts.host,
-        node: typeof args.node === 'string' ? args.node : this.nodename,
+        node: spec.node,
         launched_on: this.opts.host,
         system_metadata: sysmeta,
       });
-      await this.save(ctx, instance, { task_state: TaskState.NETWORKING }, [null]);
-      await this.save(ctx, instance, { task_state: TaskState.BLOCK_DEVICE_MAPPING });
-      await this.save(ctx, instance, { task_state: TaskState.SPAWNING }, TaskState.BLOCK_DEVICE_MAPPING);
+      await this.store.save(ctx, instance, { task_state: TaskState.NETWORKING }, [null]);
+      await this.store.save(ctx, instance, { task_state: TaskState.BLOCK_DEVICE_MAPPING });
+      await this.store.save(ctx, instance, { task_state: TaskState.SPAWNING }, TaskState.BLOCK_DEVICE_MAPPING);
       timing.spawning = performance.now() - t0;
-      const spec = instanceSpec(instance, this.opts.host);
-      const injected = Array.isArray(args.injected_files) ? (args.injected_files as Array<[string, string]>) : [];
-      await this.driver.spawn(
-        dctx,
-        spec,
-        imageMetaOf(args.image, instance.str('image_ref')),
-        injected,
-        typeof args.admin_password === 'string' ? args.admin_password : undefined,
-        undefined,
-        [],
-      );
+    })();
+    saves.catch(() => undefined); // awaited below; this only keeps an early rejection from being "unhandled"
+    const injected = Array.isArray(args.injected_files) ? (args.injected_files as Array<[string, string]>) : [];
+    const spawned = this.driver.spawn(
+      { ...driverContext(ctx), readyToStart: saves },
+      spec,
+      imageMetaOf(args.image, instance.str('image_ref')),
+      injected,
+      typeof args.admin_password === 'string' ? args.admin_password : undefined,
+      undefined,
+      [],
+    );
+    try {
+      // both settle before anything else is saved, so a late state save never overwrites ERROR
+      const [saved, spawn] = await Promise.allSettled([saves, spawned]);
+      if (saved.status === 'rejected') throw saved.reason;
+      if (spawn.status === 'rejected') throw spawn.reason;
       timing.spawned = performance.now() - t0;
-      await this.save(
+      await this.store.save(
         ctx,
         instance,
         {
@@ -521,11 +479,11 @@ export class ComputeManager {
       timing.active = performance.now() - t0;
       timing.ok = true;
       this.notifyScheduler(ctx, uuid, () => this.scheduler.updateInstanceInfo(ctx, this.opts.host, instance));
-      this.log('info', `Took ${(timing.spawned - timing.spawning) / 1000} seconds to spawn the instance`, ctx, uuid);
-      await this.eventFinish(ctx, uuid, event);
+      this.log('info', `Took ${(timing.spawned / 1000).toFixed(2)} seconds to spawn the instance`, ctx, uuid);
+      await this.store.eventFinish(ctx, uuid, event);
     } catch (err) {
       await this.buildFailed(ctx, instance, err);
-      await this.eventFinish(ctx, uuid, event, err);
+      await this.store.eventFinish(ctx, uuid, event, err);
     } finally {
       this.bootTimings.push(timing);
       if (this.bootTimings.length > 1000) this.bootTimings.shift();
@@ -536,21 +494,21 @@ export class ComputeManager {
   /** A failed build: nothing on the host, allocations gone, ERROR with a fault (unless deleted meanwhile). */
   private async buildFailed(ctx: RequestContext, instance: NovaObject, err: unknown): Promise<void> {
     const uuid = instance.str('uuid') ?? '';
-    const spec = instanceSpec(instance, this.opts.host);
+    const spec = this.store.spec(instance);
     await this.driver.destroy(driverContext(ctx), spec, []).catch((e: unknown) => {
       this.log('error', `cleanup after a failed build failed: ${errorMessage(e)}`, ctx, uuid);
     });
     await this.placement
       .deleteAllocations(ctx, uuid)
       .catch((e: unknown) => this.log('error', `could not delete allocations: ${errorMessage(e)}`, ctx, uuid));
-    if (ComputeManager.deletedMeanwhile(err)) {
+    if (deletedMeanwhile(err)) {
       this.log('info', 'Instance disappeared during build', ctx, uuid);
       return;
     }
     this.log('error', `Build of instance aborted: ${errorMessage(err)}`, ctx, uuid);
-    await this.recordFault(ctx, uuid, findCause(err, NovaError) ?? err);
+    await this.store.recordFault(ctx, uuid, err);
     try {
-      await this.save(ctx, instance, {
+      await this.store.save(ctx, instance, {
         vm_state: VmState.ERROR,
         task_state: null,
         host: null,
@@ -563,13 +521,13 @@ export class ComputeManager {
   }
 
   async terminateInstance(ctx: RequestContext, args: RpcArgs): Promise<void> {
-    const instance = this.instanceArg(args);
+    const instance = this.store.instanceArg(args);
     const uuid = instance.str('uuid') ?? '';
     const event = 'compute_terminate_instance';
     try {
-      await this.eventStart(ctx, uuid, event);
-      await this.driver.destroy(driverContext(ctx), instanceSpec(instance, this.opts.host), []);
-      await this.save(ctx, instance, {
+      await this.store.eventStart(ctx, uuid, event);
+      await this.driver.destroy(driverContext(ctx), this.store.spec(instance), []);
+      await this.store.save(ctx, instance, {
         vm_state: VmState.DELETED,
         task_state: null,
         power_state: PowerStateValue.NOSTATE,
@@ -579,48 +537,52 @@ export class ComputeManager {
       await this.conductor.objectAction(ctx, instance, 'destroy');
       this.notifyScheduler(ctx, uuid, () => this.scheduler.deleteInstanceInfo(ctx, this.opts.host, uuid));
       this.log('info', 'Terminated instance', ctx, uuid);
-      await this.eventFinish(ctx, uuid, event);
+      await this.store.eventFinish(ctx, uuid, event);
     } catch (err) {
       if (isRemote(err, 'InstanceNotFound')) {
         this.log('info', 'Instance already gone', ctx, uuid);
-        await this.eventFinish(ctx, uuid, event);
+        await this.store.eventFinish(ctx, uuid, event);
         return;
       }
       this.log('error', `Setting instance vm_state to ERROR: ${errorMessage(err)}`, ctx, uuid);
-      await this.recordFault(ctx, uuid, err);
-      await this.save(ctx, instance, { vm_state: VmState.ERROR, task_state: null }).catch(() => undefined);
-      await this.eventFinish(ctx, uuid, event, err);
+      await this.store.recordFault(ctx, uuid, err);
+      await this.store.save(ctx, instance, { vm_state: VmState.ERROR, task_state: null }).catch(() => undefined);
+      await this.store.eventFinish(ctx, uuid, event, err);
     }
   }
 
   private async getConsoleOutput(ctx: RequestContext, args: RpcArgs): Promise<string> {
-    const instance = this.instanceArg(args);
+    const instance = this.store.instanceArg(args);
     const tail = typeof args.tail_length === 'number' ? args.tail_length : undefined;
-    return await this.driver.getConsoleOutput(driverContext(ctx), instanceSpec(instance, this.opts.host), tail);
+    return await this.driver.getConsoleOutput(driverContext(ctx), this.store.spec(instance), tail);
   }
 
-  /** An action we do not do yet: clear the task the API set, record why, never leave it stuck. */
+  /**
+   * An action we do not do: clear the task the API set, record why as a
+   * fault and on the action event (`openstack server event show`), never
+   * leave the instance stuck.
+   */
   private async unsupportedInstanceAction(ctx: RequestContext, method: string, args: RpcArgs): Promise<void> {
     const err = new NovaError(
       'NotImplementedError',
-      `nova-docker does not support ${method} yet`,
+      `nova-docker does not support ${method}`,
       {},
-      {
-        novaModule: 'builtins',
-      },
+      { novaModule: 'builtins' },
     );
     let instance: NovaObject;
     try {
-      instance = this.instanceArg(args);
+      instance = this.store.instanceArg(args);
     } catch {
       throw err;
     }
     const uuid = instance.str('uuid') ?? '';
     this.log('warn', err.message, ctx, uuid);
-    await this.recordFault(ctx, uuid, err);
-    await this.save(ctx, instance, { task_state: null }).catch((e: unknown) =>
-      this.log('error', `could not reset task_state: ${errorMessage(e)}`, ctx, uuid),
-    );
-    throw err;
+    await this.store.withEvent(ctx, uuid, method, async () => {
+      await this.store.recordFault(ctx, uuid, err);
+      await this.store
+        .save(ctx, instance, { task_state: null })
+        .catch((e: unknown) => this.log('error', `could not reset task_state: ${errorMessage(e)}`, ctx, uuid));
+      throw err;
+    });
   }
 }

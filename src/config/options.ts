@@ -283,7 +283,7 @@ export const OPTIONS = [
     name: 'update_resources_interval',
     type: 'int',
     default: 0,
-    help: 'Interval for updating compute resources, in seconds. 0 uses the default periodic interval.',
+    help: 'Interval for updating compute resources, in seconds. 0 uses the default periodic interval (60 s); a negative value disables it.',
   },
   {
     group: 'DEFAULT',

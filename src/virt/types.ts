@@ -75,6 +75,14 @@ export interface DriverContext {
   globalRequestId?: string;
   userId?: string;
   projectId?: string;
+  /**
+   * spawn only: the guest may be prepared (image fetched, container created)
+   * before this settles, but not started; when it rejects, spawn removes what
+   * it made and rethrows that reason. Lets the manager's state saves overlap
+   * the driver's work without ever running a guest Nova has not moved to
+   * `spawning`.
+   */
+  readyToStart?: Promise<void>;
 }
 
 export type RebootType = 'SOFT' | 'HARD';

@@ -100,6 +100,18 @@ export function describeDriverContract(name: string, makeHarness: () => Promise<
       assert.equal(await h.leftovers(inst.uuid), false);
     });
 
+    it('spawn whose readyToStart rejects: that reason, the guest never started, nothing left behind', async () => {
+      const inst = makeInstance(h.host);
+      const gate = Promise.reject(new Error('Instance was deleted during the build'));
+      gate.catch(() => undefined);
+      await assert.rejects(
+        h.driver.spawn({ ...ctx, readyToStart: gate }, inst, h.image, [], undefined, undefined, [], undefined),
+        /deleted during the build/,
+      );
+      assert.ok(!(await h.driver.listInstanceUuids()).includes(inst.uuid));
+      assert.equal(await h.leftovers(inst.uuid), false);
+    });
+
     it('getInfo of a missing instance: InstanceNotFound', async () => {
       await assert.rejects(h.driver.getInfo(makeInstance(h.host)), isNova('InstanceNotFound'));
     });

@@ -183,7 +183,7 @@ export class DockerDriver implements ComputeDriver {
     const uuid = instance.uuid;
     const meta = { instance_uuid: uuid, ...(ctx.requestId ? { request_id: ctx.requestId } : {}) };
     if (injectedFiles.length) this.log.warn(`ignoring ${injectedFiles.length} injected file(s)`, meta);
-    if (adminPassword) this.log.info('ignoring the admin password: containers have no password to set', meta);
+    if (adminPassword) this.log.debug('the admin password was ignored (containers have none to set)', meta);
 
     let dockerRef: string;
     try {
@@ -224,6 +224,7 @@ export class DockerDriver implements ComputeDriver {
     }
 
     try {
+      await ctx.readyToStart;
       this.stopped.delete(uuid);
       this.suspended.delete(uuid);
       try {

@@ -76,7 +76,7 @@ export class FakeDriver implements ComputeDriver {
   }
 
   async spawn(
-    _ctx: DriverContext,
+    ctx: DriverContext,
     instance: InstanceSpec,
     imageMeta: ImageMeta,
     _injectedFiles: InjectedFile[],
@@ -90,6 +90,7 @@ export class FakeDriver implements ComputeDriver {
     if (!(this.opts.imageExists?.(imageMeta) ?? true)) throw imageNotFound(imageMeta.id);
     const fail = imageMeta.properties['fake_fail_spawn'];
     if (fail) throw instanceDeployFailure(instance.uuid, typeof fail === 'string' ? fail : 'fake spawn failure');
+    await ctx.readyToStart;
     this.guests.set(instance.uuid, {
       instance,
       image: imageMeta,

@@ -247,6 +247,36 @@ describe('compute/manager', () => {
     assert.equal(manager.bootTimings.at(-1)?.ok, true);
   });
 
+  it('the driver prepares while the state saves run, but starts the guest only after the spawning save', async () => {
+    const { conductor, driver, manager } = setup();
+    const { uuid, primitive } = newInstance(conductor);
+    const order: string[] = [];
+    const spawn = driver.spawn.bind(driver);
+    driver.spawn = async (ctx, ...rest) => {
+      order.push('driver called');
+      assert.ok(ctx.readyToStart, 'the manager passes the gate');
+      await ctx.readyToStart;
+      order.push(`guest started after task_state=${String(conductor.rows.get(uuid)?.task_state)}`);
+      return spawn(ctx, ...rest);
+    };
+    await manager.buildAndRunInstance(userCtx, { instance: primitive, image: image(), node: HOST });
+    assert.deepEqual(order, ['driver called', 'guest started after task_state=spawning']);
+    assert.equal(conductor.saves.length, 6, 'all saves made before ACTIVE, none skipped');
+    assert.equal(conductor.rows.get(uuid)?.vm_state, 'active');
+  });
+
+  it('a spawn that fails before the saves finish: ERROR is saved last, never overwritten by a late save', async () => {
+    const { conductor, driver, manager } = setup();
+    const { uuid, primitive } = newInstance(conductor);
+    driver.spawn = () => Promise.reject(new NovaError('ImageNotFound', 'Image x could not be found.', { code: 404 }));
+    await manager.buildAndRunInstance(userCtx, { instance: primitive, image: image(), node: HOST });
+    const row = conductor.rows.get(uuid)!;
+    assert.equal(row.vm_state, 'error');
+    assert.equal(row.task_state, null);
+    assert.equal(conductor.saves.at(-1)?.fields.vm_state, 'error');
+    assert.equal(conductor.faults[0]?.code, 404);
+  });
+
   it('a failed spawn: ERROR with a fault, allocations removed, nothing on the host, event finished with the error', async () => {
     const { conductor, driver, placement, manager } = setup();
     const { uuid, primitive } = newInstance(conductor);
@@ -316,16 +346,27 @@ describe('compute/manager', () => {
 
   it('an unsupported instance cast clears the task and records a fault; a call fails with NotImplementedError', async () => {
     const { conductor, manager } = setup();
-    const { uuid, primitive } = newInstance(conductor, { vm_state: 'active', task_state: 'powering-off', host: HOST });
-    conductor.rows.get(uuid)!.task_state = 'powering-off';
+    const { uuid, primitive } = newInstance(conductor, { vm_state: 'active', task_state: 'shelving', host: HOST });
+    conductor.rows.get(uuid)!.task_state = 'shelving';
     const ep = manager.endpoint();
-    await assert.rejects(Promise.resolve(ep.methods.stop_instance!(adminContext(), { instance: primitive })), (err) => {
-      assert.ok(err instanceof NovaError);
-      assert.equal(err.novaClass, 'NotImplementedError');
-      return true;
-    });
+    await assert.rejects(
+      Promise.resolve(ep.methods.shelve_instance!(adminContext(), { instance: primitive })),
+      (err) => {
+        assert.ok(err instanceof NovaError);
+        assert.equal(err.novaClass, 'NotImplementedError');
+        return true;
+      },
+    );
     assert.equal(conductor.rows.get(uuid)?.task_state, null);
-    assert.match(String(conductor.faults[0]?.message), /does not support stop_instance/);
+    assert.match(String(conductor.faults[0]?.message), /does not support shelve_instance/);
+    assert.deepEqual(
+      conductor.events.map((e) => [e.kind, e.args[1], e.kwargs.exc_val ?? null]),
+      [
+        ['event_start', 'compute_shelve_instance', null],
+        ['event_finish_with_failure', 'compute_shelve_instance', 'nova-docker does not support shelve_instance'],
+      ],
+      'the reason shows in `openstack server event show`',
+    );
     assert.throws(
       () => ep.methods.get_vnc_console!(adminContext(), { instance: primitive }),
       (err) => {

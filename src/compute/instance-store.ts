@@ -1,0 +1,127 @@
+/**
+ * Instance state in Nova, through the conductor: saves with
+ * `expected_task_state`, instance action events and faults. Shared by the
+ * manager and the action modules, so every action moves state the same way
+ * Nova's compute manager does (wrap_instance_event, wrap_instance_fault).
+ */
+import type { Logger } from '../common/log.js';
+import { errorMessage, findCause, NovaError } from '../common/errors.js';
+import { NovaObject } from '../objects/base.js';
+import { type ConductorAPI, isRemote } from '../objects/conductor.js';
+import type { NovaRelease } from '../objects/releases.js';
+import { contextLogFields, type RequestContext } from '../rpc/context.js';
+import type { DriverContext, InstanceSpec } from '../virt/types.js';
+import { instanceSpec } from './instance.js';
+
+const LOGGER = 'nova_docker.compute.manager';
+
+export type LogLevel = 'info' | 'warn' | 'error' | 'debug';
+export type ExpectedTaskState = ReadonlyArray<string | null> | string | null;
+
+export function driverContext(ctx: RequestContext): DriverContext {
+  const dc: DriverContext = { requestId: ctx.request_id };
+  if (ctx.auth_token) dc.authToken = ctx.auth_token;
+  if (ctx.global_request_id) dc.globalRequestId = ctx.global_request_id;
+  if (ctx.user_id) dc.userId = ctx.user_id;
+  if (ctx.project_id) dc.projectId = ctx.project_id;
+  return dc;
+}
+
+/** True for the errors that mean "the user deleted the instance meanwhile". */
+export function deletedMeanwhile(err: unknown): boolean {
+  return isRemote(err, 'InstanceNotFound', 'UnexpectedDeletingTaskStateError');
+}
+
+export class InstanceStore {
+  constructor(
+    readonly conductor: ConductorAPI,
+    readonly release: NovaRelease,
+    readonly host: string,
+    private readonly logger: Logger,
+  ) {}
+
+  log(level: LogLevel, msg: string, ctx?: RequestContext, uuid?: string): void {
+    this.logger.log(level, msg, {
+      logger: LOGGER,
+      ...(ctx ? contextLogFields(ctx) : {}),
+      ...(uuid ? { instance_uuid: uuid } : {}),
+    });
+  }
+
+  /** The RPC `instance` argument as an Instance object. */
+  instanceArg(args: Record<string, unknown>): NovaObject {
+    return NovaObject.fromPrimitive(args.instance, 'Instance');
+  }
+
+  spec(instance: NovaObject): InstanceSpec {
+    return instanceSpec(instance, this.host);
+  }
+
+  /** Instance.save(expected_task_state=…): the conductor refuses it when the task moved on. */
+  async save(
+    ctx: RequestContext,
+    instance: NovaObject,
+    fields: Record<string, unknown>,
+    expectedTaskState?: ExpectedTaskState,
+  ): Promise<void> {
+    for (const [k, v] of Object.entries(fields)) instance.set(k, v);
+    const kwargs = expectedTaskState === undefined ? {} : { expected_task_state: expectedTaskState };
+    await this.conductor.objectAction(ctx, instance, 'save', [], kwargs);
+  }
+
+  async eventStart(ctx: RequestContext, uuid: string, event: string): Promise<void> {
+    await this.conductor.classAction(ctx, 'InstanceActionEvent', 'event_start', [uuid, event], {
+      want_result: false,
+      host: this.host,
+    });
+  }
+
+  /** Never throws: a lost event finish must not turn a finished action into a failed one. */
+  async eventFinish(ctx: RequestContext, uuid: string, event: string, err?: unknown): Promise<void> {
+    try {
+      await this.conductor.classAction(ctx, 'InstanceActionEvent', 'event_finish_with_failure', [uuid, event], {
+        exc_val: err === undefined ? null : errorMessage(err),
+        exc_tb: err instanceof Error && err.stack ? err.stack : null,
+        want_result: false,
+      });
+    } catch (e) {
+      this.log('warn', `could not finish action event ${event}: ${errorMessage(e)}`, ctx, uuid);
+    }
+  }
+
+  /** InstanceFault.create; the NovaError in the cause chain gives the code and message users see. */
+  async recordFault(ctx: RequestContext, uuid: string, error: unknown): Promise<void> {
+    const err = findCause(error, NovaError) ?? error;
+    const code = err instanceof NovaError && typeof err.kwargs.code === 'number' ? err.kwargs.code : 500;
+    const message = (err instanceof NovaError ? err.message : errorMessage(err)).slice(0, 255);
+    const fault = NovaObject.create('InstanceFault', this.release.objects.InstanceFault ?? '1.2', {
+      instance_uuid: uuid,
+      code,
+      message,
+      details: code === 500 && err instanceof Error ? (err.stack ?? '') : '',
+      host: this.host,
+    });
+    try {
+      await this.conductor.objectAction(ctx, fault, 'create');
+    } catch (e) {
+      this.log('error', `could not record the instance fault: ${errorMessage(e)}`, ctx, uuid);
+    }
+  }
+
+  /**
+   * wrap_instance_event: `compute_<method>` start/finish around `fn`, the
+   * error (if any) recorded on the event and rethrown.
+   */
+  async withEvent<T>(ctx: RequestContext, uuid: string, method: string, fn: () => Promise<T>): Promise<T> {
+    const event = `compute_${method}`;
+    await this.eventStart(ctx, uuid, event);
+    try {
+      const result = await fn();
+      await this.eventFinish(ctx, uuid, event);
+      return result;
+    } catch (err) {
+      await this.eventFinish(ctx, uuid, event, err);
+      throw err;
+    }
+  }
+}
