@@ -4,15 +4,19 @@
 #   ./install.sh --test-deps  also what the test suite needs: RabbitMQ on
 #                             127.0.0.1, Python's oslo.messaging (interop
 #                             peer) and Docker Engine
+#   ./install.sh --all-in-one also a single-node OpenStack control plane on
+#                             this machine, the agent running against it and
+#                             a busybox image in Glance (scripts/all-in-one.sh)
 # Only Debian and npm packages are fetched.
 set -euo pipefail
 cd "$(dirname "$0")"
 export DEBIAN_FRONTEND=noninteractive
-TEST_DEPS=0
+TEST_DEPS=0 ALL_IN_ONE=0
 for a in "$@"; do
   case $a in
     --test-deps) TEST_DEPS=1 ;;
-    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    --all-in-one) ALL_IN_ONE=1 ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
     *) echo "install.sh: unknown option $a" >&2; exit 2 ;;
   esac
 done
@@ -38,3 +42,6 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
 fi
 npm run build --silent
 echo "nova-docker built: node dist/src/cli.js --help"
+if [ $ALL_IN_ONE = 1 ]; then
+  bash scripts/all-in-one.sh
+fi
