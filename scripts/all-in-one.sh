@@ -304,8 +304,9 @@ chgrp nova /etc/nova/nova.conf
 mkdir -p /var/lib/nova/tmp && chown -R nova:nova /var/lib/nova
 su -s /bin/sh nova -c "nova-manage api_db sync"
 su -s /bin/sh nova -c "nova-manage cell_v2 map_cell0" >/dev/null
-su -s /bin/sh nova -c "nova-manage cell_v2 list_cells" | grep -q ' cell1 ' ||
-  su -s /bin/sh nova -c "nova-manage cell_v2 create_cell --name=cell1" >/dev/null
+# (captured first: `| grep -q` may close the pipe early and, with pipefail, fail the check)
+cells=$(su -s /bin/sh nova -c "nova-manage cell_v2 list_cells")
+case $cells in *" cell1 "*) ;; *) su -s /bin/sh nova -c "nova-manage cell_v2 create_cell --name=cell1" >/dev/null ;; esac
 su -s /bin/sh nova -c "nova-manage db sync"
 uwsgi_ini nova-api 8774 /usr/bin/nova-api-wsgi nova
 
