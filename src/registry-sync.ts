@@ -163,7 +163,11 @@ export async function runRegistrySync(config: Config, args: SyncArgs): Promise<n
   logger.debug(`registry ${registry.baseURL}, Keystone credentials from [${authGroup}]`, { logger: LOGGER });
   const ac = new AbortController();
   const onSignal = (sig: NodeJS.Signals): void => {
-    if (ac.signal.aborted) return;
+    if (ac.signal.aborted) {
+      // a second signal does not wait for a call that hangs (each is bounded by the 60 s client timeout)
+      logger.warn(`Caught ${sig} again, exiting now`, { logger: LOGGER });
+      process.exit(1);
+    }
     logger.info(`Caught ${sig}, stopping after the step in progress`, { logger: LOGGER });
     ac.abort();
   };
