@@ -156,6 +156,7 @@ describe('e2e: stop, start, reboot, pause, suspend through the real Nova', funct
 
     // each action is recorded with nova-compute's event name and a Success result
     const recorded = await instanceActions(s.id);
+    const eventTimes: string[] = [];
     const methods: Record<string, string> = {
       stop: 'stop_instance',
       start: 'start_instance',
@@ -171,8 +172,12 @@ describe('e2e: stop, start, reboot, pause, suspend through the real Nova', funct
       for (const a of mine) {
         const ev = (a.events ?? []).find((e) => e.event === `compute_${method}`);
         assert.equal(ev?.result, 'Success', `${action}: ${JSON.stringify(a)}`);
+        // the agent's share, as Nova recorded it (the DB keeps whole seconds)
+        const ms = Date.parse(`${ev.finish_time ?? ''}Z`) - Date.parse(`${ev.start_time ?? ''}Z`);
+        eventTimes.push(`${action} ${Number.isFinite(ms) ? (ms / 1000).toFixed(1) : '?'} s`);
       }
     }
+    process.stdout.write(`      compute events (finish − start): ${eventTimes.join('; ')}\n`);
 
     // four starts (boot, start, two reboots) printed five lines each; --lines keeps the newest
     const all = await docker(['logs', `nova-${s.id}`]);

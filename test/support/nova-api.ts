@@ -59,11 +59,14 @@ export interface InstanceActionEvent {
   event: string;
   result?: string | null;
   traceback?: string | null;
+  start_time?: string | null;
+  finish_time?: string | null;
 }
 
 export interface InstanceAction {
   action: string;
   request_id: string;
+  start_time?: string | null;
   message?: string | null;
   events?: InstanceActionEvent[];
 }
