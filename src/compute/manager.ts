@@ -14,6 +14,7 @@ import { adminContext, type RequestContext } from '../rpc/context.js';
 import type { Endpoint, RpcArgs, RpcHandler } from '../rpc/dispatcher.js';
 import type { ComputeDriver } from '../virt/driver.js';
 import type { AvailableResource } from '../virt/types.js';
+import { InstanceActions } from './actions.js';
 import { imageMetaOf } from './instance.js';
 import { deletedMeanwhile, driverContext, InstanceStore, type LogLevel } from './instance-store.js';
 import { PowerStateValue, TaskState, VmState } from './states.js';
@@ -102,13 +103,6 @@ const UNSUPPORTED_CALLS = [
 
 /** Casts that come with a task_state set by the API: it must be cleared or the instance is stuck. */
 const UNSUPPORTED_INSTANCE_CASTS = [
-  'stop_instance',
-  'start_instance',
-  'reboot_instance',
-  'pause_instance',
-  'unpause_instance',
-  'suspend_instance',
-  'resume_instance',
   'snapshot_instance',
   'backup_instance',
   'rebuild_instance',
@@ -146,6 +140,7 @@ export class ComputeManager {
   /** Boot timings of the last boots (bench/boot reads them from the log). */
   readonly bootTimings: BootTiming[] = [];
   readonly store: InstanceStore;
+  private readonly actions: InstanceActions;
 
   constructor(
     private readonly conductor: ConductorAPI,
@@ -156,6 +151,7 @@ export class ComputeManager {
     private readonly logger: Logger,
   ) {
     this.store = new InstanceStore(conductor, opts.release, opts.host, logger);
+    this.actions = new InstanceActions(this.store, driver);
   }
 
   private log(level: LogLevel, msg: string, ctx?: RequestContext, uuid?: string): void {
@@ -406,6 +402,7 @@ export class ComputeManager {
       };
     }
     for (const m of UNSUPPORTED_INSTANCE_CASTS) methods[m] = (ctx, a) => this.unsupportedInstanceAction(ctx, m, a);
+    Object.assign(methods, this.actions.methods());
     return { namespace: null, version: this.opts.release.computeRpcVersion, methods };
   }
 
@@ -553,7 +550,8 @@ export class ComputeManager {
 
   private async getConsoleOutput(ctx: RequestContext, args: RpcArgs): Promise<string> {
     const instance = this.store.instanceArg(args);
-    const tail = typeof args.tail_length === 'number' ? args.tail_length : undefined;
+    const tail = tailLength(args.tail_length);
+    if (tail === 0) return '';
     return await this.driver.getConsoleOutput(driverContext(ctx), this.store.spec(instance), tail);
   }
 
@@ -585,4 +583,16 @@ export class ComputeManager {
       throw err;
     });
   }
+}
+
+/**
+ * get_console_output's tail_length (`--lines`): the API passes an int or a
+ * numeric string; None or a negative (the API's -1) means everything; like
+ * nova's _tail_log, anything else that is not a number means 0 lines.
+ */
+export function tailLength(v: unknown): number | undefined {
+  if (v === null || v === undefined) return undefined;
+  const n = typeof v === 'number' ? v : typeof v === 'string' && /^\s*-?\d+\s*$/.test(v) ? Number(v) : 0;
+  if (!Number.isFinite(n)) return 0;
+  return n < 0 ? undefined : Math.trunc(n);
 }

@@ -1,6 +1,6 @@
 /**
  * End to end, what the agent does not do yet must fail cleanly, never hang:
- * instance actions the API casts with a task_state (stop, pause, …) get that
+ * instance actions the API casts with a task_state (rescue, shelve, …) get that
  * task_state cleared and the server stays usable; call-type requests
  * (get_vnc_console) answer an error at once instead of a 60 s RPC timeout.
  * And what it does: `console log show` returns the container's output.
@@ -131,16 +131,13 @@ describe('e2e: unsupported actions fail cleanly; console log works', function ()
     assert.deepEqual(await hostContainers(HOST), [], 'no container left behind');
   });
 
-  it('stop, pause, suspend and reboot of an ACTIVE server: task_state is cleared, the server stays ACTIVE and deletable', async () => {
+  it('rescue of an ACTIVE server: task_state is cleared, the server stays ACTIVE and deletable', async () => {
     const name = `nd-unsup-${randomUUID().slice(0, 8)}`;
     images.push(await uploadDockerImage(name, 'busybox:latest'));
     const s = await boot(name, 'unsup');
     const actions: Array<[string[], string, string]> = [
       // [CLI args, instance action name, compute RPC method]
-      [['server', 'stop', s.id], 'stop', 'stop_instance'],
-      [['server', 'pause', s.id], 'pause', 'pause_instance'],
-      [['server', 'suspend', s.id], 'suspend', 'suspend_instance'],
-      [['server', 'reboot', '--soft', s.id], 'reboot', 'reboot_instance'],
+      [['server', 'rescue', s.id], 'rescue', 'rescue_instance'],
     ];
     for (const [args, action, method] of actions) {
       const t0 = Date.now();

@@ -1,0 +1,84 @@
+/**
+ * Reads from the lab's nova-api over REST (loopback), for polling: one HTTP
+ * round trip instead of a CLI start-up per look, which on a loaded lab
+ * machine costs tens of seconds. Actions still go through the stock CLI.
+ */
+import { KeystoneClient } from '../../src/clients/keystone/client.js';
+import { pollUntil } from '../../src/common/poll.js';
+import type { LabServer } from './lab.js';
+
+const NOVA = 'http://127.0.0.1:8774/v2.1';
+const MICROVERSION = '2.37';
+
+let keystone: KeystoneClient | undefined;
+
+/** GET `path` (under /v2.1) as the lab admin; the parsed JSON body, or throws with the status. */
+export async function novaGet<T>(path: string): Promise<T> {
+  keystone ??= new KeystoneClient({
+    authUrl: 'http://127.0.0.1:5000/v3',
+    username: 'admin',
+    password: 'labadmin',
+    projectName: 'admin',
+    userDomainName: 'Default',
+    projectDomainName: 'Default',
+  });
+  const r = await fetch(`${NOVA}${path}`, {
+    headers: {
+      'X-Auth-Token': await keystone.getToken(),
+      'OpenStack-API-Version': `compute ${MICROVERSION}`,
+      Accept: 'application/json',
+    },
+    signal: AbortSignal.timeout(60_000),
+  });
+  if (!r.ok) throw new Error(`GET ${path}: HTTP ${r.status} ${await r.text()}`);
+  return (await r.json()) as T;
+}
+
+/** The server as `GET /servers/{id}` shows it (power_state is the integer). */
+export async function novaServer(id: string): Promise<LabServer> {
+  return (await novaGet<{ server: LabServer }>(`/servers/${id}`)).server;
+}
+
+/** Polls `GET /servers/{id}` every 250 ms until `done(server)` holds. */
+export async function waitServerApi(
+  id: string,
+  done: (s: LabServer) => boolean,
+  what: string,
+  timeoutMs = 120_000,
+): Promise<LabServer> {
+  return await pollUntil(
+    async () => {
+      const s = await novaServer(id);
+      return done(s) ? s : undefined;
+    },
+    { timeoutMs, intervalMs: 250, what: `server ${id}: ${what}` },
+  );
+}
+
+export interface InstanceActionEvent {
+  event: string;
+  result?: string | null;
+  traceback?: string | null;
+  start_time?: string | null;
+  finish_time?: string | null;
+}
+
+export interface InstanceAction {
+  action: string;
+  request_id: string;
+  start_time?: string | null;
+  message?: string | null;
+  events?: InstanceActionEvent[];
+}
+
+/** The instance actions of a server, each with its events (admin sees them). */
+export async function instanceActions(id: string): Promise<InstanceAction[]> {
+  const list = await novaGet<{ instanceActions: InstanceAction[] }>(`/servers/${id}/os-instance-actions`);
+  return await Promise.all(
+    list.instanceActions.map(
+      async (a) =>
+        (await novaGet<{ instanceAction: InstanceAction }>(`/servers/${id}/os-instance-actions/${a.request_id}`))
+          .instanceAction,
+    ),
+  );
+}
