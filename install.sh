@@ -236,10 +236,13 @@ as_agent_user() { agent_user_prefix; "${USER_PREFIX[@]}" "$@"; }
 
 # ----- without systemd: one background process, found again through its PID file
 
+# alive PID: the process exists and is not a zombie waiting for its reaper
+alive() { kill -0 "$1" 2>/dev/null && [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != Z ]; }
+
 agent_pid() {   # prints the PID of the running agent, fails when there is none
   local pid
   pid=$(cat "$DESTDIR$PID_FILE" 2>/dev/null) || return 1
-  [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 1
+  [[ $pid =~ ^[0-9]+$ ]] && alive "$pid" || return 1
   # a reused PID belongs to some other program: compare the whole command line
   agent_argv
   [ "$(tr '\0' ' ' < "/proc/$pid/cmdline")" = "${AGENT_ARGV[*]} " ] || return 1
@@ -272,8 +275,8 @@ stop_background() {
   run kill -TERM "$pid"
   [ "$DRY_RUN" = 1 ] && return 0
   # the agent finishes in-flight RPCs and reports itself down before exiting
-  for _ in $(seq 600); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid"; say "$SERVICE ignored SIGTERM for 60 s: killed"; fi
+  for _ in $(seq 600); do alive "$pid" || break; sleep 0.1; done
+  if alive "$pid"; then kill -KILL "$pid"; say "$SERVICE ignored SIGTERM for 60 s: killed"; fi
   rm -f "$DESTDIR$PID_FILE"
   say "stopped $SERVICE (pid $pid)"
 }
