@@ -153,11 +153,10 @@ function start_nova_compute {
 # plugin settings are sourced first, in every script
 # shellcheck source=/dev/null
 source "$REPO/devstack/settings"
+# shellcheck source=/dev/null
 for step in "$@"; do
     case $step in
-        # shellcheck source=/dev/null
         stack:*) source "$REPO/devstack/plugin.sh" stack "${step#stack:}" ;;
-        # shellcheck source=/dev/null
         unstack | clean) source "$REPO/devstack/plugin.sh" "$step" ;;
         start:n-cpu) start_nova_compute ;;
         start:*) run_process "${step#start:}" "$NOVA_BIN_DIR/${step#start:}" ;;
