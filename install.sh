@@ -251,7 +251,7 @@ agent_pid() {   # prints the PID of the running agent, fails when there is none
 
 start_background() {
   local pid
-  if pid=$(agent_pid); then say "$SERVICE is running (pid $pid), reused (--restart after an upgrade)"; return 0; fi
+  if pid=$(agent_pid); then say "$SERVICE is running (pid $pid), reused"; return 0; fi
   agent_argv
   if [ "$DRY_RUN" = 1 ]; then echo "would start in the background: ${AGENT_ARGV[*]}"; return 0; fi
   mkdir -p "$DESTDIR$RUN_DIR" "$DESTDIR$LOG_DIR"
@@ -283,16 +283,26 @@ stop_background() {
 
 # ----- start / stop, whichever way the host runs services
 
+# A running agent is reused without a look at the configuration; starting (or
+# restarting) needs a valid one, and is skipped while nova.conf is missing.
 start_agent() {   # start_agent RESTART(0|1) UNIT_CHANGED(0|1)
-  local restart=$1 unit_changed=$2
+  local restart=$1 unit_changed=$2 pid
   if systemd_running; then
     [ "$unit_changed" = 1 ] && run systemctl daemon-reload
+    if [ "$restart" = 0 ] && [ "$unit_changed" = 0 ] && systemctl is-active --quiet "$SERVICE"; then
+      say "$SERVICE is running, reused (--restart after an upgrade)"
+      return 0
+    fi
+    config_ready || return 0
     systemctl is-enabled --quiet "$SERVICE" 2>/dev/null || run systemctl enable "$SERVICE"
-    if [ "$restart" = 1 ] || [ "$unit_changed" = 1 ]; then run systemctl restart "$SERVICE"
-    elif systemctl is-active --quiet "$SERVICE"; then say "$SERVICE is running, reused (--restart after an upgrade)"
-    else run systemctl start "$SERVICE"; fi
+    run systemctl restart "$SERVICE"
   else
-    [ "$restart" = 1 ] && stop_background
+    if [ "$restart" = 0 ] && pid=$(agent_pid); then
+      say "$SERVICE is running (pid $pid), reused (--restart after an upgrade)"
+      return 0
+    fi
+    config_ready || return 0
+    if agent_pid >/dev/null; then stop_background; fi
     start_background
   fi
 }
@@ -311,7 +321,7 @@ operator_install() {   # operator_install START(0|1) RESTART(0|1)
   install_config
   # written without systemd too, so a later boot under systemd finds it
   if install_unit; then unit_changed=1; fi
-  if [ "$start" = 1 ] && config_ready; then start_agent "$restart" "$unit_changed"; fi
+  if [ "$start" = 1 ]; then start_agent "$restart" "$unit_changed"; fi
   say "done"
 }
 

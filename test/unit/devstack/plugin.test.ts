@@ -57,6 +57,8 @@ describe('devstack plugin', function () {
     writeFileSync(tmp.path('calls.log'), '');
     const r = spawnSync('bash', [HARNESS, tmp.dir, repo, ...steps], {
       encoding: 'utf8',
+      // stdin not a socket: bash would take itself for an ssh command and read ~/.bashrc
+      stdio: ['ignore', 'pipe', 'pipe'],
       env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...env },
       timeout: 20_000,
     });

@@ -24,6 +24,8 @@ function bash(script: string, env: Record<string, string> = {}): Run {
   const r = spawnSync('bash', ['-c', script], {
     cwd: ROOT,
     encoding: 'utf8',
+    // stdin not a socket: bash would take itself for an ssh command and read ~/.bashrc
+    stdio: ['ignore', 'pipe', 'pipe'],
     env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', HOME: process.env['HOME'] ?? '/root', ...env },
     timeout: 60_000,
   });
@@ -130,6 +132,36 @@ describe('install.sh', function () {
     tmp.write('etc/nova/nova.conf', MINIMAL);
     const good = steps('config_ready', env);
     assert.equal(good.status, 0, good.stderr);
+  });
+
+  it('reuses a running agent without checking the configuration, but restarts only with a valid one', () => {
+    // no systemd whatever the test machine runs; `sleep` stands in for node
+    const fake = `systemd_running() { false; }\nagent_argv() { AGENT_ARGV=(/bin/sleep 298.${process.pid}); }`;
+    tmp.write('etc/nova/nova.conf', MINIMAL);
+    tmp.write('etc/nova/nova-docker.conf', '[docker]\n');
+    const first = steps(`${fake}\nstart_agent 0 0`, env);
+    assert.equal(first.status, 0, first.stderr);
+    const pid = Number(readFileSync(tmp.path('run/nova-docker/nova-docker-compute.pid'), 'utf8').trim());
+    try {
+      tmp.write('etc/nova/nova.conf', '[DEFAULT]\n'); // broken after the start
+      const reuse = steps(`${fake}\nstart_agent 0 0`, env);
+      assert.equal(reuse.status, 0, reuse.stderr);
+      assert.match(reuse.stdout, new RegExp(`running \\(pid ${pid}\\), reused`));
+      const restart = steps(`${fake}\nstart_agent 1 0`, env);
+      assert.equal(restart.status, 1);
+      assert.match(restart.stderr, /transport_url: required option is not set/);
+      assert.ok(alive(pid), 'a failed restart leaves the running agent alone');
+      tmp.write('etc/nova/nova.conf', MINIMAL);
+      const restarted = steps(`${fake}\nstart_agent 1 0`, env);
+      assert.equal(restarted.status, 0, restarted.stderr);
+      assert.match(restarted.stdout, new RegExp(`stopped nova-docker-compute \\(pid ${pid}\\)[^]*started`));
+      assert.ok(!alive(pid));
+      const next = Number(readFileSync(tmp.path('run/nova-docker/nova-docker-compute.pid'), 'utf8').trim());
+      assert.notEqual(next, pid);
+      process.kill(next, 'SIGKILL');
+    } finally {
+      if (alive(pid)) process.kill(pid, 'SIGKILL');
+    }
   });
 
   it('runs one background agent with a PID file, reuses it, replaces a stale PID file, stops it', () => {
