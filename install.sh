@@ -16,6 +16,10 @@
 #                             oslo.messaging, Docker Engine, shellcheck); no user,
 #                             config, service or agent: the tests start their own
 #   ./install.sh --build      node dependencies and build only
+#   ./install.sh --all-in-one node dependencies and build, then a single-node
+#                             OpenStack control plane on this machine, the agent
+#                             running against it and a busybox image in Glance
+#                             (scripts/all-in-one.sh)
 #   --dry-run                 with any of them: print what would change, change nothing
 # Only Debian and npm packages are fetched.  Environment: DESTDIR (prefix of every
 # file installed outside this directory), NOVA_DOCKER_NODE (node binary),
@@ -244,8 +248,11 @@ agent_pid() {   # prints the PID of the running agent, fails when there is none
   pid=$(cat "$DESTDIR$PID_FILE" 2>/dev/null) || return 1
   [[ $pid =~ ^[0-9]+$ ]] && alive "$pid" || return 1
   # a reused PID belongs to some other program: compare the whole command line
+  # (any nova-docker agent counts: scripts/agent-service.sh shares the PID file)
+  local cmdline
+  cmdline=$(tr '\0' ' ' < "/proc/$pid/cmdline")
   agent_argv
-  [ "$(tr '\0' ' ' < "/proc/$pid/cmdline")" = "${AGENT_ARGV[*]} " ] || return 1
+  [ "$cmdline" = "${AGENT_ARGV[*]} " ] || [[ $cmdline == *"/dist/src/cli.js compute "* ]] || return 1
   echo "$pid"
 }
 
@@ -333,6 +340,7 @@ main() {
     case $a in
       --test-deps) mode=test-deps ;;
       --build) mode=build ;;
+      --all-in-one) mode=all-in-one ;;
       --stop) mode=stop ;;
       --no-start) start=0 ;;
       --restart) restart=1 ;;
@@ -348,6 +356,7 @@ main() {
     operator) operator_install "$start" "$restart" ;;
     test-deps) install_test_deps; install_node; build ;;
     build) install_node; build ;;
+    all-in-one) install_node; build; bash "$SRC_DIR/scripts/all-in-one.sh" ;;
     stop) stop_agent ;;
   esac
 }

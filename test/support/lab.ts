@@ -84,13 +84,17 @@ export interface AgentProcess {
 }
 
 /** Starts `nova-docker compute` with a lab nova.conf; resolves once its compute node is reported. */
-export async function startAgent(host: string, extraConf = ''): Promise<AgentProcess> {
+export async function startAgent(host: string, extraConf = '', nodeFlags: string[] = []): Promise<AgentProcess> {
   const dir = mkdtempSync(join(tmpdir(), 'nd-e2e-'));
   const conf = join(dir, 'nova.conf');
   writeFileSync(conf, labNovaConf(host, extraConf));
-  const proc = spawn(process.execPath, [join(REPO_ROOT, 'dist/src/cli.js'), 'compute', '--config-file', conf], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const proc = spawn(
+    process.execPath,
+    [...nodeFlags, join(REPO_ROOT, 'dist/src/cli.js'), 'compute', '--config-file', conf],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let log = '';
   proc.stdout?.on('data', (d: Buffer) => (log += d.toString()));
   proc.stderr?.on('data', (d: Buffer) => (log += d.toString()));

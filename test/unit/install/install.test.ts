@@ -5,7 +5,7 @@
  * in for node). No users are created and no service is started.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -60,7 +60,7 @@ describe('install.sh', function () {
   it('prints its modes on --help and rejects unknown options and mixed modes', () => {
     const help = bash(`bash ${INSTALL} --help`);
     assert.equal(help.status, 0);
-    for (const mode of ['--test-deps', '--no-start', '--restart', '--stop', '--build', '--dry-run']) {
+    for (const mode of ['--test-deps', '--no-start', '--restart', '--stop', '--build', '--all-in-one', '--dry-run']) {
       assert.match(help.stdout, new RegExp(`^\\s*(\\./install\\.sh )?${mode}\\b`, 'm'), mode);
     }
     const bad = bash(`bash ${INSTALL} --frobnicate`);
@@ -161,6 +161,20 @@ describe('install.sh', function () {
       process.kill(next, 'SIGKILL');
     } finally {
       if (alive(pid)) process.kill(pid, 'SIGKILL');
+    }
+  });
+
+  it('counts an agent started by scripts/agent-service.sh (same PID file, other argv) as running', () => {
+    const other = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 300000)', '/x/dist/src/cli.js', 'compute'], {
+      stdio: 'ignore',
+    });
+    try {
+      tmp.write('run/nova-docker/nova-docker-compute.pid', `${other.pid}\n`);
+      const r = steps('systemd_running() { false; }\nstart_agent 0 0', env);
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stdout, new RegExp(`running \\(pid ${other.pid}\\), reused`));
+    } finally {
+      other.kill('SIGKILL');
     }
   });
 
