@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { ConfigError, loadConfig, parseArgs, renderConfig, type Config } from './config/index.js';
 import { runCompute } from './main.js';
+import { parseSyncArgs, runRegistrySync, SYNC_USAGE, type SyncArgs } from './registry-sync.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -13,14 +14,22 @@ commands:
                       run the compute agent (replaces nova-compute on this host)
   check-config --config-file F [--config-file F2 ...] [--config-dir D]
                       validate the configuration and print it, secrets masked
-`;
+${SYNC_USAGE}`;
 
 function printConfigError(err: ConfigError): void {
   process.stderr.write(`nova-docker: invalid configuration:\n${err.problems.map((p) => `  ${p}\n`).join('')}`);
 }
 
-/** Parses `--config-file`/`--config-dir` and loads them; a number is the exit code of a failure. */
-function loadFromArgs(command: string, args: string[]): Config | number {
+/**
+ * Parses `--config-file`/`--config-dir` and loads them; a number is the exit
+ * code of a failure. `extra` gets the other arguments (else they are usage
+ * errors) and answers a usage error, if any.
+ */
+function loadFromArgs(
+  command: string,
+  args: string[],
+  extra?: (rest: string[]) => string | undefined,
+): Config | number {
   let parsed;
   try {
     parsed = parseArgs(args);
@@ -29,7 +38,12 @@ function loadFromArgs(command: string, args: string[]): Config | number {
     process.stderr.write(`nova-docker ${command}: ${err.problems.join('; ')}\n${USAGE}`);
     return 2;
   }
-  if (parsed.rest.length > 0) {
+  const extraError = extra ? extra(parsed.rest) : undefined;
+  if (extraError !== undefined) {
+    process.stderr.write(`nova-docker ${command}: ${extraError}\n${USAGE}`);
+    return 2;
+  }
+  if (!extra && parsed.rest.length > 0) {
     process.stderr.write(`nova-docker ${command}: unexpected argument ${parsed.rest[0]}\n${USAGE}`);
     return 2;
   }
@@ -71,6 +85,26 @@ async function compute(args: string[]): Promise<number> {
   return await runCompute(config);
 }
 
+/** `registry-sync`: one pass (exit 0, or 1 when an action failed), or `--watch` until a signal. */
+async function registrySync(args: string[]): Promise<number> {
+  const parsed: { args?: SyncArgs } = {};
+  const config = loadFromArgs('registry-sync', args, (rest) => {
+    const r = parseSyncArgs(rest);
+    if (typeof r === 'string') return r;
+    parsed.args = r;
+    return undefined;
+  });
+  if (typeof config === 'number') return config;
+  if (!parsed.args) return 2;
+  try {
+    return await runRegistrySync(config, parsed.args);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    printConfigError(err);
+    return 1;
+  }
+}
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...args] = argv;
   if (command === undefined || command === '--help' || command === '-h') {
@@ -90,6 +124,8 @@ async function main(argv: string[]): Promise<number> {
       return checkConfig(args);
     case 'compute':
       return await compute(args);
+    case 'registry-sync':
+      return await registrySync(args);
     default:
       process.stderr.write(`nova-docker: unknown command ${command}\n${USAGE}`);
       return 2;

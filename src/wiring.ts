@@ -17,6 +17,7 @@ import { RELEASES } from './objects/releases.js';
 import type { Messaging } from './rpc/messaging.js';
 import { DockerDriver } from './virt/docker/driver.js';
 import { ImageService } from './virt/docker/images.js';
+import { RegistryClient } from './clients/registry/client.js';
 
 export function dockerClientOptions(config: Config): DockerClientOptions {
   const d = config.docker;
@@ -39,7 +40,17 @@ export function dockerClientOptions(config: Config): DockerClientOptions {
   };
 }
 
-type AuthGroup = Config['placement'];
+type AuthGroup = Pick<
+  Config['placement'],
+  | 'auth_url'
+  | 'username'
+  | 'password'
+  | 'project_name'
+  | 'user_domain_name'
+  | 'project_domain_name'
+  | 'region_name'
+  | 'valid_interfaces'
+>;
 
 /** Keystone password auth from a keystoneauth group ([placement], [service_user], …). */
 export function keystoneFromGroup(group: AuthGroup, name: string, logger: Logger): KeystoneClient {
@@ -137,4 +148,44 @@ export function buildAgent(
     logger,
   );
   return { docker, driver, manager, keystone };
+}
+
+/** Groups that may hold the credentials of the tools (registry-sync), in the order they are tried. */
+export const TOOL_AUTH_GROUPS = ['glance', 'service_user', 'keystone_authtoken', 'placement'] as const;
+
+/**
+ * Keystone for the command-line tools: the first of [glance], [service_user],
+ * [keystone_authtoken], [placement] that names an auth_url (the agent itself
+ * uses [placement], so a nova.conf that runs the agent runs the tools too).
+ */
+export function toolKeystone(config: Config, logger: Logger): { keystone: KeystoneClient; group: string } {
+  const group = TOOL_AUTH_GROUPS.find((g) => config[g].auth_url);
+  if (!group) {
+    throw new ConfigError([`[glance] auth_url: required (or in one of [${TOOL_AUTH_GROUPS.slice(1).join('], [')}])`]);
+  }
+  return { keystone: keystoneFromGroup(config[group], group, logger), group };
+}
+
+/** The registry and the Glance that `nova-docker registry-sync` reconciles. */
+export function buildRegistrySync(
+  config: Config,
+  logger: Logger,
+): { registry: RegistryClient; glance: GlanceClient; authGroup: string } {
+  const d = config.docker;
+  if (!d.registry_url) throw new ConfigError(['[docker] registry_url: required by registry-sync']);
+  const registry = new RegistryClient({
+    url: d.registry_url,
+    auth:
+      d.registry_username && d.registry_password
+        ? { username: d.registry_username, password: d.registry_password }
+        : undefined,
+  });
+  const { keystone, group } = toolKeystone(config, logger);
+  const glance = new GlanceClient({
+    apiServers: config.glance.api_servers.length > 0 ? config.glance.api_servers : undefined,
+    keystone,
+    endpoint: { interfaces: config.glance.valid_interfaces, region: config.glance.region_name },
+    logger,
+  });
+  return { registry, glance, authGroup: group };
 }

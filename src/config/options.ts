@@ -44,8 +44,8 @@ export interface OptionSpec {
   readonly deprecatedNames?: readonly DeprecatedName[];
 }
 
-/** keystoneauth password-plugin, session and adapter options, as nova.conf names them. */
-function ksaOptions<G extends string>(group: G) {
+/** keystoneauth password-plugin options, as nova.conf names them. */
+function ksaAuthOptions<G extends string>(group: G) {
   return [
     {
       group,
@@ -68,14 +68,12 @@ function ksaOptions<G extends string>(group: G) {
     { group, name: 'project_domain_name', type: 'str', help: 'Domain name containing project.' },
     { group, name: 'user_domain_id', type: 'str', help: "User's domain id." },
     { group, name: 'project_domain_id', type: 'str', help: 'Domain ID containing project.' },
-    { group, name: 'region_name', type: 'str', help: 'The default region_name for endpoint URL discovery.' },
-    {
-      group,
-      name: 'valid_interfaces',
-      type: 'list',
-      default: ['internal', 'public'],
-      help: 'List of interfaces, in order of preference, for endpoint URL.',
-    },
+  ] as const;
+}
+
+/** keystoneauth session options. */
+function ksaSessionOptions<G extends string>(group: G) {
+  return [
     {
       group,
       name: 'insecure',
@@ -89,6 +87,22 @@ function ksaOptions<G extends string>(group: G) {
       type: 'str',
       help: 'PEM encoded Certificate Authority to use when verifying HTTPs connections.',
     },
+  ] as const;
+}
+
+/** keystoneauth password-plugin, session and adapter options, as nova.conf names them. */
+function ksaOptions<G extends string>(group: G) {
+  return [
+    ...ksaAuthOptions(group),
+    { group, name: 'region_name', type: 'str', help: 'The default region_name for endpoint URL discovery.' },
+    {
+      group,
+      name: 'valid_interfaces',
+      type: 'list',
+      default: ['internal', 'public'],
+      help: 'List of interfaces, in order of preference, for endpoint URL.',
+    },
+    ...ksaSessionOptions(group),
   ] as const;
 }
 
@@ -587,6 +601,9 @@ export const OPTIONS = [
     min: 0,
     help: 'Enable glance operation retries.',
   },
+  // nova registers keystoneauth options for [glance] too; nova-docker registry-sync authenticates with them
+  ...ksaAuthOptions('glance'),
+  ...ksaSessionOptions('glance'),
 
   // ------------------------------------------- keystoneauth-configured groups
   ...ksaOptions('placement'),

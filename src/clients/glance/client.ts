@@ -1,6 +1,6 @@
 /**
- * Glance v2 image client: show, create, delete, download as a stream and
- * upload from a stream. Image data is never buffered: downloads hand back the
+ * Glance v2 image client: show, list, create, update (JSON patch), delete,
+ * download as a stream and upload from a stream. Image data is never buffered: downloads hand back the
  * response stream, uploads pipe the caller's stream into the request.
  *
  * Endpoint: the `[glance] api_servers` list when given (idempotent calls fail
@@ -78,6 +78,17 @@ export interface ImageCreate {
   properties?: Record<string, string>;
 }
 
+/** One RFC 6902 operation of a Glance v2 image PATCH (custom properties are top-level paths). */
+export interface ImagePatchOp {
+  op: 'add' | 'replace' | 'remove';
+  path: string;
+  value?: unknown;
+}
+
+/** Media type Glance v2 wants for PATCH /v2/images/{id}. */
+const JSON_PATCH = 'application/openstack-images-v2.1-json-patch';
+const MAX_LIST_PAGES = 10_000;
+
 export interface ImageDownload {
   /** The image data. The caller must consume or destroy it. */
   stream: Readable;
@@ -150,6 +161,49 @@ export class GlanceClient {
     const res = await this.#call(ctx, false, (base, headers) =>
       this.#http.post<GlanceImage>(`${base}/v2/images`, body, {
         headers: { ...headers, 'Content-Type': 'application/json' },
+      }),
+    );
+    return res.data;
+  }
+
+  /**
+   * GET /v2/images, every page (Glance's `next` link). `filters` are Glance's
+   * query filters (`container_format=docker`, a custom property, …); values
+   * holding a `:` need an operator (`eq:a:b`), since Glance reads the part
+   * before the first `:` as one.
+   */
+  async listImages(
+    ctx: CallContext | undefined,
+    filters: Record<string, string> = {},
+    opts: { pageSize?: number } = {},
+  ): Promise<GlanceImage[]> {
+    const q = new URLSearchParams({ ...filters, limit: String(opts.pageSize ?? 200) });
+    const out: GlanceImage[] = [];
+    let path: string | undefined = `/v2/images?${q.toString()}`;
+    for (let page = 0; path !== undefined && page < MAX_LIST_PAGES; page++) {
+      const current: string = path;
+      const res = await this.#call(ctx, true, (base, headers) =>
+        this.#http.get<{ images?: unknown; next?: unknown }>(`${base}${current}`, { headers }),
+      );
+      const images = res.data?.images;
+      if (!Array.isArray(images)) throw new AgentError('glance: GET /v2/images answered no image list');
+      for (const img of images as unknown[]) {
+        if (img !== null && typeof img === 'object' && typeof (img as GlanceImage).id === 'string') {
+          out.push(img as GlanceImage);
+        }
+      }
+      const next = res.data.next;
+      // `next` is a path on the same server ("/v2/images?marker=…"); anything else ends the walk
+      path = typeof next === 'string' && next.startsWith('/v2/images') && next !== current ? next : undefined;
+    }
+    return out;
+  }
+
+  /** PATCH /v2/images/{id} with JSON-patch operations; the updated record. */
+  async updateImage(ctx: CallContext | undefined, id: string, ops: readonly ImagePatchOp[]): Promise<GlanceImage> {
+    const res = await this.#call(ctx, false, (base, headers) =>
+      this.#http.patch<GlanceImage>(`${base}/v2/images/${enc(id)}`, ops, {
+        headers: { ...headers, 'Content-Type': JSON_PATCH },
       }),
     );
     return res.data;

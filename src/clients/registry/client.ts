@@ -1,9 +1,12 @@
 /**
  * Docker registry HTTP API v2 client (distribution), for the registries the
  * agent pulls from: repository catalog and tags (both paginated through the
- * `Link: <…>; rel="next"` header) and manifest digests (HEAD). Basic auth is
- * optional; token (Bearer challenge) auth is not supported.
+ * `Link: <…>; rel="next"` header) and manifest digests (HEAD, or GET and a
+ * sha256 of the body when a registry leaves Docker-Content-Digest out of the
+ * HEAD answer). Basic auth is optional; token (Bearer challenge) auth is not
+ * supported.
  */
+import { createHash } from 'node:crypto';
 import type { AxiosInstance } from 'axios';
 import { AgentError } from '../../common/errors.js';
 import { NotFoundError } from '../errors.js';
@@ -30,6 +33,16 @@ export const MANIFEST_ACCEPT = [
 ].join(', ');
 
 const MAX_PAGES = 10_000;
+
+/** What the registry says about one manifest. */
+export interface ManifestInfo {
+  /** `sha256:…`: the content digest that pins this manifest. */
+  digest: string;
+  /** Content-Type of the manifest (one of MANIFEST_ACCEPT), when the registry sent one. */
+  mediaType: string | undefined;
+}
+
+const DIGEST_RE = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-f0-9]{32,}$/;
 
 function isLoopback(host: string): boolean {
   const h = host.replace(/^\[|\]$/g, '');
@@ -103,12 +116,36 @@ export class RegistryClient {
    * manifest, or undefined when the registry does not have it.
    */
   async manifestDigest(repo: string, reference: string): Promise<string | undefined> {
+    return (await this.manifestInfo(repo, reference))?.digest;
+  }
+
+  /**
+   * The digest and media type of a manifest: HEAD with the Accept list (so a
+   * registry answers the schema 2 / OCI digest that `docker pull` will see,
+   * not a converted schema 1 one); when the HEAD answer has no
+   * Docker-Content-Digest, GET and hash the exact bytes. Undefined when the
+   * registry does not have the manifest (404).
+   */
+  async manifestInfo(repo: string, reference: string): Promise<ManifestInfo | undefined> {
+    const path = `/v2/${repoPath(repo)}/manifests/${encodeURIComponent(reference)}`;
     try {
-      const res = await this.#http.head(`/v2/${repoPath(repo)}/manifests/${encodeURIComponent(reference)}`, {
+      const head = await this.#http.head(path, { headers: { Accept: MANIFEST_ACCEPT } });
+      const digest = headerString(head.headers['docker-content-digest']);
+      const mediaType = mediaTypeOf(head.headers['content-type']);
+      if (digest !== undefined) {
+        if (!DIGEST_RE.test(digest)) throw new AgentError(`registry: ${repo}:${reference} has a malformed digest`);
+        return { digest, mediaType };
+      }
+      const res = await this.#http.get<ArrayBuffer>(path, {
         headers: { Accept: MANIFEST_ACCEPT },
+        responseType: 'arraybuffer',
       });
-      const digest = res.headers['docker-content-digest'] as unknown;
-      return typeof digest === 'string' && digest !== '' ? digest : undefined;
+      const body = Buffer.from(res.data);
+      if (body.length === 0) throw new AgentError(`registry: ${repo}:${reference} has an empty manifest`);
+      return {
+        digest: `sha256:${createHash('sha256').update(body).digest('hex')}`,
+        mediaType: mediaTypeOf(res.headers['content-type']) ?? mediaType,
+      };
     } catch (err) {
       if (err instanceof NotFoundError) return undefined;
       throw err;
@@ -137,11 +174,42 @@ export class RegistryClient {
     let url: string | undefined = first;
     for (let page = 0; url !== undefined && page < MAX_PAGES; page++) {
       const res: { data: unknown; headers: Record<string, unknown> } = await this.#http.get<unknown>(url);
-      const list = (res.data as Record<string, unknown> | null)?.[key];
+      const body = res.data;
+      if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+        throw new AgentError(`registry: GET ${url.split('?')[0] ?? ''} did not answer a JSON object`);
+      }
+      // `tags: null` is how the registry lists a repository whose tags were all deleted
+      const list = (body as Record<string, unknown>)[key];
       if (Array.isArray(list)) for (const v of list as unknown[]) if (typeof v === 'string') out.push(v);
-      const next = nextLink(res.headers.link);
+      const next = this.#sameOrigin(nextLink(res.headers.link));
       url = next === undefined || next === url ? undefined : next;
     }
     return out;
   }
+
+  /**
+   * A next-page link as a path on this registry. An absolute link to another
+   * host is refused: following it would send the credentials there.
+   */
+  #sameOrigin(link: string | undefined): string | undefined {
+    if (link === undefined || link.startsWith('/')) return link;
+    let u: URL;
+    try {
+      u = new URL(link);
+    } catch {
+      throw new AgentError(`registry: unusable next-page link ${JSON.stringify(link)}`);
+    }
+    if (u.origin !== new URL(this.baseURL).origin) {
+      throw new AgentError(`registry: next-page link points to another host (${u.origin})`);
+    }
+    return `${u.pathname}${u.search}`;
+  }
+}
+
+function headerString(v: unknown): string | undefined {
+  return typeof v === 'string' && v.trim() !== '' ? v.trim() : undefined;
+}
+
+function mediaTypeOf(v: unknown): string | undefined {
+  return headerString(v)?.split(';')[0]?.trim();
 }

@@ -186,6 +186,57 @@ describe('clients/glance', () => {
     assert.ok(nock.isDone());
   });
 
+  it('lists images page by page through `next`, with the filters on the first page', async () => {
+    const queries: Array<Record<string, unknown>> = [];
+    nock(GLANCE)
+      .get('/v2/images')
+      .query((q) => {
+        queries.push(q);
+        return q.marker === undefined;
+      })
+      .reply(200, {
+        images: [{ id: 'a' }, { id: 'b' }],
+        next: '/v2/images?container_format=docker&limit=2&marker=b',
+      });
+    nock(GLANCE)
+      .get('/v2/images')
+      .query({ container_format: 'docker', limit: '2', marker: 'b' })
+      .reply(200, {
+        images: [{ id: 'c' }, { bogus: true }],
+        next: '/v2/images?container_format=docker&limit=2&marker=b',
+      });
+    const g = new GlanceClient({ apiServers: [GLANCE] });
+    const imgs = await g.listImages(undefined, { container_format: 'docker' }, { pageSize: 2 });
+    // a record without an id is dropped; a `next` that repeats the page ends the walk
+    assert.deepEqual(
+      imgs.map((i) => i.id),
+      ['a', 'b', 'c'],
+    );
+    assert.deepEqual({ ...queries[0] }, { container_format: 'docker', limit: '2' });
+    nock(GLANCE).get('/v2/images').query(true).reply(200, { nope: [] });
+    await assert.rejects(g.listImages(undefined), /no image list/);
+  });
+
+  it('updates properties with a v2.1 JSON patch', async () => {
+    let body: unknown;
+    let type: unknown;
+    nock(GLANCE)
+      .patch(`/v2/images/${ID}`, (b: unknown) => {
+        body = b;
+        return true;
+      })
+      .reply(function () {
+        type = this.req.headers['content-type'];
+        return [200, { ...IMAGE, docker_image_ref: 'r:2' }];
+      });
+    const g = new GlanceClient({ apiServers: [GLANCE] });
+    const ops = [{ op: 'replace' as const, path: '/docker_image_ref', value: 'r:2' }];
+    const rec = await g.updateImage(undefined, ID, ops);
+    assert.equal(rec.docker_image_ref, 'r:2');
+    assert.deepEqual(body, ops);
+    assert.equal(type, 'application/openstack-images-v2.1-json-patch');
+  });
+
   it('needs api_servers or keystone', () => {
     assert.throws(() => new GlanceClient({}), /api_servers/);
   });

@@ -57,4 +57,31 @@ describe('nova-docker check-config', () => {
     assert.equal(run('check-config', '--config-file').status, 2);
     assert.equal(run('check-config', '--config-file', 'x', 'stray').status, 2);
   });
+
+  it('registry-sync: usage errors exit 2, missing Keystone credentials 1 (before any network call)', function () {
+    this.timeout(120_000); // seven CLI starts
+    const base =
+      '[DEFAULT]\ntransport_url = rabbit://u:p@127.0.0.1:5672/\n[glance]\napi_servers = http://127.0.0.1:9\n';
+    const noAuth = tmp.write('sync-noauth.conf', base);
+    assert.equal(run('registry-sync').status, 2);
+    const stray = run('registry-sync', '--config-file', noAuth, '--bogus');
+    assert.equal(stray.status, 2);
+    assert.match(stray.stderr, /registry-sync: unexpected argument --bogus/);
+    assert.match(run('registry-sync', '--config-file', noAuth, '--interval', '5').stderr, /--interval needs --watch/);
+    const r = run('registry-sync', '--config-file', noAuth);
+    assert.equal(r.status, 1);
+    assert.match(
+      r.stderr,
+      /\[glance\] auth_url: required \(or in one of \[service_user\], \[keystone_authtoken\], \[placement\]\)/,
+    );
+    // [glance] is tried before [placement]
+    const both = tmp.write(
+      'sync-both.conf',
+      `${base}auth_url = http://127.0.0.1:9/v3\n[placement]\nauth_url = http://127.0.0.1:9/v3\nusername = p\npassword = p\nproject_name = s\n`,
+    );
+    const g = run('registry-sync', '--config-file', both);
+    assert.equal(g.status, 1);
+    assert.match(g.stderr, /\[glance\] username: required to talk to Keystone/);
+    assert.match(run('--help').stdout, /registry-sync --config-file F \[--watch \[--interval S\]\]/);
+  });
 });
