@@ -37,6 +37,8 @@ export interface OptionSpec {
   readonly min?: number;
   readonly max?: number;
   readonly choices?: readonly string[];
+  /** Appended to the "is not one of" error, to say what to do instead. */
+  readonly choicesHint?: string;
   /** Must be set (non-empty) for the agent to start. */
   readonly required?: boolean;
   readonly deprecatedNames?: readonly DeprecatedName[];
@@ -275,8 +277,10 @@ export const OPTIONS = [
     name: 'compute_driver',
     type: 'str',
     default: 'docker.DockerDriver',
-    choices: ['docker.DockerDriver', 'novadocker.virt.docker.DockerDriver', 'fake.FakeDriver'],
-    help: 'Defines which driver to use for controlling virtualization.',
+    // Spellings DevStack plugins and nova-docker's Python predecessor put in nova.conf; all mean this agent.
+    choices: ['docker.DockerDriver', 'nova_docker.DockerDriver', 'novadocker.virt.docker.DockerDriver'],
+    choicesHint: 'nova-docker runs only the Docker driver; other drivers need nova-compute',
+    help: 'Defines which driver to use for controlling virtualization. Every choice means the Docker driver of this agent.',
   },
   {
     group: 'DEFAULT',

@@ -90,7 +90,8 @@ export function coerce(spec: OptionSpec, raw: string | readonly string[], show: 
     case 'str':
     case 'enum':
       if (spec.choices !== undefined && !spec.choices.includes(raw)) {
-        return fail(`${show(raw)} is not one of: ${spec.choices.join(', ')}`);
+        const hint = spec.choicesHint === undefined ? '' : ` (${spec.choicesHint})`;
+        return fail(`${show(raw)} is not one of: ${spec.choices.join(', ')}${hint}`);
       }
       return { ok: true, value: raw };
   }

@@ -1,0 +1,171 @@
+#!/bin/bash
+# nova-docker DevStack plugin: with VIRT_DRIVER=docker, installs Docker Engine
+# and the nova-docker agent, and runs the agent as DevStack's n-cpu.
+#
+#   stack install      docker.io, node, the stack user in group docker, build
+#   stack post-config  compute_driver and [docker] options, Glance accepts
+#                      container_format docker, n-cpu's command becomes the agent
+#   stack extra        uploads $NOVA_DOCKER_IMAGES to Glance
+#   unstack            stops the agent (and this host's instance containers)
+#   clean              removes this host's instance containers and the agent's config
+#
+# Sourced by DevStack as `plugin.sh MODE PHASE` in stack.sh's own shell, so the
+# functions defined here stay defined for the rest of the run.
+
+# Save trace setting
+_XTRACE_NOVA_DOCKER=$(set +o | grep xtrace)
+set +o xtrace
+
+# The compute host name the agent registers (nova.conf's host, else the hostname).
+function nova_docker_host {
+    local host
+    host=$(iniget "${NOVA_CPU_CONF:-$NOVA_CONF}" DEFAULT host 2>/dev/null || true)
+    [[ -n $host ]] || host=$(iniget "$NOVA_CONF" DEFAULT host 2>/dev/null || true)
+    echo "${host:-$(hostname)}"
+}
+
+function nova_docker_node {
+    command -v "$NOVA_DOCKER_NODE" || echo "$NOVA_DOCKER_NODE"
+}
+
+# Docker Engine and node from the distribution, the stack user in group docker
+# (systemd gives service processes their user's groups), then the build.
+function install_nova_docker {
+    command -v dockerd >/dev/null || install_package docker.io
+    command -v "$NOVA_DOCKER_NODE" >/dev/null || install_package nodejs
+    command -v npm >/dev/null || install_package npm
+    add_user_to_group "$STACK_USER" "$DOCKER_GROUP"
+    start_service docker
+    NOVA_DOCKER_NODE=$(nova_docker_node) bash "$NOVA_DOCKER_DIR/install.sh" --build ||
+        die $LINENO "nova-docker: build failed (install.sh --build)"
+}
+
+# Appends docker to Glance's container formats (keeping the configured ones).
+function configure_glance_for_nova_docker {
+    local formats
+    formats=$(iniget "$GLANCE_API_CONF" image_format container_formats)
+    # Glance's default list, which DevStack leaves unset
+    formats=${formats:-ami,ari,aki,bare,ovf,ova,docker,compressed}
+    if [[ ,$formats, != *,docker,* ]]; then
+        formats=$formats,docker
+    fi
+    iniset "$GLANCE_API_CONF" image_format container_formats "$formats"
+}
+
+function configure_nova_docker {
+    # nova.conf is copied into $NOVA_CPU_CONF when n-cpu starts
+    iniset "$NOVA_CONF" DEFAULT compute_driver "$NOVA_DOCKER_COMPUTE_DRIVER"
+    if [[ ! -e $NOVA_DOCKER_CONF ]]; then
+        sudo install -D -m 0644 -o "$STACK_USER" "$NOVA_DOCKER_DIR/etc/nova-docker.conf.sample" "$NOVA_DOCKER_CONF"
+    fi
+    iniset "$NOVA_DOCKER_CONF" docker host_url "$NOVA_DOCKER_HOST_URL"
+    iniset "$NOVA_DOCKER_CONF" docker pull_policy "$NOVA_DOCKER_PULL_POLICY"
+    if [[ -n $NOVA_DOCKER_REGISTRY_URL ]]; then
+        iniset "$NOVA_DOCKER_CONF" docker registry_url "$NOVA_DOCKER_REGISTRY_URL"
+    fi
+    if is_service_enabled g-api; then
+        configure_glance_for_nova_docker
+    fi
+    nova_docker_replace_n_cpu
+}
+
+# The agent's command for the n-cpu command DevStack built: same config files
+# (DevStack picks them: nova-cpu.conf, a cell's conf), plus the agent's own.
+function nova_docker_agent_command {
+    local words word files=() i
+    read -ra words <<< "$1"
+    for ((i = 0; i < ${#words[@]}; i++)); do
+        word=${words[i]}
+        if [[ $word == --config-file ]]; then
+            files+=("${words[i + 1]:-}")
+        elif [[ $word == --config-file=* ]]; then
+            files+=("${word#--config-file=}")
+        fi
+    done
+    [[ ${#files[@]} -gt 0 ]] || files=("${NOVA_CPU_CONF:-$NOVA_CONF}")
+    local cmd
+    cmd="$(nova_docker_node) $NOVA_DOCKER_NODE_FLAGS $NOVA_DOCKER_DIR/dist/src/cli.js compute"
+    for word in "${files[@]}" "$NOVA_DOCKER_CONF"; do
+        cmd+=" --config-file $word"
+    done
+    echo "$cmd"
+}
+
+# DevStack's start_nova_compute prepares nova-cpu.conf and then calls
+# `run_process n-cpu "<nova-compute command>"`: wrapping run_process swaps
+# only that command, so everything else DevStack does for n-cpu still happens.
+function nova_docker_replace_n_cpu {
+    declare -F _nova_docker_devstack_run_process >/dev/null && return 0
+    local original
+    original=$(declare -f run_process)
+    eval "_nova_docker_devstack_run_process${original#run_process}"
+    function run_process {
+        if [[ $1 == n-cpu ]]; then
+            # no group: under systemd the stack user's groups (docker) apply,
+            # and node stays the main process, so SIGTERM reaches the agent
+            _nova_docker_devstack_run_process n-cpu "$(nova_docker_agent_command "$2")" "" "${4:-}"
+        else
+            _nova_docker_devstack_run_process "$@"
+        fi
+    }
+}
+
+# Uploads each image of $NOVA_DOCKER_IMAGES as `docker save` tarball, once.
+function upload_nova_docker_images {
+    local image name
+    for image in $NOVA_DOCKER_IMAGES; do
+        name=${image%%@*}
+        if openstack image show "$name" >/dev/null 2>&1; then
+            continue
+        fi
+        sudo docker pull "$image"
+        sudo docker save "$image" | openstack image create --public --container-format docker \
+            --disk-format raw "$name"
+    done
+}
+
+function remove_nova_docker_containers {
+    local ids
+    ids=$(sudo docker ps -aq --filter label=org.openstack.nova.managed-by=nova-docker \
+        --filter "label=org.openstack.nova.host=$(nova_docker_host)" 2>/dev/null || true)
+    if [[ -n $ids ]]; then
+        # shellcheck disable=SC2086 # one id per word
+        sudo docker rm -f $ids >/dev/null
+    fi
+}
+
+function stop_nova_docker {
+    stop_process n-cpu
+    if [[ ${NOVA_DOCKER_REMOVE_CONTAINERS_ON_UNSTACK,,} == true ]]; then
+        remove_nova_docker_containers
+    fi
+}
+
+function cleanup_nova_docker {
+    remove_nova_docker_containers
+    sudo rm -f "$NOVA_DOCKER_CONF"
+}
+
+if [[ ${VIRT_DRIVER:-} == docker ]] && is_service_enabled n-cpu; then
+    if [[ $1 == stack && ${2:-} == install ]]; then
+        echo_summary "Installing nova-docker"
+        install_nova_docker
+    elif [[ $1 == stack && ${2:-} == post-config ]]; then
+        echo_summary "Configuring nova-docker"
+        configure_nova_docker
+    elif [[ $1 == stack && ${2:-} == extra ]]; then
+        if [[ -n $NOVA_DOCKER_IMAGES ]]; then
+            echo_summary "Uploading docker images to Glance"
+            upload_nova_docker_images
+        fi
+    fi
+    if [[ $1 == unstack ]]; then
+        stop_nova_docker
+    fi
+    if [[ $1 == clean ]]; then
+        cleanup_nova_docker
+    fi
+fi
+
+# Restore xtrace
+$_XTRACE_NOVA_DOCKER

@@ -1,0 +1,256 @@
+/**
+ * The DevStack plugin, run by test/unit/devstack/harness.sh the way stack.sh,
+ * unstack.sh and clean.sh source it, with DevStack's functions as recording
+ * stubs and real ini files in a scratch directory. The repository it sees is a
+ * scratch copy whose install.sh only records its arguments.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { TmpDir } from '../config/tmp.js';
+
+const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
+const HARNESS = `${ROOT}test/unit/devstack/harness.sh`;
+const CLI = `${ROOT}dist/src/cli.js`;
+
+const NOVA_CONF =
+  '[DEFAULT]\ntransport_url = rabbit://stackrabbit:secret@10.0.0.5:5672/\nmy_ip = 10.0.0.5\n\n' +
+  '[placement]\nauth_type = password\nauth_url = http://10.0.0.5/identity\n';
+
+/** `section.option` → value of an ini text, comments skipped. */
+function settingsOf(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  let section = '';
+  for (const line of text.split('\n')) {
+    const header = /^\[(.+)\]$/.exec(line);
+    if (header) section = header[1] ?? '';
+    const option = /^([a-z_]+) = (.*)$/.exec(line);
+    if (option) out[`${section}.${option[1]}`] = option[2] ?? '';
+  }
+  return out;
+}
+
+/** One recorded call: the stub's name and its arguments. */
+type Call = string[];
+
+describe('devstack plugin', function () {
+  this.timeout(30_000);
+  let tmp: TmpDir;
+  let repo: string;
+
+  beforeEach(() => {
+    tmp = new TmpDir();
+    repo = tmp.path('repo');
+    tmp.write(
+      'repo/install.sh',
+      `#!/bin/bash\necho "install.sh $* NOVA_DOCKER_NODE=$NOVA_DOCKER_NODE" >> ${tmp.dir}/install.log\n`,
+    );
+    chmodSync(`${repo}/install.sh`, 0o755);
+    symlinkSync(`${ROOT}devstack`, `${repo}/devstack`);
+    symlinkSync(`${ROOT}etc`, `${repo}/etc`);
+    tmp.write('etc/nova/nova.conf', NOVA_CONF);
+  });
+  afterEach(() => tmp.cleanup());
+
+  function run(steps: string[], env: Record<string, string> = {}): Call[] {
+    writeFileSync(tmp.path('calls.log'), '');
+    const r = spawnSync('bash', [HARNESS, tmp.dir, repo, ...steps], {
+      encoding: 'utf8',
+      // stdin not a socket: bash would take itself for an ssh command and read ~/.bashrc
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...env },
+      timeout: 20_000,
+    });
+    assert.equal(r.status, 0, `harness ${steps.join(' ')} failed:\n${r.stderr}`);
+    return readFileSync(tmp.path('calls.log'), 'utf8')
+      .split('\n')
+      .filter((l) => l !== '')
+      .map((l) => l.split('\t'));
+  }
+  const agentCommand = (): string =>
+    `${process.execPath} --max-semi-space-size=1 ${repo}/dist/src/cli.js compute ` +
+    `--config-file ${tmp.dir}/etc/nova/nova-cpu.conf --config-file ${tmp.dir}/etc/nova/nova-docker.conf`;
+  const named = (calls: Call[], name: string): Call[] => calls.filter((c) => c[0] === name);
+  const ini = (name: string): string => readFileSync(tmp.path(name), 'utf8');
+
+  it('stack install: Docker Engine and npm from packages when missing, stack user in group docker, the build', () => {
+    const calls = run(['stack:install'], { MISSING_COMMANDS: 'dockerd npm' });
+    assert.deepEqual(named(calls, 'install_package'), [
+      ['install_package', 'docker.io'],
+      ['install_package', 'npm'],
+    ]);
+    assert.deepEqual(named(calls, 'add_user_to_group'), [['add_user_to_group', 'stack', 'docker']]);
+    assert.deepEqual(named(calls, 'start_service'), [['start_service', 'docker']]);
+    // node resolved to a full path: systemd units do not search PATH the same way
+    assert.equal(ini('install.log'), `install.sh --build NOVA_DOCKER_NODE=${process.execPath}\n`);
+
+    const present = run(['stack:install']);
+    assert.deepEqual(named(present, 'install_package'), []);
+  });
+
+  it('stack post-config: compute_driver, the [docker] options and Glance container formats', () => {
+    run(['stack:post-config']);
+    assert.match(ini('etc/nova/nova.conf'), /^\[DEFAULT\][^[]*^compute_driver = docker\.DockerDriver$/m);
+    // the sample's comments stay; the values land in its [docker] section
+    assert.deepEqual(settingsOf(ini('etc/nova/nova-docker.conf')), {
+      'docker.host_url': 'unix:///var/run/docker.sock',
+      'docker.pull_policy': 'if-not-present',
+    });
+    assert.equal(
+      ini('etc/glance/glance-api.conf'),
+      '[image_format]\ncontainer_formats = ami,ari,aki,bare,ovf,ova,docker,compressed\n',
+    );
+  });
+
+  it('keeps configured Glance container formats, adding docker once', () => {
+    tmp.write(
+      'etc/glance/glance-api.conf',
+      '[DEFAULT]\nbind_host = 10.0.0.5\n\n[image_format]\ncontainer_formats = bare,ovf\n',
+    );
+    run(['stack:post-config']);
+    run(['stack:post-config']);
+    assert.equal(
+      ini('etc/glance/glance-api.conf'),
+      '[DEFAULT]\nbind_host = 10.0.0.5\n\n[image_format]\ncontainer_formats = bare,ovf,docker\n',
+    );
+  });
+
+  it('leaves Glance alone when g-api runs elsewhere', () => {
+    run(['stack:post-config'], { ENABLED_SERVICES: 'n-cpu' });
+    assert.ok(!existsSync(tmp.path('etc/glance/glance-api.conf')));
+  });
+
+  it('takes the settings from local.conf and keeps an existing nova-docker.conf', () => {
+    tmp.write('etc/nova/nova-docker.conf', '[DEFAULT]\nhost = compute-7\n');
+    const calls = run(['stack:post-config'], {
+      NOVA_DOCKER_COMPUTE_DRIVER: 'novadocker.virt.docker.DockerDriver',
+      NOVA_DOCKER_REGISTRY_URL: '10.0.0.5:5000',
+      NOVA_DOCKER_PULL_POLICY: 'always',
+    });
+    assert.deepEqual(named(calls, 'sudo'), []);
+    assert.equal(
+      ini('etc/nova/nova-docker.conf'),
+      '[DEFAULT]\nhost = compute-7\n[docker]\nhost_url = unix:///var/run/docker.sock\npull_policy = always\nregistry_url = 10.0.0.5:5000\n',
+    );
+    assert.match(ini('etc/nova/nova.conf'), /^compute_driver = novadocker\.virt\.docker\.DockerDriver$/m);
+  });
+
+  it('runs the agent as n-cpu with nova-cpu.conf and its own config, other services unchanged, a config the agent accepts', () => {
+    const calls = run(['stack:post-config', 'start:n-api', 'stack:post-config', 'start:n-cpu']);
+    assert.deepEqual(named(calls, 'run_process'), [
+      ['run_process', 'n-api', `${tmp.dir}/opt/stack/bin/n-api`],
+      // no group: under systemd the stack user's groups apply and node is the unit's main process
+      ['run_process', 'n-cpu', agentCommand(), '', ''],
+    ]);
+    // DevStack's start_nova_compute copied nova.conf, compute_driver included
+    assert.match(ini('etc/nova/nova-cpu.conf'), /^compute_driver = docker\.DockerDriver$/m);
+    const check = spawnSync(
+      process.execPath,
+      [
+        CLI,
+        'check-config',
+        '--config-file',
+        tmp.path('etc/nova/nova-cpu.conf'),
+        '--config-file',
+        tmp.path('etc/nova/nova-docker.conf'),
+      ],
+      { encoding: 'utf8' },
+    );
+    assert.equal(check.status, 0, check.stderr);
+    assert.match(check.stdout, /^compute_driver = docker\.DockerDriver$/m);
+    assert.match(check.stdout, /^transport_url = rabbit:\/\/stackrabbit:\*\*\*@10\.0\.0\.5:5672\/$/m);
+  });
+
+  it('stack extra: uploads NOVA_DOCKER_IMAGES to Glance as docker tarballs, once', () => {
+    const env = { NOVA_DOCKER_IMAGES: 'busybox:latest nginx:alpine' };
+    const first = run(['stack:extra'], env);
+    assert.deepEqual(named(first, 'openstack'), [
+      [
+        'openstack',
+        'image',
+        'create',
+        '--public',
+        '--container-format',
+        'docker',
+        '--disk-format',
+        'raw',
+        'busybox:latest',
+        'stdin=tarball of busybox:latest',
+      ],
+      [
+        'openstack',
+        'image',
+        'create',
+        '--public',
+        '--container-format',
+        'docker',
+        '--disk-format',
+        'raw',
+        'nginx:alpine',
+        'stdin=tarball of nginx:alpine',
+      ],
+    ]);
+    assert.deepEqual(named(run(['stack:extra'], env), 'openstack'), []);
+    assert.deepEqual(run(['stack:extra']), []);
+  });
+
+  it("unstack: stops n-cpu and removes this host's instance containers only", () => {
+    tmp.write('containers', 'c1 devstack-1\nc2 other-host\nc3 devstack-1\n');
+    const calls = run(['unstack']);
+    assert.deepEqual(named(calls, 'stop_process'), [['stop_process', 'n-cpu']]);
+    assert.deepEqual(
+      named(calls, 'docker').map((c) => c.slice(0, 2)),
+      [
+        ['docker', 'ps'],
+        ['docker', 'rm'],
+      ],
+    );
+    assert.equal(ini('containers'), 'c2 other-host\n');
+
+    tmp.write('containers', 'c1 devstack-1\n');
+    const keep = run(['unstack'], { NOVA_DOCKER_REMOVE_CONTAINERS_ON_UNSTACK: 'False' });
+    assert.deepEqual(keep, [['stop_process', 'n-cpu']]);
+    assert.equal(ini('containers'), 'c1 devstack-1\n');
+  });
+
+  it('names the host from nova-cpu.conf when set', () => {
+    tmp.write('etc/nova/nova-cpu.conf', '[DEFAULT]\nhost = compute-7\n');
+    tmp.write('containers', 'c1 devstack-1\nc2 compute-7\n');
+    run(['unstack']);
+    assert.equal(ini('containers'), 'c1 devstack-1\n');
+  });
+
+  it("clean: removes this host's containers and the agent's config", () => {
+    run(['stack:post-config']);
+    tmp.write('containers', 'c1 devstack-1\n');
+    run(['clean']);
+    assert.equal(ini('containers'), '');
+    assert.ok(!existsSync(tmp.path('etc/nova/nova-docker.conf')));
+  });
+
+  it('does nothing unless VIRT_DRIVER=docker with n-cpu enabled', () => {
+    const steps = ['stack:install', 'stack:post-config', 'start:n-cpu', 'stack:extra', 'unstack', 'clean'];
+    for (const env of [{ VIRT_DRIVER: 'libvirt' }, { ENABLED_SERVICES: 'g-api,n-api' }] as Record<string, string>[]) {
+      const calls = run(steps, { ...env, NOVA_DOCKER_IMAGES: 'busybox:latest' });
+      assert.deepEqual(calls, [
+        [
+          'run_process',
+          'n-cpu',
+          `${tmp.dir}/opt/stack/bin/nova-compute --config-file ${tmp.dir}/etc/nova/nova-cpu.conf`,
+        ],
+      ]);
+      assert.doesNotMatch(ini('etc/nova/nova.conf'), /compute_driver/);
+    }
+  });
+
+  it('passes shellcheck (plugin, settings, harness, install.sh)', function () {
+    const r = spawnSync(
+      'shellcheck',
+      ['-s', 'bash', `${ROOT}devstack/plugin.sh`, `${ROOT}devstack/settings`, HARNESS, `${ROOT}install.sh`],
+      { encoding: 'utf8' },
+    );
+    assert.ok(!r.error, 'shellcheck is missing: bash install.sh --test-deps installs it');
+    assert.equal(r.status, 0, r.stdout);
+  });
+});
