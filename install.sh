@@ -248,7 +248,7 @@ agent_pid() {   # prints the PID of the running agent, fails when there is none
   pid=$(cat "$DESTDIR$PID_FILE" 2>/dev/null) || return 1
   [[ $pid =~ ^[0-9]+$ ]] && alive "$pid" || return 1
   # a reused PID belongs to some other program: compare the whole command line
-  # (any nova-docker agent counts: scripts/agent-service.sh shares the PID file)
+  # (any nova-docker agent counts: another checkout or other node flags, same PID file)
   local cmdline
   cmdline=$(tr '\0' ' ' < "/proc/$pid/cmdline")
   agent_argv

@@ -558,7 +558,7 @@ async function main(): Promise<void> {
   try {
     await stopFakeCompute();
     const extra = ARGS.spawnCheckMs === undefined ? '' : `\n[docker]\nspawn_check_ms = ${ARGS.spawnCheckMs}\n`;
-    // launched as scripts/agent-service.sh and the systemd unit launch it (a 1 MB young generation: lower idle RSS)
+    // launched as install.sh's service launches it (a 1 MB young generation: lower peak RSS while streaming images)
     agent = await startAgent(HOST, extra, ['--max-semi-space-size=1']);
     const pid = agent.proc.pid!;
     console.log(`agent pid ${pid} serving; RSS after start ${mb(rssKb(pid))}`);

@@ -4,7 +4,7 @@
 # MariaDB, RabbitMQ, Keystone, Glance (docker among container_formats),
 # Placement, nova-api/conductor/scheduler, a docker registry on 5042 and a
 # stand-in for neutron (instances boot with --nic none). Then it starts the
-# agent, maps its host into the cell and uploads a busybox image, and prints
+# agent (install.sh's operator install), maps its host into the cell and uploads a busybox image, and prints
 # the `openstack server create` line to try. Called by `install.sh --all-in-one`.
 #
 # Idempotent: re-running rewrites the configs, reuses every service that
@@ -369,9 +369,10 @@ EOF
 else
   say "keeping the operator's $AGENT_CONF"
 fi
-# the agent runs as nova, which reaches dockerd through the docker group (as the old driver's `usermod -G docker nova`)
-usermod -aG docker nova
-NOVA_DOCKER_CONFIG_FILES="$AGENT_CONF" bash "$SRC/scripts/agent-service.sh" start
+# the operator install: the nova user in group docker, the service (systemd unit, or a
+# background process with a PID file) started with nova.conf + nova-docker.conf; a running agent is restarted
+# so it reads what was just written
+bash "$SRC/install.sh" --restart
 # the scheduler only picks the host once it is mapped to the cell
 for _ in $(seq 60); do
   su -s /bin/sh nova -c "nova-manage cell_v2 discover_hosts --by-service" >/dev/null 2>&1
@@ -379,7 +380,7 @@ for _ in $(seq 60); do
   sleep 1
 done
 mysql -N nova_api -e "select count(*) from host_mappings where host='$AGENT_HOST'" | grep -qx 1 ||
-  { echo "all-in-one: compute host $AGENT_HOST never registered; see $LOG/nova-docker-compute.log" >&2; exit 1; }
+  { echo "all-in-one: compute host $AGENT_HOST never registered; see /var/log/nova-docker/nova-docker-compute.log or journalctl -u nova-docker-compute" >&2; exit 1; }
 say "compute host $AGENT_HOST mapped"
 
 # ---------------------------------------------------------------- a busybox image (no image hub needed)

@@ -26,9 +26,7 @@ describe('e2e: install.sh --all-in-one, then the printed server create line', fu
 
   after(async () => {
     if (serverId) await openstack(['server', 'delete', '--wait', serverId]).catch(() => undefined);
-    await execFileP('bash', [`${REPO_ROOT}scripts/agent-service.sh`, 'stop'], { env: SYSTEM_ENV }).catch(
-      () => undefined,
-    );
+    await execFileP('bash', [`${REPO_ROOT}install.sh`, '--stop'], { env: SYSTEM_ENV }).catch(() => undefined);
   });
 
   it('ends with a bootable cloud: ACTIVE, the container runs the image command, delete leaves nothing', async () => {

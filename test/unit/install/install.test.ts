@@ -164,7 +164,7 @@ describe('install.sh', function () {
     }
   });
 
-  it('counts an agent started by scripts/agent-service.sh (same PID file, other argv) as running', () => {
+  it('counts any nova-docker agent named by the PID file (other node flags or paths) as running', () => {
     const other = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 300000)', '/x/dist/src/cli.js', 'compute'], {
       stdio: 'ignore',
     });
