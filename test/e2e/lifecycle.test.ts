@@ -11,6 +11,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { pollUntil } from '../../src/common/poll.js';
 import {
   discoverHosts,
   docker,
@@ -76,16 +77,27 @@ describe('e2e: lifecycle events and recovery at start', function () {
     assert.equal(code, 0, 'the agent exits 0 on SIGTERM');
   });
 
-  it('docker kill of a running instance: SHUTOFF within seconds, from the event stream', async () => {
+  it('docker kill of a running instance: STOPPED in Nova within seconds, from the event stream', async () => {
     const s = await boot('kill');
     const t0 = Date.now();
     await docker(['kill', `nova-${s.id}`]);
-    const shown = await waitServer(s.id, (x) => x.status === 'SHUTOFF', 'SHUTOFF after docker kill', 10_000);
-    const ms = Date.now() - t0;
-    console.log(`      docker kill → server show SHUTOFF: ${ms} ms (polling server show every 1 s)`);
+    // the agent's log says when Nova's row was saved; the CLI itself takes seconds on a loaded host
+    const saved = await pollUntil(
+      () => {
+        const line = (agent?.log() ?? '')
+          .split('\n')
+          .find((l) => l.includes(`[instance: ${s.id}] Power state sync:`) && l.includes('"vm_state":"stopped"'));
+        return line ? Date.parse(line.slice(0, 23).replace(' ', 'T')) // local time, as the log writes it : undefined;
+      },
+      { timeoutMs: 10_000, intervalMs: 50, what: 'the STOPPED save after docker kill' },
+    );
+    console.log(`      docker kill → STOPPED saved in Nova: ${saved - t0} ms`);
+    assert.ok(saved - t0 < 10_000, `${saved - t0} ms`);
+    assert.match(agent?.log() ?? '', new RegExp(`\\[instance: ${s.id}\\] VM Stopped \\(Lifecycle Event\\)`));
+    const shown = await waitServer(s.id, (x) => x.status === 'SHUTOFF', 'SHUTOFF after docker kill', 60_000);
+    console.log(`      docker kill → openstack server show says SHUTOFF: ${Date.now() - t0} ms`);
     assert.ok([4, 'Shutdown'].includes(shown['OS-EXT-STS:power_state'] ?? ''), String(shown['OS-EXT-STS:power_state']));
     assert.equal(shown['OS-EXT-STS:task_state'] ?? null, null);
-    assert.match(agent?.log() ?? '', /VM Stopped \(Lifecycle Event\)/);
   });
 
   it('restart: the orphan is removed, a container stopped while the agent was down runs again (ACTIVE)', async () => {
