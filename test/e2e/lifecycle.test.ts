@@ -87,7 +87,8 @@ describe('e2e: lifecycle events and recovery at start', function () {
         const line = (agent?.log() ?? '')
           .split('\n')
           .find((l) => l.includes(`[instance: ${s.id}] Power state sync:`) && l.includes('"vm_state":"stopped"'));
-        return line ? Date.parse(line.slice(0, 23).replace(' ', 'T')) // local time, as the log writes it : undefined;
+        // the log's clock is local time, which Date.parse assumes without an offset
+        return line ? Date.parse(line.slice(0, 23).replace(' ', 'T')) : undefined;
       },
       { timeoutMs: 10_000, intervalMs: 50, what: 'the STOPPED save after docker kill' },
     );
