@@ -36,20 +36,23 @@ describe('e2e: lifecycle events and recovery at start', function () {
   const servers: string[] = [];
 
   async function boot(tag: string): Promise<LabServer> {
-    const s = await openstackJson<LabServer>([
-      'server',
-      'create',
-      '--image',
-      image,
-      '--flavor',
-      'm1.tiny',
-      '--nic',
-      'none',
-      '--availability-zone',
-      `nova:${HOST}`,
-      '--wait',
-      `nd-lc-${tag}-${randomUUID().slice(0, 6)}`,
-    ]);
+    const s = await openstackJson<LabServer>(
+      [
+        'server',
+        'create',
+        '--image',
+        image,
+        '--flavor',
+        'm1.tiny',
+        '--nic',
+        'none',
+        '--availability-zone',
+        `nova:${HOST}`,
+        '--wait',
+        `nd-lc-${tag}-${randomUUID().slice(0, 6)}`,
+      ],
+      600_000,
+    );
     servers.push(s.id);
     assert.equal(s.status, 'ACTIVE', JSON.stringify(s));
     return s;
@@ -65,7 +68,11 @@ describe('e2e: lifecycle events and recovery at start', function () {
 
   after(async () => {
     if (!agent) agent = await startAgent(HOST, CONF).catch(() => undefined);
-    for (const id of servers) await openstack(['server', 'delete', '--wait', id], 180_000).catch(() => undefined);
+    // also servers whose create timed out on the client side (the lab's CLI is slow under load)
+    const onHost = await openstackJson<Array<{ ID: string }>>(['server', 'list', '--host', HOST]).catch(() => []);
+    for (const id of new Set([...servers, ...onHost.map((x) => x.ID)])) {
+      await openstack(['server', 'delete', '--wait', id], 300_000).catch(() => undefined);
+    }
     if (image) {
       await openstack(['image', 'delete', image]).catch(() => undefined);
       await removeGlanceCacheTags(image);
