@@ -250,6 +250,19 @@ describe('compute/recovery at start', () => {
     assert.ok(conductor.calls.includes('InstanceList.get_by_filters'));
   });
 
+  it('when Nova cannot be asked about unknown containers, nothing is removed and the host still starts', async () => {
+    const { conductor, driver, manager } = make();
+    const orphan = randomUUID();
+    addGuest(driver, orphan);
+    const classAction = conductor.classAction.bind(conductor);
+    conductor.classAction = (ctx, objname, objmethod, args) =>
+      objmethod === 'get_by_filters'
+        ? Promise.reject(new Error('conductor timeout'))
+        : classAction(ctx, objname, objmethod, args);
+    await manager.start();
+    assert.equal(driver.guests.has(orphan), true);
+  });
+
   it('orphan_policy = log keeps them and reports them', async () => {
     const { driver, manager } = make({ orphanPolicy: 'log' });
     const orphan = randomUUID();
