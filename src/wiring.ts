@@ -134,7 +134,10 @@ export function buildAgent(
       reportIntervalS: D.report_interval,
       // nova: 0 means the default periodic spacing (60 s), negative disables
       resourceIntervalS: D.update_resources_interval === 0 ? 60 : D.update_resources_interval,
-      syncPowerStateIntervalS: D.sync_power_state_interval,
+      // nova: 0 means the default periodic spacing (60 s), negative disables
+      syncPowerStateIntervalS: D.sync_power_state_interval === 0 ? 60 : D.sync_power_state_interval,
+      resumeGuestsStateOnHostBoot: D.resume_guests_state_on_host_boot,
+      orphanPolicy: config.docker.orphan_policy,
       schedulerSyncIntervalS: 120,
       myIp: D.my_ip,
       allocationRatios: {

@@ -13,10 +13,14 @@ import type { NovaRelease } from '../objects/releases.js';
 import { adminContext, type RequestContext } from '../rpc/context.js';
 import type { Endpoint, RpcArgs, RpcHandler } from '../rpc/dispatcher.js';
 import type { ComputeDriver } from '../virt/driver.js';
+import type { DriverEvent } from '../virt/event.js';
+import { PowerState } from '../virt/power-state.js';
 import type { AvailableResource } from '../virt/types.js';
 import { InstanceActions } from './actions.js';
 import { imageMetaOf } from './instance.js';
 import { deletedMeanwhile, driverContext, InstanceStore, type LogLevel } from './instance-store.js';
+import { PowerStateSync } from './power-sync.js';
+import { recoverHost, type OrphanPolicy, type RecoveryAction } from './recovery.js';
 import { PowerStateValue, TaskState, VmState } from './states.js';
 
 const LOGGER = 'nova_docker.compute.manager';
@@ -57,6 +61,10 @@ export interface ComputeManagerOptions {
   allocationRatios: { cpu: number; ram: number; disk: number };
   reservedHostMemoryMb: number;
   reservedHostDiskMb: number;
+  /** [DEFAULT] resume_guests_state_on_host_boot (default false) */
+  resumeGuestsStateOnHostBoot?: boolean;
+  /** [docker] orphan_policy: containers of this host Nova does not know (default remove) */
+  orphanPolicy?: OrphanPolicy;
 }
 
 /** Phase timings of one boot, ms since the cast arrived (for bench/boot and metrics). */
@@ -137,6 +145,13 @@ export class ComputeManager {
   private readonly timers: NodeJS.Timeout[] = [];
   private reporting: Promise<void> | undefined;
   private syncing = false;
+  private resyncWanted = false;
+  /** Lifecycle events wait for recovery, then run one at a time per instance. */
+  private recovered: Promise<void> = Promise.resolve();
+  private readonly eventChains = new Map<string, Promise<void>>();
+  readonly powerSync: PowerStateSync;
+  /** What the start-up recovery did (init_host), for logs and tests. */
+  lastRecovery: RecoveryAction[] = [];
   /** Boot timings of the last boots (bench/boot reads them from the log). */
   readonly bootTimings: BootTiming[] = [];
   readonly store: InstanceStore;
@@ -152,6 +167,7 @@ export class ComputeManager {
   ) {
     this.store = new InstanceStore(conductor, opts.release, opts.host, logger);
     this.actions = new InstanceActions(this.store, driver);
+    this.powerSync = new PowerStateSync(this.store, driver, opts.host);
   }
 
   private log(level: LogLevel, msg: string, ctx?: RequestContext, uuid?: string): void {
@@ -160,14 +176,39 @@ export class ComputeManager {
 
   // ------------------------------------------------------------------ startup
 
-  /** nova/service.py start(): conductor up, service record, compute node, placement, heartbeat. */
+  /**
+   * nova/service.py start(): conductor up, init_host (driver, lifecycle
+   * events, recovery of what a previous run left), service record, compute
+   * node, placement, one power-state sync and the scheduler's instance list,
+   * then the periodic tasks. The caller starts consuming RPC after this.
+   */
   async start(): Promise<void> {
     const ctx = adminContext();
     await this.waitForConductor(ctx);
     await this.driver.initHost(this.opts.host);
     this.nodename = this.opts.nodename ?? (await this.driver.getAvailableNodes())[0] ?? osHostname();
+    // init_virt_events before _init_instance: events of the recovery window are queued, not lost
+    let release = (): void => undefined;
+    this.recovered = new Promise((r) => (release = r));
+    this.driver.registerEventListener((e) => this.onDriverEvent(e));
+    try {
+      this.lastRecovery = await recoverHost({
+        store: this.store,
+        driver: this.driver,
+        placement: this.placement,
+        scheduler: this.scheduler,
+        host: this.opts.host,
+        resumeGuestsStateOnHostBoot: this.opts.resumeGuestsStateOnHostBoot ?? false,
+        orphanPolicy: this.opts.orphanPolicy ?? 'remove',
+      });
+    } finally {
+      release();
+    }
     await this.ensureService(ctx);
     await this.updateAvailableResource(ctx);
+    // _sync_power_states runs at start (run_immediately=True) unless disabled (a negative interval)
+    if (this.opts.syncPowerStateIntervalS > 0) await this.syncPowerStates();
+    await this.syncSchedulerInstanceInfo();
     this.timers.push(setInterval(() => void this.reportState(), this.opts.reportIntervalS * 1000));
     if (this.opts.resourceIntervalS > 0) {
       this.timers.push(
@@ -190,6 +231,36 @@ export class ComputeManager {
 
   stop(): void {
     for (const t of this.timers.splice(0)) clearInterval(t);
+    this.driver.registerEventListener(undefined);
+  }
+
+  /**
+   * handle_events: a lifecycle event is handled after recovery, in order per
+   * instance; missed events (the feed reconnected) mean one full sync.
+   */
+  private onDriverEvent(event: DriverEvent): void {
+    if (event.kind === 'missed') {
+      void this.recovered.then(() => this.syncPowerStates());
+      return;
+    }
+    const uuid = event.uuid;
+    const prev = this.eventChains.get(uuid) ?? this.recovered;
+    const next = prev
+      .then(() => this.powerSync.handleLifecycleEvent(event))
+      .then(
+        () => undefined,
+        (err: unknown) => this.log('warn', `lifecycle event handling failed: ${errorMessage(err)}`, undefined, uuid),
+      );
+    this.eventChains.set(uuid, next);
+    void next.then(() => {
+      if (this.eventChains.get(uuid) === next) this.eventChains.delete(uuid);
+    });
+  }
+
+  /** Resolves once every lifecycle event received so far has been handled (tests). */
+  async eventsSettled(): Promise<void> {
+    await this.recovered;
+    while (this.eventChains.size > 0) await Promise.all([...this.eventChains.values()]);
   }
 
   private async waitForConductor(ctx: RequestContext): Promise<void> {
@@ -317,13 +388,15 @@ export class ComputeManager {
 
   /**
    * _sync_power_states: our containers' states in one driver call against the
-   * instances Nova has on this host; a changed power state is saved, an
-   * ACTIVE instance whose container stopped becomes STOPPED (what Nova's stop
-   * would do). Instances with a task in flight are skipped, and every save
-   * carries expected_task_state [None], so a task that starts meanwhile wins.
+   * instances Nova has on this host, each through _sync_instance_power_state
+   * (power-sync.ts). A sync asked for while one runs runs again afterwards.
+   * Returns how many instances were changed.
    */
   async syncPowerStates(): Promise<number> {
-    if (this.syncing) return 0;
+    if (this.syncing) {
+      this.resyncWanted = true;
+      return 0;
+    }
     this.syncing = true;
     const ctx = adminContext();
     let changed = 0;
@@ -335,32 +408,21 @@ export class ComputeManager {
       const states = await this.driver.listInstancePowerStates();
       for (const instance of listObjects(list)) {
         const uuid = instance.str('uuid') ?? '';
-        if (instance.str('task_state') !== null) continue;
-        const vmState = instance.str('vm_state');
-        const current: number = states.get(uuid) ?? PowerStateValue.NOSTATE;
-        const fields: Record<string, unknown> = {};
-        if (instance.num('power_state') !== current) fields.power_state = current;
-        if (
-          vmState === VmState.ACTIVE &&
-          (current === PowerStateValue.SHUTDOWN || current === PowerStateValue.CRASHED)
-        ) {
-          fields.vm_state = VmState.STOPPED;
-        }
-        if (Object.keys(fields).length === 0) continue;
         try {
-          await this.store.save(ctx, instance, fields, [null]);
-          changed++;
-          this.log('info', `Power state sync: ${JSON.stringify(fields)}`, ctx, uuid);
+          const outcome = await this.powerSync.syncInstance(ctx, instance, states.get(uuid) ?? PowerState.NOSTATE);
+          if (outcome === 'saved' || outcome === 'stopped') changed++;
         } catch (err) {
-          if (!isRemote(err, 'UnexpectedTaskStateError', 'InstanceNotFound', 'UnexpectedDeletingTaskStateError')) {
-            this.log('warn', `power state sync failed: ${errorMessage(err)}`, ctx, uuid);
-          }
+          this.log('warn', `power state sync failed: ${errorMessage(err)}`, ctx, uuid);
         }
       }
     } catch (err) {
       this.log('error', `power state sync failed: ${errorMessage(err)}`, ctx);
     } finally {
       this.syncing = false;
+    }
+    if (this.resyncWanted) {
+      this.resyncWanted = false;
+      changed += await this.syncPowerStates();
     }
     return changed;
   }

@@ -194,14 +194,14 @@ export const OPTIONS = [
     name: 'sync_power_state_interval',
     type: 'int',
     default: 600,
-    help: 'Interval to sync power states between the database and the hypervisor. Set to -1 to disable.',
+    help: 'Interval (s) to sync power states between the database and the hypervisor, the backstop of the Docker event stream. 0 runs it at the default periodic spacing (60 s); a negative value disables it.',
   },
   {
     group: 'DEFAULT',
     name: 'resume_guests_state_on_host_boot',
     type: 'bool',
     default: false,
-    help: 'Whether to start guests that were running before the host rebooted.',
+    help: 'Whether to start, when the agent starts, the containers of instances Nova has running that are not running (e.g. after a host reboot).',
   },
   {
     group: 'DEFAULT',
@@ -563,9 +563,9 @@ export const OPTIONS = [
     group: 'docker',
     name: 'orphan_policy',
     type: 'enum',
-    default: 'log',
+    default: 'remove',
     choices: ['remove', 'log'],
-    help: 'What to do with containers of instances nova does not know on this host.',
+    help: 'At agent start, what to do with containers labelled for this host whose instance Nova has deleted or does not know: remove them, or only log them.',
   },
   {
     group: 'docker',

@@ -13,6 +13,7 @@
  * - Methods may be called concurrently for different instances; the compute
  *   manager serialises operations on one instance.
  */
+import type { DriverEventListener } from './event.js';
 import type { PowerState } from './power-state.js';
 import type {
   AvailableResource,
@@ -39,6 +40,15 @@ export interface ComputeDriver {
    * answers. Throws HypervisorUnavailable when it does not. Idempotent.
    */
   initHost(host: string): Promise<void>;
+
+  /**
+   * register_event_listener: from now on, lifecycle transitions of this
+   * host's guests (including those made outside Nova) are passed to
+   * `listener`, in the order the hypervisor reports them per guest, plus an
+   * EventsMissed whenever the event source had to reconnect. Undefined stops
+   * the feed (cleanup_host). Never throws; the listener must not either.
+   */
+  registerEventListener(listener: DriverEventListener | undefined): void;
 
   /** Uuids of all guests of this host, in any power state. One hypervisor call. */
   listInstanceUuids(): Promise<string[]>;

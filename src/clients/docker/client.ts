@@ -324,9 +324,11 @@ export class DockerClient {
   }
 
   /**
-   * GET /events as parsed JSON objects, until `until`, the signal aborts, or the
-   * consumer stops iterating (the connection is closed then). A broken stream
-   * throws UnavailableError.
+   * GET /events as parsed JSON objects (one per line, as they arrive), until
+   * `until`, the signal aborts (rejects with its reason), or the consumer
+   * stops iterating (the connection is closed then). `onOpen` runs once the
+   * Engine accepted the subscription. A broken stream throws UnavailableError;
+   * an Engine that ends the stream (shutdown) just ends the iteration.
    */
   async *events(opts: EventsOptions = {}): AsyncGenerator<DockerEvent> {
     const r = await this.call({
@@ -344,6 +346,7 @@ export class DockerClient {
     });
     const stream = r.data as Readable;
     try {
+      opts.onOpen?.();
       for await (const ev of this.lines(stream, 'GET', '/events', opts.signal)) yield ev as DockerEvent;
     } finally {
       stream.destroy();

@@ -234,6 +234,8 @@ export interface EventsOptions {
   since?: number | string;
   until?: number | string;
   signal?: AbortSignal;
+  /** Called once the Engine has answered 200: from then on no event is missed. */
+  onOpen?: () => void;
 }
 
 export interface DockerEvent {
@@ -248,6 +250,18 @@ export interface DockerEvent {
   id?: string;
   from?: string;
   [k: string]: unknown;
+}
+
+/** Container event actions the compute agent follows (the Engine has more). */
+export type DockerContainerAction = 'start' | 'die' | 'oom' | 'pause' | 'unpause' | 'destroy';
+
+/** A container event: Actor.ID is the container id, Attributes its labels plus name, image, exitCode (die). */
+export interface DockerContainerEvent extends DockerEvent {
+  Type: 'container';
+}
+
+export function isContainerEvent(e: DockerEvent): e is DockerContainerEvent {
+  return e.Type === 'container' && typeof e.Actor === 'object' && e.Actor !== null;
 }
 
 export interface DockerImageSummary {

@@ -23,6 +23,7 @@ import {
   notImplemented,
   type LifecycleFailure,
 } from '../errors.js';
+import type { DriverEventListener } from '../event.js';
 import { POWER_STATE_NAMES, PowerState } from '../power-state.js';
 import type {
   AvailableResource,
@@ -39,6 +40,7 @@ import type {
 } from '../types.js';
 import { ContainerSpecError, buildContainerSpec, type ContainerSpecOptions } from './container-spec.js';
 import type { ImageResolver } from './image-resolver.js';
+import { ContainerEventWatcher } from './events.js';
 import { LABELS, containerName, hostLabelFilter, ownedBy } from './labels.js';
 import { powerStateOf, powerStateOfSummary } from './power-state.js';
 
@@ -73,6 +75,8 @@ export interface DockerDriverOptions {
   spawnCheckMs?: number;
   /** Extra labels on every container (e.g. a test-run id). */
   extraLabels?: Record<string, string>;
+  /** First reconnect delay of the event stream, ms (doubles up to 30 s). Default 500. */
+  eventsBackoffMs?: number;
 }
 
 const DEFAULTS = {
@@ -85,6 +89,7 @@ const DEFAULTS = {
   logMaxBytes: 10 * 1024 * 1024,
   init: true,
   spawnCheckMs: 100,
+  eventsBackoffMs: 500,
 };
 
 const GiB = 1024 * 1024 * 1024;
@@ -101,6 +106,7 @@ export class DockerDriver implements ComputeDriver {
   private readonly suspended = new Set<string>();
   /** Uuids the driver stopped since it last started them. */
   private readonly stopped = new Set<string>();
+  private watcher: ContainerEventWatcher | undefined;
 
   constructor(
     private readonly docker: DockerClient,
@@ -141,6 +147,24 @@ export class DockerDriver implements ComputeDriver {
     } catch (err) {
       throw hypervisorUnavailable(this.opts.host, err);
     }
+  }
+
+  registerEventListener(listener: DriverEventListener | undefined): void {
+    const old = this.watcher;
+    this.watcher = undefined;
+    if (old) void old.stop();
+    if (!listener) return;
+    this.watcher = new ContainerEventWatcher(
+      this.docker,
+      listener,
+      {
+        host: this.opts.host,
+        initialBackoffMs: this.opts.eventsBackoffMs,
+        isSuspended: (uuid) => this.suspended.has(uuid),
+      },
+      this.log,
+    );
+    this.watcher.start();
   }
 
   async listInstanceUuids(): Promise<string[]> {

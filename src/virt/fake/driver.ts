@@ -12,6 +12,7 @@ import {
   instanceNotFound,
   notImplemented,
 } from '../errors.js';
+import { type DriverEvent, type DriverEventListener, LifecycleTransition } from '../event.js';
 import { POWER_STATE_NAMES, PowerState } from '../power-state.js';
 import type {
   AvailableResource,
@@ -54,6 +55,7 @@ export class FakeDriver implements ComputeDriver {
   /** The guests, by uuid (tests may look). */
   readonly guests = new Map<string, FakeGuest>();
   private readonly nodename: string;
+  private listener: DriverEventListener | undefined;
 
   constructor(private readonly opts: FakeDriverOptions) {
     this.nodename = opts.nodename ?? opts.host;
@@ -61,6 +63,34 @@ export class FakeDriver implements ComputeDriver {
 
   initHost(_host: string): Promise<void> {
     return Promise.resolve();
+  }
+
+  registerEventListener(listener: DriverEventListener | undefined): void {
+    this.listener = listener;
+  }
+
+  /** Test hook: passes `event` to the registered listener (as a hypervisor would). */
+  emitEvent(event: DriverEvent): void {
+    this.listener?.(event);
+  }
+
+  /**
+   * Test hook: the guest changes state outside Nova (e.g. `docker kill`), and
+   * the matching lifecycle event is emitted; `undefined` removes the guest.
+   */
+  simulateExternal(uuid: string, state: PowerState | undefined): void {
+    const g = this.guests.get(uuid);
+    if (state === undefined) this.guests.delete(uuid);
+    else if (g) g.state = state;
+    const transition =
+      state === PowerState.RUNNING
+        ? LifecycleTransition.STARTED
+        : state === PowerState.PAUSED
+          ? LifecycleTransition.PAUSED
+          : state === PowerState.SUSPENDED
+            ? LifecycleTransition.SUSPENDED
+            : LifecycleTransition.STOPPED;
+    this.emitEvent({ kind: 'lifecycle', uuid, transition, timestamp: Date.now() });
   }
 
   listInstanceUuids(): Promise<string[]> {
