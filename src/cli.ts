@@ -68,7 +68,7 @@ async function compute(args: string[]): Promise<number> {
     );
     return 1;
   }
-  return await runCompute(config);
+  return await runCompute(config, pkg.version);
 }
 
 async function main(argv: string[]): Promise<number> {

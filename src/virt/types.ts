@@ -83,7 +83,12 @@ export interface DriverContext {
    * `spawning`.
    */
   readyToStart?: Promise<void>;
+  /** spawn only: told when each preparation step is done (boot-phase metrics). Must not throw. */
+  onProgress?: (mark: SpawnMark) => void;
 }
+
+/** Steps of a spawn before the guest starts: the image is local, the guest exists (not started). */
+export type SpawnMark = 'image_ready' | 'guest_created';
 
 export type RebootType = 'SOFT' | 'HARD';
 

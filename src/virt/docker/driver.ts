@@ -192,6 +192,7 @@ export class DockerDriver implements ComputeDriver {
         ...(ctx.requestId ? { requestId: ctx.requestId } : {}),
       };
       ({ dockerRef } = await this.images.ensureImage(resolverCtx, imageMeta));
+      ctx.onProgress?.('image_ready');
     } catch (err) {
       if (err instanceof NovaError) throw err;
       if (findCause(err, NotFoundError)) throw imageNotFound(imageMeta.id, err);
@@ -216,6 +217,7 @@ export class DockerDriver implements ComputeDriver {
     try {
       const created = await this.docker.createContainer(spec.name, spec.body);
       id = created.Id;
+      ctx.onProgress?.('guest_created');
       for (const w of created.Warnings ?? []) this.log.warn(`docker: ${w}`, meta);
     } catch (err) {
       if (err instanceof ConflictError) throw instanceExists(spec.name, uuid);
