@@ -75,6 +75,8 @@ export interface DriverContext {
   globalRequestId?: string;
   userId?: string;
   projectId?: string;
+  /** oslo.log's user_identity of the request ("user project domain user_domain project_domain"), for log lines. */
+  userIdentity?: string;
   /**
    * spawn only: the guest may be prepared (image fetched, container created)
    * before this settles, but not started; when it rejects, spawn removes what

@@ -101,13 +101,15 @@ export class DockerDriver implements ComputeDriver {
   private readonly suspended = new Set<string>();
   /** Uuids the driver stopped since it last started them. */
   private readonly stopped = new Set<string>();
+  private readonly log: Logger;
 
   constructor(
     private readonly docker: DockerClient,
     private readonly images: ImageResolver,
     options: DockerDriverOptions,
-    private readonly log: Logger = nullLogger(),
+    log: Logger = nullLogger(),
   ) {
+    this.log = log.child({ logger: 'nova_docker.virt.docker.driver' });
     if (!options.host) throw new TypeError('DockerDriver needs options.host');
     this.opts = {
       ...DEFAULTS,
@@ -181,7 +183,13 @@ export class DockerDriver implements ComputeDriver {
     _blockDeviceInfo?: BlockDeviceInfo,
   ): Promise<void> {
     const uuid = instance.uuid;
-    const meta = { instance_uuid: uuid, ...(ctx.requestId ? { request_id: ctx.requestId } : {}) };
+    // the request's log context, so these lines read like the manager's
+    const meta = {
+      instance_uuid: uuid,
+      ...(ctx.requestId ? { request_id: ctx.requestId } : {}),
+      ...(ctx.globalRequestId ? { global_request_id: ctx.globalRequestId } : {}),
+      ...(ctx.userIdentity ? { user_identity: ctx.userIdentity } : {}),
+    };
     if (injectedFiles.length) this.log.warn(`ignoring ${injectedFiles.length} injected file(s)`, meta);
     if (adminPassword) this.log.debug('the admin password was ignored (containers have none to set)', meta);
 
