@@ -6,7 +6,7 @@
  * of secret-named keys in both the message and its metadata.
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 import winston from 'winston';
 import TransportStream from 'winston-transport';
 
@@ -122,7 +122,8 @@ export const osloFormat = winston.format.printf((info) => {
 
 /** oslo.log's _get_log_file_path: log_file inside log_dir, or `<log_dir>/<binary>.log`, or none (stderr). */
 export function logFilePath(logFile: string | undefined, logDir: string | undefined): string | undefined {
-  if (logFile && logDir) return join(logDir, logFile);
+  // os.path.join: an absolute log_file (`$log_dir/compute.log`) stands alone
+  if (logFile && logDir) return isAbsolute(logFile) ? logFile : join(logDir, logFile);
   if (logFile) return logFile;
   if (logDir) return join(logDir, 'nova-docker.log');
   return undefined;

@@ -157,6 +157,7 @@ describe('common/log lines', () => {
     assert.equal(logFilePath(undefined, undefined), undefined);
     assert.equal(logFilePath('/var/log/nova/a.log', undefined), '/var/log/nova/a.log');
     assert.equal(logFilePath('a.log', '/var/log/nova'), '/var/log/nova/a.log');
+    assert.equal(logFilePath('/var/log/nova/compute.log', '/var/log/nova'), '/var/log/nova/compute.log');
     assert.equal(logFilePath(undefined, '/var/log/nova'), '/var/log/nova/nova-docker.log');
   });
 
