@@ -8,7 +8,7 @@ import { AgentMetrics } from '../../../src/metrics/metrics.js';
 import { startMetricsServer } from '../../../src/metrics/server.js';
 import { encodeEnvelope } from '../../../src/rpc/envelope.js';
 import { RpcServer } from '../../../src/rpc/server.js';
-import type { AmqpTransport, ConsumerSpec } from '../../../src/rpc/transport.js';
+import { FakeTransport } from '../rpc/fake-transport.js';
 import { PowerState } from '../../../src/virt/power-state.js';
 
 /** The value of one sample line, e.g. `name{a="b"}`; undefined when absent. */
@@ -183,27 +183,10 @@ describe('metrics/server', () => {
 });
 
 describe('rpc/server observer', () => {
-  /** Just enough of AmqpTransport for an RpcServer: consumers and published replies. */
-  class FakeTransport {
-    consumers: ConsumerSpec[] = [];
-    published: Array<{ routingKey: string; body: Buffer }> = [];
-    addConsumer(spec: ConsumerSpec): Promise<() => Promise<void>> {
-      this.consumers.push(spec);
-      return Promise.resolve(() => Promise.resolve());
-    }
-    deleteQueue(): Promise<void> {
-      return Promise.resolve();
-    }
-    publish(_exchange: string, routingKey: string, body: Buffer): Promise<void> {
-      this.published.push({ routingKey, body });
-      return Promise.resolve();
-    }
-  }
-
   it('reports received messages, failures by exception class and replies', async () => {
     const transport = new FakeTransport();
     const m = new AgentMetrics({ version: '1', host: 'h', processMetrics: false });
-    const server = new RpcServer(transport as unknown as AmqpTransport, {
+    const server = new RpcServer(transport.asTransport, {
       exchange: 'nova',
       topic: 'compute',
       server: 'h',
