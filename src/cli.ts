@@ -2,8 +2,10 @@
 /** nova-docker command line: wiring only. */
 import { readFileSync } from 'node:fs';
 import { ConfigError, loadConfig, parseArgs, renderConfig, type Config } from './config/index.js';
+import { errorMessage } from './common/errors.js';
 import { runCompute } from './main.js';
 import { parseSyncArgs, runRegistrySync, SYNC_USAGE, type SyncArgs } from './registry-sync.js';
+import { formatStatusJson, formatStatusTable, gatherStatus } from './status.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -14,6 +16,9 @@ commands:
                       run the compute agent (replaces nova-compute on this host)
   check-config --config-file F [--config-file F2 ...] [--config-dir D]
                       validate the configuration and print it, secrets masked
+  status --config-file F [...] [--format table|json]
+                      this host's containers with their Nova instance names and
+                      states (Docker only, with a note, when RabbitMQ does not answer)
 ${SYNC_USAGE}`;
 
 function printConfigError(err: ConfigError): void {
@@ -72,6 +77,36 @@ function checkConfig(args: string[]): number {
   return 0;
 }
 
+/** `status`: 0 and the report on stdout; 1 when Docker does not answer; 2 on usage errors. */
+async function status(args: string[]): Promise<number> {
+  let format = 'table';
+  const rest: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] ?? '';
+    const m = /^--format(?:=(.*))?$/.exec(arg);
+    if (!m) {
+      rest.push(arg);
+      continue;
+    }
+    format = m[1] ?? args[++i] ?? '';
+  }
+  if (format !== 'table' && format !== 'json') {
+    process.stderr.write(`nova-docker status: --format must be table or json\n${USAGE}`);
+    return 2;
+  }
+  const config = loadFromArgs('status', rest);
+  if (typeof config === 'number') return config;
+  let report;
+  try {
+    report = await gatherStatus(config);
+  } catch (err) {
+    process.stderr.write(`nova-docker status: Docker did not answer: ${errorMessage(err)}\n`);
+    return 1;
+  }
+  process.stdout.write(format === 'json' ? formatStatusJson(report) : formatStatusTable(report));
+  return 0;
+}
+
 /** `compute`: runs the agent until SIGTERM. */
 async function compute(args: string[]): Promise<number> {
   const config = loadFromArgs('compute', args);
@@ -82,7 +117,7 @@ async function compute(args: string[]): Promise<number> {
     );
     return 1;
   }
-  return await runCompute(config);
+  return await runCompute(config, pkg.version);
 }
 
 /** `registry-sync`: one pass (exit 0, or 1 when an action failed), or `--watch` until a signal. */
@@ -126,6 +161,8 @@ async function main(argv: string[]): Promise<number> {
       return await compute(args);
     case 'registry-sync':
       return await registrySync(args);
+    case 'status':
+      return await status(args);
     default:
       process.stderr.write(`nova-docker: unknown command ${command}\n${USAGE}`);
       return 2;

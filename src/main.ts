@@ -1,16 +1,18 @@
 /**
  * `nova-docker compute`: wiring only. Connects to the broker, registers the
  * host with Nova (service, compute node, Placement), serves the compute topic
- * until SIGTERM/SIGINT, then stops consuming, lets handlers in flight finish
- * (bounded) and exits 0.
+ * and /metrics until SIGTERM/SIGINT, then stops consuming, lets handlers in
+ * flight finish (bounded) and exits 0. SIGHUP reopens the log file.
  */
 import type { Config } from './config/index.js';
-import { createLogger, type Logger } from './common/log.js';
+import { createLogger, reopenLogFiles, type Logger } from './common/log.js';
 import { errorMessage } from './common/errors.js';
 import { baseApiEndpoint } from './rpc/baseapi.js';
 import { messagingOptionsFromConfig } from './rpc/config.js';
 import { Messaging } from './rpc/messaging.js';
 import { placementReporter } from './compute/placement-reporter.js';
+import { AgentMetrics } from './metrics/metrics.js';
+import { startMetricsServer, type MetricsServer } from './metrics/server.js';
 import { buildAgent } from './wiring.js';
 
 const LOGGER = 'nova_docker.service';
@@ -19,30 +21,63 @@ const DRAIN_MS = 30_000;
 
 export interface RunningService {
   messaging: Messaging;
+  /** The /metrics endpoint, when [DEFAULT] metrics_port is not 0 and it could bind. */
+  metricsServer: MetricsServer | undefined;
   stop(): Promise<void>;
 }
 
-export async function startComputeService(config: Config, logger: Logger): Promise<RunningService> {
-  const messaging = new Messaging(messagingOptionsFromConfig(config, logger));
-  logger.info(`Starting compute node (nova-docker) on host ${config.DEFAULT.host}`, { logger: LOGGER });
+export async function startComputeService(config: Config, logger: Logger, version = '0.0.0'): Promise<RunningService> {
+  const D = config.DEFAULT;
+  const metrics = D.metrics_port > 0 ? new AgentMetrics({ version, host: D.host }) : undefined;
+  const messaging = new Messaging({ ...messagingOptionsFromConfig(config, logger), rpcObserver: metrics?.rpc });
+  logger.info(`Starting compute node (nova-docker ${version}) on host ${D.host}`, { logger: LOGGER });
   await messaging.start();
-  const agent = buildAgent(config, messaging, logger, (keystone) => placementReporter(keystone, config, logger));
+  const agent = buildAgent(config, messaging, logger, (keystone) => placementReporter(keystone, config, logger), {
+    images: metrics?.images,
+    boot: metrics?.boot,
+  });
+  let metricsServer: MetricsServer | undefined;
+  if (metrics) {
+    metrics.watchInstances(() => agent.driver.listInstancePowerStates());
+    try {
+      metricsServer = await startMetricsServer(metrics, D.metrics_host, D.metrics_port);
+      logger.info(`Serving metrics on http://${D.metrics_host}:${metricsServer.port}/metrics`, { logger: LOGGER });
+    } catch (err) {
+      // metrics are for the operator; the compute service itself still works without them
+      logger.error(`could not serve metrics on ${D.metrics_host}:${D.metrics_port}: ${errorMessage(err)}`, {
+        logger: LOGGER,
+      });
+    }
+  }
   await agent.manager.start();
-  await messaging.server('compute', config.DEFAULT.host, [agent.manager.endpoint(), baseApiEndpoint('compute')]);
+  await messaging.server('compute', D.host, [agent.manager.endpoint(), baseApiEndpoint('compute')]);
   let stopping: Promise<void> | undefined;
   return {
     messaging,
+    metricsServer,
     stop: () =>
       (stopping ??= (async () => {
         agent.manager.stop();
         await messaging.close(DRAIN_MS);
+        await metricsServer?.close();
       })()),
   };
 }
 
 /** Runs until a signal; resolves with the process exit code. */
-export async function runCompute(config: Config): Promise<number> {
-  const logger = createLogger({ debug: config.DEFAULT.debug, logFile: config.DEFAULT.log_file });
+export async function runCompute(config: Config, version?: string): Promise<number> {
+  const logger = createLogger({
+    debug: config.DEFAULT.debug,
+    logFile: config.DEFAULT.log_file,
+    logDir: config.DEFAULT.log_dir,
+  });
+  // logrotate's postrotate sends SIGHUP; without a handler Node would exit on it
+  process.on('SIGHUP', () => {
+    const files = reopenLogFiles(logger);
+    logger.info(files.length ? `Caught SIGHUP, reopened ${files.join(', ')}` : 'Caught SIGHUP, no log file to reopen', {
+      logger: LOGGER,
+    });
+  });
   let service: RunningService | undefined;
   let signalled = false;
   const done = new Promise<number>((resolve) => {
@@ -64,7 +99,7 @@ export async function runCompute(config: Config): Promise<number> {
     process.once('SIGINT', onSignal);
   });
   try {
-    service = await startComputeService(config, logger);
+    service = await startComputeService(config, logger, version);
     if (signalled) await service.stop();
   } catch (err) {
     logger.error(`compute service failed to start: ${errorMessage(err)}`, { logger: LOGGER });

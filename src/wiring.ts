@@ -10,13 +10,13 @@ import type { DockerClientOptions } from './clients/docker/types.js';
 import { GlanceClient } from './clients/glance/client.js';
 import { KeystoneClient } from './clients/keystone/client.js';
 import { ConfigError } from './config/index.js';
-import { ComputeManager, type PlacementReporter } from './compute/manager.js';
+import { ComputeManager, type BootTiming, type PlacementReporter } from './compute/manager.js';
 import { schedulerNotifier } from './compute/scheduler-notifier.js';
 import { ConductorAPI } from './objects/conductor.js';
 import { RELEASES } from './objects/releases.js';
 import type { Messaging } from './rpc/messaging.js';
 import { DockerDriver } from './virt/docker/driver.js';
-import { ImageService } from './virt/docker/images.js';
+import { ImageService, type ImageCacheObserver } from './virt/docker/images.js';
 import { RegistryClient } from './clients/registry/client.js';
 
 export function dockerClientOptions(config: Config): DockerClientOptions {
@@ -78,11 +78,18 @@ export interface Agent {
   keystone: KeystoneClient;
 }
 
+/** Where the agent's parts report what they do (metrics); all optional. */
+export interface AgentObservers {
+  images?: ImageCacheObserver | undefined;
+  boot?: ((timing: BootTiming) => void) | undefined;
+}
+
 export function buildAgent(
   config: Config,
   messaging: Messaging,
   logger: Logger,
   makePlacement: (keystone: KeystoneClient) => PlacementReporter,
+  observers: AgentObservers = {},
 ): Agent {
   const release = RELEASES.zed;
   if (!release) throw new Error('no Nova release table');
@@ -96,7 +103,7 @@ export function buildAgent(
     logger,
   });
   const images = new ImageService(
-    { docker, glance, logger },
+    { docker, glance, logger, observer: observers.images },
     {
       registryUrl: config.docker.registry_url || null,
       registryAuth:
@@ -147,6 +154,7 @@ export function buildAgent(
       },
       reservedHostMemoryMb: D.reserved_host_memory_mb,
       reservedHostDiskMb: D.reserved_host_disk_mb,
+      onBoot: observers.boot,
     },
     logger,
   );

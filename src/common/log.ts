@@ -1,30 +1,55 @@
 /**
- * Logging in oslo.log's shape:
- *   2026-11-23 18:40:01.123 4242 INFO nova_docker.rpc.server [req-… user project] [instance: uuid] message
+ * Logging in oslo.log's shape (its default logging_context_format_string):
+ *   2026-11-23 18:40:01.123 4242 INFO nova_docker.rpc.server [None req-… user project - dom dom] [instance: uuid] message
+ * and `[-]` in place of the context for lines without a request.
  * Secrets never reach a transport: `redact` masks URL passwords and the values
  * of secret-named keys in both the message and its metadata.
  */
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { isAbsolute, join } from 'node:path';
 import winston from 'winston';
+import TransportStream from 'winston-transport';
 
 export type Logger = winston.Logger;
 
 export interface LogOptions {
   debug?: boolean;
+  /** [DEFAULT] log_file: relative to logDir when both are set (oslo's _get_log_file_path). */
   logFile?: string | undefined;
+  /** [DEFAULT] log_dir: alone, logs go to `<log_dir>/nova-docker.log`. */
+  logDir?: string | undefined;
   /** Silence output entirely (unit tests). */
   silent?: boolean;
 }
 
-const SECRET_KEY = /(pass(word)?|token|secret|credential|auth_key|private_key)$/i;
+const SECRET_NAME = 'pass(?:word)?|token|secret|credential|auth_key|private_key';
+const SECRET_KEY = new RegExp(`(?:${SECRET_NAME})$`, 'i');
 const URL_PASSWORD = /([a-z][a-z0-9+.-]*:\/\/[^:/@\s]+:)([^@\s]+)(@)/gi;
-const INLINE_SECRET =
-  /((?:"|')?(?:[a-z_]*pass(?:word)?|[a-z_]*token|x-auth-token|x-subject-token)(?:"|')?\s*[:=]\s*(?:"|')?)([^"',\s}]+)/gi;
+/*
+ * Inline secrets only in the forms code writes them, so prose such as
+ * "admin password: containers have none" stays readable: an identifier
+ * ending in a secret name followed directly by `=` (kwargs, query strings),
+ * a quoted key with a quoted value (JSON, Python reprs), and the headers that
+ * carry credentials.
+ */
+const KEY = `[\\w-]*(?:${SECRET_NAME})`;
+const INLINE_SECRETS: readonly RegExp[] = [
+  new RegExp(`((?<![\\w-])${KEY}=)([^\\s"',;&}\\])]+)`, 'gi'),
+  new RegExp(`("${KEY}"\\s*:\\s*")((?:[^"\\\\]|\\\\.)+)`, 'gi'),
+  // the same inside a JSON string (an oslo envelope's `oslo.message`)
+  new RegExp(`(\\\\"${KEY}\\\\"\\s*:\\s*\\\\")([^"\\\\]+)`, 'gi'),
+  new RegExp(`('${KEY}'\\s*:\\s*')((?:[^'\\\\]|\\\\.)+)`, 'gi'),
+  /((?<![\w-])(?:x-auth-token|x-subject-token|x-service-token|x-registry-auth)\s*:\s*)([^\s"',}]+)/gi,
+  /((?<![\w-])authorization\s*:\s*(?:basic|bearer)\s+)([^\s"',}]+)/gi,
+];
 
 export const MASK = '***';
 
 /** Masks secrets in a free-text string. */
 export function redactText(text: string): string {
-  return text.replace(URL_PASSWORD, `$1${MASK}$3`).replace(INLINE_SECRET, `$1${MASK}`);
+  let out = text.replace(URL_PASSWORD, `$1${MASK}$3`);
+  for (const re of INLINE_SECRETS) out = out.replace(re, `$1${MASK}`);
+  return out;
 }
 
 /** Deep copy of `value` with secret-named keys masked and URL passwords hidden. */
@@ -81,8 +106,9 @@ const KNOWN = new Set([
 
 export const osloFormat = winston.format.printf((info) => {
   const f = info as winston.Logform.TransformableInfo & LogContextFields;
+  // oslo prints a missing global request id as Python's None
   const ctx = f.request_id
-    ? `[${f.global_request_id ?? '-'} ${f.request_id} ${f.user_identity ?? '- - - - -'}]`
+    ? `[${f.global_request_id ?? 'None'} ${f.request_id} ${f.user_identity ?? '- - - - -'}]`
     : '[-]';
   const instance = f.instance_uuid ? `[instance: ${f.instance_uuid}] ` : '';
   const extra: Record<string, unknown> = {};
@@ -94,9 +120,62 @@ export const osloFormat = winston.format.printf((info) => {
   return `${osloTimestamp(new Date())} ${process.pid} ${level} ${f.logger ?? 'nova_docker'} ${ctx} ${instance}${redactText(String(info.message))}${tail}${redactText(stack)}`;
 });
 
+/** oslo.log's _get_log_file_path: log_file inside log_dir, or `<log_dir>/<binary>.log`, or none (stderr). */
+export function logFilePath(logFile: string | undefined, logDir: string | undefined): string | undefined {
+  // os.path.join: an absolute log_file (`$log_dir/compute.log`) stands alone
+  if (logFile && logDir) return isAbsolute(logFile) ? logFile : join(logDir, logFile);
+  if (logFile) return logFile;
+  if (logDir) return join(logDir, 'nova-docker.log');
+  return undefined;
+}
+
+/**
+ * Appends lines to a file with synchronous writes (no line is lost when the
+ * process dies) and can reopen it, so logrotate's move-then-SIGHUP works.
+ */
+export class LogFileTransport extends TransportStream {
+  private fd: number;
+
+  constructor(readonly path: string) {
+    super();
+    this.fd = openSync(path, 'a');
+  }
+
+  override log(info: winston.Logform.TransformableInfo, next: () => void): void {
+    const line = info[Symbol.for('message')];
+    writeSync(this.fd, `${typeof line === 'string' ? line : String(info.message)}\n`);
+    next();
+  }
+
+  /** Opens the path afresh (a rotated file was moved away), then closes the old descriptor. */
+  reopen(): void {
+    const fd = openSync(this.path, 'a');
+    const old = this.fd;
+    this.fd = fd;
+    closeSync(old);
+  }
+
+  override close(): void {
+    closeSync(this.fd);
+  }
+}
+
+/** Reopens every log file of `logger` (SIGHUP); returns their paths. */
+export function reopenLogFiles(logger: Logger): string[] {
+  const reopened: string[] = [];
+  for (const t of logger.transports) {
+    if (t instanceof LogFileTransport) {
+      t.reopen();
+      reopened.push(t.path);
+    }
+  }
+  return reopened;
+}
+
 export function createLogger(opts: LogOptions = {}): Logger {
-  const transports: winston.transport[] = opts.logFile
-    ? [new winston.transports.File({ filename: opts.logFile })]
+  const file = logFilePath(opts.logFile, opts.logDir);
+  const transports: winston.transport[] = file
+    ? [new LogFileTransport(file)]
     : [new winston.transports.Stream({ stream: process.stderr })];
   return winston.createLogger({
     level: opts.debug ? 'debug' : 'info',

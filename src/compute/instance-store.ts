@@ -19,7 +19,7 @@ export type LogLevel = 'info' | 'warn' | 'error' | 'debug';
 export type ExpectedTaskState = ReadonlyArray<string | null> | string | null;
 
 export function driverContext(ctx: RequestContext): DriverContext {
-  const dc: DriverContext = { requestId: ctx.request_id };
+  const dc: DriverContext = { requestId: ctx.request_id, userIdentity: contextLogFields(ctx).user_identity };
   if (ctx.auth_token) dc.authToken = ctx.auth_token;
   if (ctx.global_request_id) dc.globalRequestId = ctx.global_request_id;
   if (ctx.user_id) dc.userId = ctx.user_id;

@@ -65,13 +65,23 @@ export interface ComputeManagerOptions {
   resumeGuestsStateOnHostBoot?: boolean;
   /** [docker] orphan_policy: containers of this host Nova does not know (default remove) */
   orphanPolicy?: OrphanPolicy;
+  /** Told about every finished boot, successful or not (metrics). Must not throw. */
+  onBoot?: ((timing: BootTiming) => void) | undefined;
 }
 
-/** Phase timings of one boot, ms since the cast arrived (for bench/boot and metrics). */
+/**
+ * Phase timings of one boot, ms since the cast arrived (for bench/boot and
+ * metrics); 0 = not reached. The state saves (→ spawning) overlap the driver's
+ * image fetch and guest creation, so those marks come in either order.
+ */
 export interface BootTiming {
   instance_uuid: string;
   received: number;
   spawning: number;
+  /** The driver has the image locally. */
+  image_ready: number;
+  /** The driver created the guest (not started yet). */
+  guest_created: number;
   spawned: number;
   active: number;
   ok: boolean;
@@ -479,7 +489,16 @@ export class ComputeManager {
     const t0 = performance.now();
     const instance = this.store.instanceArg(args);
     const uuid = instance.str('uuid') ?? '';
-    const timing: BootTiming = { instance_uuid: uuid, received: 0, spawning: 0, spawned: 0, active: 0, ok: false };
+    const timing: BootTiming = {
+      instance_uuid: uuid,
+      received: 0,
+      spawning: 0,
+      image_ready: 0,
+      guest_created: 0,
+      spawned: 0,
+      active: 0,
+      ok: false,
+    };
     const event = 'compute__do_build_and_run_instance';
     this.log('info', 'Starting instance...', ctx, uuid);
     // taken before the saves set host and node: the driver labels the container with them
@@ -510,7 +529,13 @@ export class ComputeManager {
     saves.catch(() => undefined); // awaited below; this only keeps an early rejection from being "unhandled"
     const injected = Array.isArray(args.injected_files) ? (args.injected_files as Array<[string, string]>) : [];
     const spawned = this.driver.spawn(
-      { ...driverContext(ctx), readyToStart: saves },
+      {
+        ...driverContext(ctx),
+        readyToStart: saves,
+        onProgress: (mark) => {
+          timing[mark] = performance.now() - t0;
+        },
+      },
       spec,
       imageMetaOf(args.image, instance.str('image_ref')),
       injected,
@@ -547,6 +572,7 @@ export class ComputeManager {
       this.bootTimings.push(timing);
       if (this.bootTimings.length > 1000) this.bootTimings.shift();
       this.logger.debug('boot timing', { logger: LOGGER, instance_uuid: uuid, boot_timing: timing });
+      this.opts.onBoot?.(timing);
     }
   }
 

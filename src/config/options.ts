@@ -170,6 +170,13 @@ export const OPTIONS = [
   },
   {
     group: 'DEFAULT',
+    name: 'log_dir',
+    type: 'str',
+    deprecatedNames: [{ name: 'logdir' }],
+    help: 'The base directory used for relative log_file paths. Alone, logging goes to <log_dir>/nova-docker.log. The file is reopened on SIGHUP (logrotate).',
+  },
+  {
+    group: 'DEFAULT',
     name: 'state_path',
     type: 'str',
     default: '/var/lib/nova',
@@ -314,8 +321,8 @@ export const OPTIONS = [
     group: 'DEFAULT',
     name: 'metrics_port',
     type: 'port',
-    default: 0,
-    help: '(nova-docker) Port of the Prometheus metrics endpoint; 0 disables it.',
+    default: 9702,
+    help: '(nova-docker) Port of the Prometheus metrics endpoint (GET /metrics); 0 disables it.',
   },
 
   // -------------------------------------------------- [oslo_messaging_rabbit]

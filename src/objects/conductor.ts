@@ -31,12 +31,13 @@ export class ConductorAPI {
     objmethod: string,
     args: unknown[],
     kwargs: Record<string, unknown> = {},
+    opts: { timeoutS?: number } = {},
   ): Promise<unknown> {
     return await this.rpc.call(
       ctx,
       'object_class_action_versions',
       { objname, objmethod, object_versions: objectManifest(this.release, objname), args, kwargs },
-      { version: this.release.conductorRpcVersion },
+      { version: this.release.conductorRpcVersion, timeoutS: opts.timeoutS },
     );
   }
 

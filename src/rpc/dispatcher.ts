@@ -59,6 +59,11 @@ export function dispatchTarget(message: OsloMessage): DispatchTarget {
 export class Dispatcher {
   constructor(private readonly endpoints: readonly Endpoint[]) {}
 
+  /** Whether some endpoint has a method of this name (any namespace or version). */
+  serves(method: string): boolean {
+    return !method.startsWith('_') && this.endpoints.some((ep) => Object.hasOwn(ep.methods, method));
+  }
+
   /** Finds the handler, or throws NoSuchMethod / UnsupportedVersion. */
   resolve(target: DispatchTarget): RpcHandler {
     let foundCompatible = false;

@@ -6,7 +6,7 @@ import type { Logger } from '../common/log.js';
 import { RpcClient, ReplyListener } from './client.js';
 import type { Endpoint } from './dispatcher.js';
 import type { QueueFlags } from './flags.js';
-import { RpcServer } from './server.js';
+import { RpcServer, type RpcObserver } from './server.js';
 import { AmqpTransport, type TransportOptions } from './transport.js';
 
 export interface MessagingOptions extends TransportOptions {
@@ -17,6 +17,8 @@ export interface MessagingOptions extends TransportOptions {
   rpcResponseTimeoutS: number;
   /** Bodies above this are refused (failure reply for calls). */
   maxMessageBytes: number;
+  /** Told about every message the servers handle (metrics). */
+  rpcObserver?: RpcObserver | undefined;
 }
 
 export class Messaging {
@@ -57,6 +59,7 @@ export class Messaging {
       maxMessageBytes: this.opts.maxMessageBytes,
       logger: this.opts.logger,
       replyTimeoutMs: this.opts.rpcResponseTimeoutS * 1000,
+      observer: this.opts.rpcObserver,
     });
     await s.start();
     this.servers.push(s);

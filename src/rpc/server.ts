@@ -15,6 +15,26 @@ import { serializeFailure } from './failure.js';
 import { fanoutExchange, topicExchange, topicQueue, transientQueue, type QueueFlags } from './flags.js';
 import type { AmqpTransport, Delivery } from './transport.js';
 
+/**
+ * What the server reports as it works (metrics); implementations must not
+ * throw. `method` is the message's method when an endpoint serves it, else
+ * `other`, so a stray message cannot invent label values.
+ */
+export interface RpcObserver {
+  received(kind: 'call' | 'cast', method: string): void;
+  /** A handler (or dispatch) failed; `exception` is the Nova exception class or the error's name. */
+  failed(kind: 'call' | 'cast', method: string, exception: string): void;
+  /** A final reply went out (not the call-monitor heartbeats). */
+  replied(outcome: 'result' | 'failure'): void;
+}
+
+/** The class name an error has on the wire (a Nova exception) or in JS. */
+export function exceptionName(err: unknown): string {
+  if (err instanceof NovaError) return err.novaClass;
+  if (err instanceof Error) return err.name;
+  return typeof err;
+}
+
 export interface RpcServerOptions {
   exchange: string;
   topic: string;
@@ -27,6 +47,7 @@ export interface RpcServerOptions {
   logger: Logger;
   /** How long a reply may wait for the broker to come back, ms. */
   replyTimeoutMs?: number;
+  observer?: RpcObserver | undefined;
 }
 
 const LOGGER = 'nova_docker.rpc.server';
@@ -139,11 +160,15 @@ export class RpcServer {
       return;
     }
     const reply = msgId && replyQ ? { msgId, replyQ } : undefined;
+    const kind = reply ? 'call' : 'cast';
+    const known = this.dispatcher.serves(method) ? method : 'other';
+    this.opts.observer?.received(kind, known);
     if (d.content.length > this.opts.maxMessageBytes) {
       const err = new MalformedMessageError(
         `message of ${d.content.length} bytes exceeds max_message_bytes (${this.opts.maxMessageBytes})`,
       );
       this.opts.logger.error(`refusing ${method}: ${err.message}`, log);
+      this.opts.observer?.failed(kind, known, exceptionName(err));
       if (reply) await this.sendReply(reply, { failure: err });
       return;
     }
@@ -158,6 +183,7 @@ export class RpcServer {
       if (reply) await this.sendReply(reply, { result });
     } catch (err) {
       this.logFailure(ctx, method, err, reply !== undefined);
+      this.opts.observer?.failed(kind, known, exceptionName(err));
       if (reply) await this.sendReply(reply, { failure: err });
     } finally {
       if (heartbeat) clearInterval(heartbeat);
@@ -212,6 +238,7 @@ export class RpcServer {
         mandatory: true,
         deadline: Date.now() + (this.opts.replyTimeoutMs ?? 60_000),
       });
+      if (!what.heartbeat) this.opts.observer?.replied(what.failure === undefined ? 'result' : 'failure');
     } catch (err) {
       this.opts.logger.error(`could not send the reply to ${reply.replyQ}: ${errorMessage(err)}`, {
         logger: LOGGER,

@@ -175,6 +175,8 @@ export class AmqpTransport extends EventEmitter {
         this.attempt++;
         this.hostIndex++;
         const delay = this.backoffMs();
+        // one-shot tools (nova-docker status) give up once every host has refused
+        this.emit('connect_failed', err, this.attempt);
         this.opts.logger.error(
           `AMQP server on ${where} is unreachable: ${errorMessage(err)}. Trying again in ${delay / 1000} seconds.`,
           { logger: 'nova_docker.rpc' },

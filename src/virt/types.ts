@@ -75,6 +75,8 @@ export interface DriverContext {
   globalRequestId?: string;
   userId?: string;
   projectId?: string;
+  /** oslo.log's user_identity of the request ("user project domain user_domain project_domain"), for log lines. */
+  userIdentity?: string;
   /**
    * spawn only: the guest may be prepared (image fetched, container created)
    * before this settles, but not started; when it rejects, spawn removes what
@@ -83,7 +85,12 @@ export interface DriverContext {
    * `spawning`.
    */
   readyToStart?: Promise<void>;
+  /** spawn only: told when each preparation step is done (boot-phase metrics). Must not throw. */
+  onProgress?: (mark: SpawnMark) => void;
 }
+
+/** Steps of a spawn before the guest starts: the image is local, the guest exists (not started). */
+export type SpawnMark = 'image_ready' | 'guest_created';
 
 export type RebootType = 'SOFT' | 'HARD';
 

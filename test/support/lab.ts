@@ -58,6 +58,8 @@ host = ${host}
 transport_url = rabbit://openstack:labrabbit@127.0.0.1:5672/
 my_ip = 127.0.0.1
 debug = true
+# several agents share this machine: a test that scrapes /metrics sets its own port in extra
+metrics_port = 0
 
 [placement]
 auth_type = password

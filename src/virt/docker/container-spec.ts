@@ -126,6 +126,7 @@ export function buildContainerSpec(input: ContainerSpecInput): ContainerSpec {
   if (instance.project_id) labels[LABELS.projectId] = instance.project_id;
   if (instance.user_id) labels[LABELS.userId] = instance.user_id;
   if (instance.node) labels[LABELS.node] = instance.node;
+  if (instance.display_name) labels[LABELS.displayName] = instance.display_name;
 
   const memory = flavor.memory_mb * MiB;
   const hostConfig: DockerHostConfig = {

@@ -107,13 +107,15 @@ export class DockerDriver implements ComputeDriver {
   /** Uuids the driver stopped since it last started them. */
   private readonly stopped = new Set<string>();
   private watcher: ContainerEventWatcher | undefined;
+  private readonly log: Logger;
 
   constructor(
     private readonly docker: DockerClient,
     private readonly images: ImageResolver,
     options: DockerDriverOptions,
-    private readonly log: Logger = nullLogger(),
+    log: Logger = nullLogger(),
   ) {
+    this.log = log.child({ logger: 'nova_docker.virt.docker.driver' });
     if (!options.host) throw new TypeError('DockerDriver needs options.host');
     this.opts = {
       ...DEFAULTS,
@@ -205,7 +207,13 @@ export class DockerDriver implements ComputeDriver {
     _blockDeviceInfo?: BlockDeviceInfo,
   ): Promise<void> {
     const uuid = instance.uuid;
-    const meta = { instance_uuid: uuid, ...(ctx.requestId ? { request_id: ctx.requestId } : {}) };
+    // the request's log context, so these lines read like the manager's
+    const meta = {
+      instance_uuid: uuid,
+      ...(ctx.requestId ? { request_id: ctx.requestId } : {}),
+      ...(ctx.globalRequestId ? { global_request_id: ctx.globalRequestId } : {}),
+      ...(ctx.userIdentity ? { user_identity: ctx.userIdentity } : {}),
+    };
     if (injectedFiles.length) this.log.warn(`ignoring ${injectedFiles.length} injected file(s)`, meta);
     if (adminPassword) this.log.debug('the admin password was ignored (containers have none to set)', meta);
 
@@ -216,6 +224,7 @@ export class DockerDriver implements ComputeDriver {
         ...(ctx.requestId ? { requestId: ctx.requestId } : {}),
       };
       ({ dockerRef } = await this.images.ensureImage(resolverCtx, imageMeta));
+      ctx.onProgress?.('image_ready');
     } catch (err) {
       if (err instanceof NovaError) throw err;
       if (findCause(err, NotFoundError)) throw imageNotFound(imageMeta.id, err);
@@ -240,6 +249,7 @@ export class DockerDriver implements ComputeDriver {
     try {
       const created = await this.docker.createContainer(spec.name, spec.body);
       id = created.Id;
+      ctx.onProgress?.('guest_created');
       for (const w of created.Warnings ?? []) this.log.warn(`docker: ${w}`, meta);
     } catch (err) {
       if (err instanceof ConflictError) throw instanceExists(spec.name, uuid);

@@ -77,10 +77,20 @@ export interface ImageServiceOptions {
   cacheRepo?: string | undefined;
 }
 
+/**
+ * Told how each image request was served (metrics): `hit` when the image was
+ * already local, `miss` when it was downloaded or pulled (once per fetch:
+ * callers that joined a fetch in flight are not counted). Must not throw.
+ */
+export interface ImageCacheObserver {
+  lookup(source: 'glance' | 'registry', result: 'hit' | 'miss'): void;
+}
+
 export interface ImageServiceDeps {
   docker: ImageDocker;
   glance: ImageGlance;
   logger?: Logger | undefined;
+  observer?: ImageCacheObserver | undefined;
 }
 
 export const DEFAULT_REGISTRY = '127.0.0.1:5042';
@@ -163,6 +173,7 @@ export class ImageService implements ImageResolver {
   readonly #docker: ImageDocker;
   readonly #glance: ImageGlance;
   readonly #log: Logger;
+  readonly #observer: ImageCacheObserver | undefined;
   readonly #registryHost: string | undefined;
   readonly #registryAuth: RegistryCredentials | undefined;
   readonly #pullPolicy: PullPolicy;
@@ -174,6 +185,7 @@ export class ImageService implements ImageResolver {
   constructor(deps: ImageServiceDeps, opts: ImageServiceOptions = {}) {
     this.#docker = deps.docker;
     this.#glance = deps.glance;
+    this.#observer = deps.observer;
     this.#log = (deps.logger ?? nullLogger()).child({ logger: 'nova_docker.virt.docker.images' });
     const reg = opts.registryUrl === undefined ? DEFAULT_REGISTRY : opts.registryUrl;
     this.#registryHost = reg ? parseRegistryUrl(reg).host : undefined;
@@ -248,7 +260,10 @@ export class ImageService implements ImageResolver {
   async #fromRegistry(ctx: CallContext, image: ImageMeta, ref: string): Promise<ResolvedImage> {
     if (this.#pullPolicy !== 'always') {
       const local = await this.#docker.inspectImage(ref);
-      if (local) return { dockerRef: ref };
+      if (local) {
+        this.#observer?.lookup('registry', 'hit');
+        return { dockerRef: ref };
+      }
       if (this.#pullPolicy === 'never') {
         return this.#fallback(ctx, image, `${ref} is not present locally and the pull policy is never`);
       }
@@ -257,6 +272,7 @@ export class ImageService implements ImageResolver {
     try {
       await this.#pullFlight.run(ref, async () => {
         const started = Date.now();
+        this.#observer?.lookup('registry', 'miss');
         await this.#docker.pullImage(ref, auth);
         this.#log.info(`image ${image.id}: pulled ${ref} in ${((Date.now() - started) / 1000).toFixed(2)} s`, {
           image_id: image.id,
@@ -296,7 +312,9 @@ export class ImageService implements ImageResolver {
 
   async #cached(id: string, digest: ExpectedDigest): Promise<ResolvedImage | undefined> {
     const { ref } = this.cacheRef(id, digest);
-    return (await this.#docker.inspectImage(ref)) ? { dockerRef: ref } : undefined;
+    if (!(await this.#docker.inspectImage(ref))) return undefined;
+    this.#observer?.lookup('glance', 'hit');
+    return { dockerRef: ref };
   }
 
   async #fromGlance(ctx: CallContext, image: ImageMeta): Promise<ResolvedImage> {
@@ -334,6 +352,7 @@ export class ImageService implements ImageResolver {
     size: number | undefined,
   ): Promise<ResolvedImage> {
     const started = Date.now();
+    this.#observer?.lookup('glance', 'miss');
     const ac = new AbortController();
     let dl: ImageDownload;
     try {

@@ -10,6 +10,8 @@ export const LABELS = {
   /** Always MANAGED_BY_VALUE. */
   managedBy: `${LABEL_PREFIX}managed-by`,
   instanceUuid: `${LABEL_PREFIX}instance-uuid`,
+  /** Nova's display name at boot (informational: `nova-docker status`, `docker ps`; a rename does not follow). */
+  displayName: `${LABEL_PREFIX}display-name`,
   projectId: `${LABEL_PREFIX}project-id`,
   userId: `${LABEL_PREFIX}user-id`,
   /** The compute host (nova service host) that owns the container. */

@@ -106,6 +106,12 @@ describe('virt/docker/container-spec', () => {
     });
   });
 
+  it('labels the display name when the instance has one', () => {
+    const { body } = buildContainerSpec(input({ instance: instance({ display_name: 'web 1' }) }));
+    assert.equal(body.Labels?.[LABELS.displayName], 'web 1');
+    assert.equal(buildContainerSpec(input()).body.Labels?.[LABELS.displayName], undefined);
+  });
+
   it('options: cpu hard limit, capabilities, privileged, no pids limit, no init', () => {
     const { body } = buildContainerSpec(
       input({

@@ -500,3 +500,36 @@ describe('virt/docker/images ImageService', () => {
     });
   });
 });
+
+describe('virt/docker/images ImageService cache observer', () => {
+  function observed(): { counts: Map<string, number>; svc: ImageService; docker: FakeDocker; glance: FakeGlance } {
+    const docker = new FakeDocker();
+    const glance = new FakeGlance();
+    const counts = new Map<string, number>();
+    const observer = {
+      lookup: (source: string, result: string): void => {
+        counts.set(`${source} ${result}`, (counts.get(`${source} ${result}`) ?? 0) + 1);
+      },
+    };
+    return { counts, docker, glance, svc: new ImageService({ docker, glance, observer }) };
+  }
+
+  it('counts one Glance miss per download and a hit per cached use', async () => {
+    const { counts, glance, svc } = observed();
+    const meta = imageMetaFromGlance(glance.add(ID, TAR));
+    await Promise.all(Array.from({ length: 3 }, () => svc.ensureImage({}, meta)));
+    await svc.ensureImage({}, meta);
+    await svc.ensureImage({}, meta);
+    assert.deepEqual(Object.fromEntries(counts), { 'glance miss': 1, 'glance hit': 2 });
+  });
+
+  it('counts one registry miss per pull and a hit per image found locally', async () => {
+    const { counts, docker, svc } = observed();
+    const ref = '127.0.0.1:5042/lab/bb:t1';
+    docker.pullable.add(ref);
+    const meta: ImageMeta = { id: ID, name: 'x', properties: { docker_image_ref: 'lab/bb:t1' }, size: 0 };
+    await svc.ensureImage({}, meta);
+    await svc.ensureImage({}, meta);
+    assert.deepEqual(Object.fromEntries(counts), { 'registry miss': 1, 'registry hit': 1 });
+  });
+});
