@@ -87,6 +87,23 @@ export interface ImageDownload {
   contentMd5: string | undefined;
 }
 
+/**
+ * One JSON-patch operation of PATCH /v2/images/{id} (media type
+ * openstack-images-v2.1-json-patch, where `add` also replaces an existing
+ * property and `remove` of a missing one is a 409).
+ */
+export type ImagePatchOp = { op: 'add' | 'replace'; path: string; value: unknown } | { op: 'remove'; path: string };
+
+/** GET /v2/images query: property filters (exact match) plus sorting. */
+export interface ImageListQuery {
+  /** Core or custom property filters, e.g. `{ image_type: 'backup', instance_uuid: '…' }`. */
+  filters?: Record<string, string>;
+  sortKey?: string;
+  sortDir?: 'asc' | 'desc';
+  /** Page size asked of Glance; every page is fetched. */
+  pageSize?: number;
+}
+
 /** The image has no data (Glance answered 204: queued, or a location-less record). */
 export class ImageDataMissingError extends AgentError {}
 
@@ -160,6 +177,37 @@ export class GlanceClient {
     await this.#call(ctx, false, (base, headers) => this.#http.delete(`${base}/v2/images/${enc(id)}`, { headers }));
   }
 
+  /** PATCH /v2/images/{id} with JSON-patch operations; returns the updated record. */
+  async updateImage(ctx: CallContext | undefined, id: string, ops: readonly ImagePatchOp[]): Promise<GlanceImage> {
+    const res = await this.#call(ctx, false, (base, headers) =>
+      this.#http.patch<GlanceImage>(`${base}/v2/images/${enc(id)}`, ops, {
+        headers: { ...headers, 'Content-Type': 'application/openstack-images-v2.1-json-patch' },
+      }),
+    );
+    return res.data;
+  }
+
+  /** GET /v2/images with filters, following `next` links to the last page. */
+  async listImages(ctx: CallContext | undefined, q: ImageListQuery = {}): Promise<GlanceImage[]> {
+    const params = new URLSearchParams(q.filters ?? {});
+    if (q.sortKey) params.set('sort_key', q.sortKey);
+    if (q.sortDir) params.set('sort_dir', q.sortDir);
+    params.set('limit', String(q.pageSize ?? 100));
+    const out: GlanceImage[] = [];
+    let path: string | undefined = `/v2/images?${params.toString()}`;
+    for (let page = 0; path !== undefined; page++) {
+      if (page >= 1000) throw new AgentError('glance: more than 1000 pages of images');
+      const url: string = path;
+      const res = await this.#call(ctx, true, (base, headers) =>
+        this.#http.get<{ images?: GlanceImage[]; next?: string }>(`${base}${url}`, { headers }),
+      );
+      out.push(...(res.data.images ?? []));
+      // `next` is a path with its query (/v2/images?marker=…&limit=…&…)
+      path = typeof res.data.next === 'string' && res.data.next !== '' ? res.data.next : undefined;
+    }
+    return out;
+  }
+
   /**
    * GET /v2/images/{id}/file as a stream (never buffered, never decompressed).
    * Errors before the body (404, 401, 5xx) reject; errors in the body surface
@@ -194,8 +242,10 @@ export class GlanceClient {
   }
 
   /**
-   * PUT /v2/images/{id}/file from a stream (application/octet-stream). Not
-   * retried: the stream can be read only once.
+   * PUT /v2/images/{id}/file from a stream (application/octet-stream, chunked
+   * unless `size` is given). Not retried: the stream can be read only once.
+   * An error of `data` aborts the request and is the rejection; when the
+   * upload fails otherwise, `data` is destroyed so its producer stops.
    */
   async uploadImage(
     ctx: CallContext | undefined,
@@ -206,15 +256,24 @@ export class GlanceClient {
     const base = (await this.#bases(ctx))[0];
     const auth = this.#auth(ctx);
     const token = auth ? await auth.getToken(ctx) : undefined;
-    await this.#http.put(`${base}/v2/images/${enc(id)}/file`, data, {
-      headers: {
-        ...contextHeaders(ctx),
-        ...(token ? { 'X-Auth-Token': token } : {}),
-        'Content-Type': 'application/octet-stream',
-        ...(opts.size === undefined ? {} : { 'Content-Length': String(opts.size) }),
-      },
-      ...(opts.signal ? { signal: opts.signal } : {}),
+    let sourceErr: unknown;
+    data.once('error', (e) => {
+      sourceErr ??= e;
     });
+    try {
+      await this.#http.put(`${base}/v2/images/${enc(id)}/file`, data, {
+        headers: {
+          ...contextHeaders(ctx),
+          ...(token ? { 'X-Auth-Token': token } : {}),
+          'Content-Type': 'application/octet-stream',
+          ...(opts.size === undefined ? {} : { 'Content-Length': String(opts.size) }),
+        },
+        ...(opts.signal ? { signal: opts.signal } : {}),
+      });
+    } catch (err) {
+      data.destroy();
+      throw sourceErr instanceof Error ? sourceErr : err;
+    }
   }
 
   /** Keeps tokens out of inspection. */
