@@ -108,6 +108,7 @@ export function buildAgent(
       consoleLogMaxBytes: config.docker.console_log_max_bytes,
       stopTimeoutS: config.docker.stop_timeout,
       spawnCheckMs: config.docker.spawn_check_ms,
+      glance,
     },
     logger,
   );
@@ -135,6 +136,7 @@ export function buildAgent(
       reservedHostDiskMb: D.reserved_host_disk_mb,
     },
     logger,
+    glance,
   );
   return { docker, driver, manager, keystone };
 }

@@ -16,6 +16,7 @@ import type { ComputeDriver } from '../virt/driver.js';
 import type { AvailableResource } from '../virt/types.js';
 import { imageMetaOf } from './instance.js';
 import { deletedMeanwhile, driverContext, InstanceStore, type LogLevel } from './instance-store.js';
+import { SnapshotActions, type SnapshotImageApi } from './snapshot.js';
 import { PowerStateValue, TaskState, VmState } from './states.js';
 
 const LOGGER = 'nova_docker.compute.manager';
@@ -109,8 +110,6 @@ const UNSUPPORTED_INSTANCE_CASTS = [
   'unpause_instance',
   'suspend_instance',
   'resume_instance',
-  'snapshot_instance',
-  'backup_instance',
   'rebuild_instance',
   'soft_delete_instance',
   'restore_instance',
@@ -146,6 +145,7 @@ export class ComputeManager {
   /** Boot timings of the last boots (bench/boot reads them from the log). */
   readonly bootTimings: BootTiming[] = [];
   readonly store: InstanceStore;
+  private readonly snapshots: SnapshotActions;
 
   constructor(
     private readonly conductor: ConductorAPI,
@@ -154,8 +154,11 @@ export class ComputeManager {
     private readonly scheduler: SchedulerNotifier,
     private readonly opts: ComputeManagerOptions,
     private readonly logger: Logger,
+    /** Glance, for the snapshot cleanups and backup rotation; without it those are skipped. */
+    images?: SnapshotImageApi,
   ) {
     this.store = new InstanceStore(conductor, opts.release, opts.host, logger);
+    this.snapshots = new SnapshotActions(this.store, driver, images);
   }
 
   private log(level: LogLevel, msg: string, ctx?: RequestContext, uuid?: string): void {
@@ -406,6 +409,7 @@ export class ComputeManager {
       };
     }
     for (const m of UNSUPPORTED_INSTANCE_CASTS) methods[m] = (ctx, a) => this.unsupportedInstanceAction(ctx, m, a);
+    Object.assign(methods, this.snapshots.methods());
     return { namespace: null, version: this.opts.release.computeRpcVersion, methods };
   }
 
