@@ -228,8 +228,8 @@ describe('clients/glance', () => {
       const g = new GlanceClient({ apiServers: [GLANCE] });
       const err = await g.uploadImage({ authToken: 'secret-user-tok' }, ID, source).catch((e: unknown) => e);
       assert.ok(err instanceof klass, `got ${String(err)}`);
-      assert.equal((err as HttpError).status, status);
-      assert.match((err as HttpError).message, new RegExp(`refused with ${status}`));
+      assert.equal(err.status, status);
+      assert.match(err.message, new RegExp(`refused with ${status}`));
       assert.ok(!inspect(err, { depth: 10 }).includes('secret-user-tok'));
     });
   }
