@@ -3,9 +3,11 @@
  * Glance record and casts snapshot_instance; our agent commits the container
  * and streams it into Glance; the snapshot is an active docker/raw image that
  * boots again on this host, with what the first server wrote to its disk.
+ * `server backup create` takes the same path and rotates the older backups.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { pollUntil } from '../../src/common/poll.js';
 import {
   discoverHosts,
   docker,
@@ -84,7 +86,7 @@ describe('e2e: server image create (snapshot)', function () {
     assert.deepEqual(await hostContainers(HOST), [], 'no container left');
   });
 
-  it('snapshots a running busybox server into an active docker image that boots again with its changes', async () => {
+  it('snapshots a running busybox server into an active docker image that boots again with its changes; backups rotate', async () => {
     const base = `nd-snap-base-${randomUUID().slice(0, 8)}`;
     images.push(await uploadDockerImage(base, 'busybox:latest'));
     const first = await boot(base, 'a');
@@ -147,5 +149,48 @@ describe('e2e: server image create (snapshot)', function () {
       (await hostContainers(HOST)).sort(),
       [`nova-${first.id} running`, `nova-${second.id} running`].sort(),
     );
+
+    // backups of the first server (the same path with task image_backup): with rotation 1 only the newest stays
+    const backups: string[] = [];
+    for (const round of [1, 2]) {
+      const b = await openstackJson<ImageShow>(
+        [
+          'server',
+          'backup',
+          'create',
+          '--name',
+          `${name}-bk${round}`,
+          '--type',
+          'daily',
+          '--rotate',
+          '1',
+          '--wait',
+          first.id,
+        ],
+        600_000,
+      );
+      images.push(b.id);
+      backups.push(b.id);
+      await waitServer(first.id, (s) => !s['OS-EXT-STS:task_state'], `backup ${round} done`);
+    }
+    const left = await pollUntil(
+      async () => {
+        const list = await openstackJson<Array<{ ID: string }>>([
+          'image',
+          'list',
+          '--property',
+          `instance_uuid=${first.id}`,
+          '--property',
+          'image_type=backup',
+        ]);
+        return list.length === 1 ? list : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 2000, what: 'the backup rotation' },
+    );
+    assert.equal(left[0]?.ID, backups[1]);
+    const bk = await openstackJson<ImageShow>(['image', 'show', backups[1]!]);
+    assert.equal(bk.status, 'active');
+    assert.equal(bk.container_format, 'docker');
+    assert.equal(bk.properties?.backup_type, 'daily');
   });
 });
