@@ -70,8 +70,9 @@ export function imageProperties(img: GlanceImage): Record<string, unknown> {
 
 export interface ImageCreate {
   name: string;
-  container_format: string;
-  disk_format: string;
+  /** Unset, as Nova's API creates a snapshot's record: then set before the data (Glance refuses data without). */
+  container_format?: string;
+  disk_format?: string;
   visibility?: 'public' | 'private' | 'shared' | 'community';
   id?: string;
   /** Custom properties (strings, as Glance stores them). */
