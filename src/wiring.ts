@@ -126,6 +126,7 @@ export function buildAgent(
       consoleLogMaxBytes: config.docker.console_log_max_bytes,
       stopTimeoutS: config.docker.stop_timeout,
       spawnCheckMs: config.docker.spawn_check_ms,
+      glance,
     },
     logger,
   );
@@ -157,6 +158,7 @@ export function buildAgent(
       onBoot: observers.boot,
     },
     logger,
+    glance,
   );
   return { docker, driver, manager, keystone };
 }

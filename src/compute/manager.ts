@@ -21,6 +21,7 @@ import { imageMetaOf } from './instance.js';
 import { deletedMeanwhile, driverContext, InstanceStore, type LogLevel } from './instance-store.js';
 import { PowerStateSync } from './power-sync.js';
 import { recoverHost, type OrphanPolicy, type RecoveryAction } from './recovery.js';
+import { SnapshotActions, type SnapshotImageApi } from './snapshot.js';
 import { PowerStateValue, TaskState, VmState } from './states.js';
 
 const LOGGER = 'nova_docker.compute.manager';
@@ -121,8 +122,6 @@ const UNSUPPORTED_CALLS = [
 
 /** Casts that come with a task_state set by the API: it must be cleared or the instance is stuck. */
 const UNSUPPORTED_INSTANCE_CASTS = [
-  'snapshot_instance',
-  'backup_instance',
   'rebuild_instance',
   'soft_delete_instance',
   'restore_instance',
@@ -166,6 +165,7 @@ export class ComputeManager {
   readonly bootTimings: BootTiming[] = [];
   readonly store: InstanceStore;
   private readonly actions: InstanceActions;
+  private readonly snapshots: SnapshotActions;
 
   constructor(
     private readonly conductor: ConductorAPI,
@@ -174,10 +174,13 @@ export class ComputeManager {
     private readonly scheduler: SchedulerNotifier,
     private readonly opts: ComputeManagerOptions,
     private readonly logger: Logger,
+    /** Glance, for the snapshot cleanups and backup rotation; without it those are skipped. */
+    images?: SnapshotImageApi,
   ) {
     this.store = new InstanceStore(conductor, opts.release, opts.host, logger);
     this.actions = new InstanceActions(this.store, driver);
     this.powerSync = new PowerStateSync(this.store, driver, opts.host);
+    this.snapshots = new SnapshotActions(this.store, driver, images);
   }
 
   private log(level: LogLevel, msg: string, ctx?: RequestContext, uuid?: string): void {
@@ -475,6 +478,7 @@ export class ComputeManager {
     }
     for (const m of UNSUPPORTED_INSTANCE_CASTS) methods[m] = (ctx, a) => this.unsupportedInstanceAction(ctx, m, a);
     Object.assign(methods, this.actions.methods());
+    Object.assign(methods, this.snapshots.methods());
     return { namespace: null, version: this.opts.release.computeRpcVersion, methods };
   }
 

@@ -254,13 +254,38 @@ export function describeDriverContract(name: string, makeHarness: () => Promise<
       assert.ok(one.split('\n').filter(Boolean).length <= 1, one);
     });
 
-    it('snapshot: NotImplementedError for now', async () => {
+    it('snapshot: the task moves to image_pending_upload, then image_uploading; the guest keeps running', async () => {
       const inst = makeInstance(h.host);
       await spawn(inst);
+      const calls: Array<[string, string | undefined]> = [];
+      await h.driver.snapshot(ctx, inst, randomUUID(), (taskState, expected) => {
+        calls.push([taskState, expected]);
+      });
+      assert.deepEqual(calls, [
+        ['image_pending_upload', undefined],
+        ['image_uploading', 'image_pending_upload'],
+      ]);
+      assert.equal(await state(inst), PowerState.RUNNING);
+    });
+
+    it('snapshot: InstanceNotFound when missing; a refused task update stops it', async () => {
       await assert.rejects(
-        h.driver.snapshot(ctx, inst, randomUUID(), () => undefined),
-        isNova('NotImplementedError'),
+        h.driver.snapshot(ctx, makeInstance(h.host), randomUUID(), () => undefined),
+        isNova('InstanceNotFound'),
       );
+      const inst = makeInstance(h.host);
+      await spawn(inst);
+      const refused = new Error('UnexpectedTaskStateError');
+      const calls: string[] = [];
+      await assert.rejects(
+        h.driver.snapshot(ctx, inst, randomUUID(), (taskState) => {
+          calls.push(taskState);
+          if (taskState === 'image_uploading') throw refused;
+        }),
+        (err) => err === refused,
+      );
+      assert.deepEqual(calls, ['image_pending_upload', 'image_uploading']);
+      assert.equal(await state(inst), PowerState.RUNNING);
     });
 
     it('available resource: inventory, usage of our guests, non-null cpu_info', async () => {

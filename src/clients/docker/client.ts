@@ -534,7 +534,7 @@ export class DockerClient {
         author: opts.author,
         pause: opts.pause,
       },
-      body: opts.labels ? { Labels: opts.labels } : {},
+      body: { ...(opts.labels ? { Labels: opts.labels } : {}), ...(opts.env ? { Env: opts.env } : {}) },
       headers: { 'Content-Type': 'application/json' },
       ok: [201],
       timeoutMs: 0,

@@ -225,7 +225,10 @@ export interface CommitContainerOptions {
   author?: string;
   /** Pause during commit (Engine default true). */
   pause?: boolean;
+  /** Labels of the image config; the Engine merges the container's under them (these win, none can be removed). */
   labels?: Record<string, string>;
+  /** Env of the image config (`K=V`); merged like labels. */
+  env?: string[];
 }
 
 export interface EventsOptions {

@@ -70,19 +70,13 @@ export function imageProperties(img: GlanceImage): Record<string, unknown> {
 
 export interface ImageCreate {
   name: string;
-  container_format: string;
-  disk_format: string;
+  /** Unset, as Nova's API creates a snapshot's record: then set before the data (Glance refuses data without). */
+  container_format?: string;
+  disk_format?: string;
   visibility?: 'public' | 'private' | 'shared' | 'community';
   id?: string;
   /** Custom properties (strings, as Glance stores them). */
   properties?: Record<string, string>;
-}
-
-/** One RFC 6902 operation of a Glance v2 image PATCH (custom properties are top-level paths). */
-export interface ImagePatchOp {
-  op: 'add' | 'replace' | 'remove';
-  path: string;
-  value?: unknown;
 }
 
 /** Media type Glance v2 wants for PATCH /v2/images/{id}. */
@@ -96,6 +90,23 @@ export interface ImageDownload {
   contentLength: number | undefined;
   /** Content-MD5 (hex), when Glance sent one. */
   contentMd5: string | undefined;
+}
+
+/**
+ * One JSON-patch operation of PATCH /v2/images/{id} (media type
+ * openstack-images-v2.1-json-patch, where `add` also replaces an existing
+ * property and `remove` of a missing one is a 409).
+ */
+export type ImagePatchOp = { op: 'add' | 'replace'; path: string; value: unknown } | { op: 'remove'; path: string };
+
+/** GET /v2/images query: property filters (exact match) plus sorting. */
+export interface ImageListQuery {
+  /** Core or custom property filters, e.g. `{ image_type: 'backup', instance_uuid: '…' }`. */
+  filters?: Record<string, string>;
+  sortKey?: string;
+  sortDir?: 'asc' | 'desc';
+  /** Page size asked of Glance; every page is fetched. */
+  pageSize?: number;
 }
 
 /** The image has no data (Glance answered 204: queued, or a location-less record). */
@@ -172,14 +183,13 @@ export class GlanceClient {
    * holding a `:` need an operator (`eq:a:b`), since Glance reads the part
    * before the first `:` as one.
    */
-  async listImages(
-    ctx: CallContext | undefined,
-    filters: Record<string, string> = {},
-    opts: { pageSize?: number } = {},
-  ): Promise<GlanceImage[]> {
-    const q = new URLSearchParams({ ...filters, limit: String(opts.pageSize ?? 200) });
+  async listImages(ctx: CallContext | undefined, q: ImageListQuery = {}): Promise<GlanceImage[]> {
+    const params = new URLSearchParams(q.filters ?? {});
+    if (q.sortKey) params.set('sort_key', q.sortKey);
+    if (q.sortDir) params.set('sort_dir', q.sortDir);
+    params.set('limit', String(q.pageSize ?? 200));
     const out: GlanceImage[] = [];
-    let path: string | undefined = `/v2/images?${q.toString()}`;
+    let path: string | undefined = `/v2/images?${params.toString()}`;
     for (let page = 0; path !== undefined && page < MAX_LIST_PAGES; page++) {
       const current: string = path;
       const res = await this.#call(ctx, true, (base, headers) =>
@@ -248,8 +258,10 @@ export class GlanceClient {
   }
 
   /**
-   * PUT /v2/images/{id}/file from a stream (application/octet-stream). Not
-   * retried: the stream can be read only once.
+   * PUT /v2/images/{id}/file from a stream (application/octet-stream, chunked
+   * unless `size` is given). Not retried: the stream can be read only once.
+   * An error of `data` aborts the request and is the rejection; when the
+   * upload fails otherwise, `data` is destroyed so its producer stops.
    */
   async uploadImage(
     ctx: CallContext | undefined,
@@ -260,15 +272,24 @@ export class GlanceClient {
     const base = (await this.#bases(ctx))[0];
     const auth = this.#auth(ctx);
     const token = auth ? await auth.getToken(ctx) : undefined;
-    await this.#http.put(`${base}/v2/images/${enc(id)}/file`, data, {
-      headers: {
-        ...contextHeaders(ctx),
-        ...(token ? { 'X-Auth-Token': token } : {}),
-        'Content-Type': 'application/octet-stream',
-        ...(opts.size === undefined ? {} : { 'Content-Length': String(opts.size) }),
-      },
-      ...(opts.signal ? { signal: opts.signal } : {}),
+    let sourceErr: unknown;
+    data.once('error', (e) => {
+      sourceErr ??= e;
     });
+    try {
+      await this.#http.put(`${base}/v2/images/${enc(id)}/file`, data, {
+        headers: {
+          ...contextHeaders(ctx),
+          ...(token ? { 'X-Auth-Token': token } : {}),
+          'Content-Type': 'application/octet-stream',
+          ...(opts.size === undefined ? {} : { 'Content-Length': String(opts.size) }),
+        },
+        ...(opts.signal ? { signal: opts.signal } : {}),
+      });
+    } catch (err) {
+      data.destroy();
+      throw sourceErr instanceof Error ? sourceErr : err;
+    }
   }
 
   /** Keeps tokens out of inspection. */

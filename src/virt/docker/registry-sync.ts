@@ -23,7 +23,7 @@
 import { Readable } from 'node:stream';
 import { errorMessage } from '../../common/errors.js';
 import { nullLogger, type Logger } from '../../common/log.js';
-import type { GlanceImage, ImageCreate, ImagePatchOp } from '../../clients/glance/client.js';
+import type { GlanceImage, ImageCreate, ImageListQuery, ImagePatchOp } from '../../clients/glance/client.js';
 import type { ManifestInfo } from '../../clients/registry/client.js';
 import { parseDockerRef } from './images.js';
 
@@ -43,7 +43,7 @@ export interface SyncRegistry {
 
 /** The Glance calls a sync makes (GlanceClient fits). */
 export interface SyncGlance {
-  listImages(ctx: undefined, filters?: Record<string, string>): Promise<GlanceImage[]>;
+  listImages(ctx: undefined, q?: ImageListQuery): Promise<GlanceImage[]>;
   createImage(ctx: undefined, req: ImageCreate): Promise<GlanceImage>;
   uploadImage(ctx: undefined, id: string, data: Readable, opts?: { size?: number }): Promise<void>;
   updateImage(ctx: undefined, id: string, ops: readonly ImagePatchOp[]): Promise<GlanceImage>;

@@ -3,6 +3,7 @@
  * same contract as the real drivers (../driver.ts), so the compute manager
  * and the contract tests can run without a hypervisor.
  */
+import { AgentError } from '../../common/errors.js';
 import { CONTAINER_DRIVER_CAPABILITIES, type ComputeDriver, formatUptime } from '../driver.js';
 import {
   imageNotFound,
@@ -10,7 +11,6 @@ import {
   instanceExists,
   instanceInvalidState,
   instanceNotFound,
-  notImplemented,
 } from '../errors.js';
 import { type DriverEvent, type DriverEventListener, LifecycleTransition } from '../event.js';
 import { POWER_STATE_NAMES, PowerState } from '../power-state.js';
@@ -54,6 +54,8 @@ export class FakeDriver implements ComputeDriver {
   readonly capabilities: DriverCapabilities = CONTAINER_DRIVER_CAPABILITIES;
   /** The guests, by uuid (tests may look). */
   readonly guests = new Map<string, FakeGuest>();
+  /** Snapshots taken: Glance image id → instance uuid. */
+  readonly snapshots = new Map<string, string>();
   private readonly nodename: string;
   private listener: DriverEventListener | undefined;
 
@@ -190,13 +192,24 @@ export class FakeDriver implements ComputeDriver {
     return Promise.resolve();
   }
 
-  snapshot(
+  /**
+   * Moves the task through image_pending_upload and image_uploading and
+   * records the image. The guest's image property `fake_fail_snapshot` makes
+   * it fail after the upload started.
+   */
+  async snapshot(
     _ctx: DriverContext,
-    _instance: InstanceSpec,
-    _imageId: string,
-    _updateTaskState: UpdateTaskState,
+    instance: InstanceSpec,
+    imageId: string,
+    updateTaskState: UpdateTaskState,
   ): Promise<void> {
-    return Promise.reject(notImplemented('snapshot'));
+    const guest = this.must(instance);
+    await updateTaskState('image_pending_upload');
+    await updateTaskState('image_uploading', 'image_pending_upload');
+    const fail = guest.image.properties['fake_fail_snapshot'];
+    if (fail) throw new AgentError(typeof fail === 'string' ? fail : 'fake snapshot failure');
+    if (!this.guests.has(instance.uuid)) throw instanceNotFound(instance.uuid);
+    this.snapshots.set(imageId, instance.uuid);
   }
 
   async getConsoleOutput(_ctx: DriverContext, instance: InstanceSpec, tailLines?: number): Promise<string> {

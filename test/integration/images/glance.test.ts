@@ -3,7 +3,9 @@
  * Each test uploads its own images under unique names and removes them afterwards.
  */
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
+import { Readable, Transform } from 'node:stream';
+import { HttpError, NotFoundError } from '../../../src/clients/errors.js';
 import { readFile } from 'node:fs/promises';
 import { NovaError } from '../../../src/common/errors.js';
 import { ImageService, imageMetaFromGlance } from '../../../src/virt/docker/images.js';
@@ -143,5 +145,67 @@ describe('integration: images from Glance (real lab)', function () {
     const id = randomUUID();
     const err = novaError(await failure(svc.ensureImage({}, { id, properties: {} })), 'ImageNotFound');
     assert.deepEqual(err.kwargs, { image_id: id });
+  });
+});
+
+describe('integration: the snapshot upload path against the real Glance', function () {
+  this.timeout(120_000);
+  const lab = new Lab();
+  after(() => lab.dispose());
+
+  it('a format-less record (as Nova creates it) refuses data; patched to docker/raw it takes a chunked docker save and boots', async () => {
+    const name = `nd-it-snap-${randomUUID().slice(0, 8)}`;
+    const rec = await lab.glance.createImage(undefined, {
+      name,
+      properties: { image_type: 'snapshot', docker_image_ref: 'busybox:latest', nd_it: name },
+    });
+    lab.glanceImages.push(rec.id);
+    assert.equal(rec.status, 'queued');
+    assert.equal(rec.container_format, null);
+    const refused = await failure(lab.glance.uploadImage(undefined, rec.id, Readable.from([Buffer.from('x')])));
+    assert.ok(refused instanceof HttpError && refused.status === 400, String(refused));
+
+    const patched = await lab.glance.updateImage(undefined, rec.id, [
+      { op: 'add', path: '/container_format', value: 'docker' },
+      { op: 'add', path: '/disk_format', value: 'raw' },
+      { op: 'add', path: '/image_location', value: 'snapshot' },
+      { op: 'remove', path: '/docker_image_ref' },
+    ]);
+    assert.equal(patched.container_format, 'docker');
+    assert.equal(patched.image_location, 'snapshot');
+    assert.equal(patched.docker_image_ref, undefined);
+
+    // docker save straight into Glance, no size given: chunked
+    const hash = createHash('sha512');
+    let bytes = 0;
+    const tar = await lab.docker.saveImage('busybox:latest');
+    const tap = new Transform({
+      transform(chunk: Buffer, _e, cb) {
+        hash.update(chunk);
+        bytes += chunk.length;
+        cb(null, chunk);
+      },
+    });
+    tar.pipe(tap);
+    await lab.glance.uploadImage(undefined, rec.id, tap);
+    const done = await lab.glance.showImage(undefined, rec.id);
+    assert.equal(done.status, 'active');
+    assert.equal(done.size, bytes);
+    assert.equal(done.os_hash_value, hash.digest('hex'));
+
+    const listed = await lab.glance.listImages(undefined, { filters: { nd_it: name } });
+    assert.deepEqual(
+      listed.map((i) => i.id),
+      [rec.id],
+    );
+
+    const svc = new ImageService({ docker: lab.docker, glance: lab.glance }, { registryUrl: null });
+    const { dockerRef } = await svc.ensureImage({}, imageMetaFromGlance(done));
+    lab.dockerRefs.push(dockerRef);
+    assert.equal(await sh('docker', ['run', '--rm', '--network', 'none', dockerRef, 'echo', 'snap-ok']), 'snap-ok');
+
+    await lab.glance.deleteImage(undefined, rec.id);
+    const gone = await failure(lab.glance.uploadImage(undefined, rec.id, Readable.from([Buffer.from('x')])));
+    assert.ok(gone instanceof NotFoundError, String(gone));
   });
 });

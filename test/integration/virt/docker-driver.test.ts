@@ -10,12 +10,21 @@ import type { DockerContainerInspect } from '../../../src/clients/docker/types.j
 import { UnavailableError } from '../../../src/clients/errors.js';
 import { findCause } from '../../../src/common/errors.js';
 import { pollUntil } from '../../../src/common/poll.js';
-import { DockerDriver, type DockerDriverOptions } from '../../../src/virt/docker/driver.js';
+import type { Readable } from 'node:stream';
+import type { GlanceImage, ImagePatchOp } from '../../../src/clients/glance/client.js';
+import {
+  DockerDriver,
+  SNAPSHOT_REPO,
+  type DockerDriverOptions,
+  type SnapshotGlance,
+} from '../../../src/virt/docker/driver.js';
+import { DockerArchiveFilter } from '../../../src/virt/docker/image-archive.js';
 import { LocalImageResolver, type ImageResolver } from '../../../src/virt/docker/image-resolver.js';
 import { LABELS, containerName } from '../../../src/virt/docker/labels.js';
 import { versionToInt } from '../../../src/virt/driver.js';
 import { PowerState } from '../../../src/virt/power-state.js';
 import type { ImageMeta, InstanceSpec } from '../../../src/virt/types.js';
+import { docker as dockerCli } from '../../support/lab.js';
 import { ctx, describeDriverContract, isNova, makeInstance } from '../../contract/driver.contract.js';
 
 const SOCKET = '/var/run/docker.sock';
@@ -29,11 +38,38 @@ const busybox: ImageMeta = { id: randomUUID(), name: 'busybox:latest', propertie
 const exit1: ImageMeta = { id: randomUUID(), name: 'lab/exit1:latest', properties: {} };
 const missing: ImageMeta = { id: randomUUID(), name: `nova-docker-test/missing:${RUN}`, properties: {} };
 
+/** Glance in memory: records the patches and keeps uploads (small test images only). */
+class MemoryGlance implements SnapshotGlance {
+  readonly records = new Map<string, GlanceImage>();
+  readonly patches = new Map<string, ImagePatchOp[]>();
+  readonly data = new Map<string, Buffer>();
+  failUpload: Error | undefined;
+
+  showImage(_ctx: unknown, id: string): Promise<GlanceImage> {
+    return Promise.resolve(this.records.get(id) ?? { id, status: 'queued' });
+  }
+  updateImage(_ctx: unknown, id: string, ops: readonly ImagePatchOp[]): Promise<GlanceImage> {
+    this.patches.set(id, [...ops]);
+    return this.showImage(undefined, id);
+  }
+  async uploadImage(_ctx: unknown, id: string, data: Readable): Promise<void> {
+    if (this.failUpload) {
+      data.destroy();
+      throw this.failUpload;
+    }
+    const parts: Buffer[] = [];
+    for await (const c of data) parts.push(c as Buffer);
+    this.data.set(id, Buffer.concat(parts));
+  }
+}
+const glance = new MemoryGlance();
+
 function makeDriver(extra: Partial<DockerDriverOptions> = {}, images: ImageResolver = resolver): DockerDriver {
   return new DockerDriver(docker, images, {
     host: HOST,
     stopTimeoutS: 2,
     extraLabels: { [TEST_LABEL]: RUN },
+    glance,
     ...extra,
   });
 }
@@ -291,6 +327,73 @@ describe('DockerDriver (docker specifics)', function () {
     assert.equal(r.vcpus, info.NCPU);
     const cpu = JSON.parse(r.cpu_info) as { arch: string };
     assert.equal(cpu.arch, r.supported_instances[0]?.[0]);
+  });
+
+  it('snapshot: commit + save streamed to Glance as docker/raw; the archive boots with the changed file, no instance labels', async () => {
+    const d = makeDriver();
+    const inst = makeInstance(HOST, { metadata: { snapkey: 'secret-value' } });
+    await spawn(d, inst, busybox);
+    await dockerCli(['exec', containerName(inst.uuid), 'sh', '-c', 'echo snapshot-marker > /marker']);
+    const imageId = randomUUID();
+    glance.records.set(imageId, { id: imageId, status: 'queued', docker_image_ref: 'busybox:latest' });
+    const states: string[] = [];
+    await d.snapshot(ctx, inst, imageId, (s) => {
+      states.push(s);
+    });
+    assert.deepEqual(states, ['image_pending_upload', 'image_uploading']);
+    assert.deepEqual(glance.patches.get(imageId), [
+      { op: 'add', path: '/container_format', value: 'docker' },
+      { op: 'add', path: '/disk_format', value: 'raw' },
+      { op: 'add', path: '/image_location', value: 'snapshot' },
+      { op: 'add', path: '/image_state', value: 'available' },
+      { op: 'add', path: '/owner_id', value: 'p-contract' },
+      { op: 'remove', path: '/docker_image_ref' },
+    ]);
+    assert.equal(await docker.inspectImage(`${SNAPSHOT_REPO}/${imageId}:upload`), undefined, 'intermediate removed');
+    const tar = glance.data.get(imageId);
+    assert.ok(tar && tar.length > 100_000);
+
+    // what the image pipeline does with Glance data: archive filter, then load
+    const filter = new DockerArchiveFilter();
+    const loading = docker.loadImage(filter);
+    filter.end(tar);
+    const loaded = await loading;
+    const id = loaded.find((r) => r.startsWith('sha256:')) ?? loaded[0]!;
+    try {
+      const img = await docker.inspectImage(id);
+      const labels = (img as unknown as { Config: { Labels?: Record<string, string> } }).Config.Labels ?? {};
+      for (const [k, v] of Object.entries(labels)) if (k.startsWith('org.openstack.nova.')) assert.equal(v, '', k);
+      const again = makeInstance(HOST);
+      await spawn(d, again, { id: randomUUID(), name: id, properties: {} });
+      assert.equal(await dockerCli(['exec', containerName(again.uuid), 'cat', '/marker']), 'snapshot-marker');
+      const c = await inspectOf(again);
+      assert.equal(c.Config.Labels?.[LABELS.instanceUuid], again.uuid, 'the new instance labels win');
+      assert.ok(
+        c.Config.Env?.includes('NOVA_META_SNAPKEY='),
+        `the old metadata env is blanked: ${String(c.Config.Env)}`,
+      );
+    } finally {
+      await removeTestContainers();
+      await docker.removeImage(id, { force: true });
+    }
+  });
+
+  it('snapshot: a failed upload removes the committed image and fails with the upload error', async () => {
+    const d = makeDriver();
+    const inst = makeInstance(HOST);
+    await spawn(d, inst, busybox);
+    const imageId = randomUUID();
+    glance.failUpload = new Error('glance said 413');
+    try {
+      await assert.rejects(
+        d.snapshot(ctx, inst, imageId, () => undefined),
+        /glance said 413/,
+      );
+    } finally {
+      glance.failUpload = undefined;
+    }
+    assert.equal(await docker.inspectImage(`${SNAPSHOT_REPO}/${imageId}:upload`), undefined);
+    assert.equal((await d.getInfo(inst)).power_state, PowerState.RUNNING);
   });
 
   describe('engine down', () => {

@@ -1,9 +1,17 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { inspect } from 'node:util';
 import { Readable } from 'node:stream';
 import nock from 'nock';
-import { NotFoundError, UnauthorizedError, UnavailableError } from '../../../src/clients/errors.js';
+import {
+  ConflictError,
+  HttpError,
+  NotFoundError,
+  UnauthorizedError,
+  UnavailableError,
+} from '../../../src/clients/errors.js';
 import { GlanceClient, ImageDataMissingError, imageProperties } from '../../../src/clients/glance/index.js';
 import { KeystoneClient } from '../../../src/clients/keystone/index.js';
 import { GLANCE, KEYSTONE, KS_OPTS, mockAuth, setupNock, tokenBody } from './fixtures.js';
@@ -206,7 +214,7 @@ describe('clients/glance', () => {
         next: '/v2/images?container_format=docker&limit=2&marker=b',
       });
     const g = new GlanceClient({ apiServers: [GLANCE] });
-    const imgs = await g.listImages(undefined, { container_format: 'docker' }, { pageSize: 2 });
+    const imgs = await g.listImages(undefined, { filters: { container_format: 'docker' }, pageSize: 2 });
     // a record without an id is dropped; a `next` that repeats the page ends the walk
     assert.deepEqual(
       imgs.map((i) => i.id),
@@ -217,7 +225,67 @@ describe('clients/glance', () => {
     await assert.rejects(g.listImages(undefined), /no image list/);
   });
 
-  it('updates properties with a v2.1 JSON patch', async () => {
+  it('uploads chunked without a size, with the request token and id', async () => {
+    let headers: Record<string, unknown> = {};
+    let got = 0;
+    nock(GLANCE)
+      .put(`/v2/images/${ID}/file`, (b: string) => {
+        got = Buffer.byteLength(b);
+        return true;
+      })
+      .reply(function () {
+        headers = this.req.headers;
+        return [204];
+      });
+    const g = new GlanceClient({ apiServers: [GLANCE] });
+    await g.uploadImage({ authToken: 'user-tok', requestId: 'req-up' }, ID, Readable.from([Buffer.alloc(1000, 1)]));
+    assert.equal(got, 1000);
+    assert.equal(headers['transfer-encoding'], 'chunked');
+    assert.equal(headers['content-length'], undefined);
+    assert.equal(headers['x-auth-token'], 'user-tok');
+    assert.equal(headers['x-openstack-request-id'], 'req-up');
+  });
+
+  for (const [status, klass, name] of [
+    [404, NotFoundError, 'NotFoundError'],
+    [409, ConflictError, 'ConflictError'],
+    [401, UnauthorizedError, 'UnauthorizedError'],
+    [413, HttpError, 'HttpError'],
+    [503, UnavailableError, 'UnavailableError'],
+  ] as const) {
+    it(`upload answered ${status}: ${name}, no token in the error`, async () => {
+      nock(GLANCE).put(`/v2/images/${ID}/file`).reply(status, `refused with ${status}`);
+      const source = Readable.from([Buffer.alloc(200_000, 2)]);
+      const g = new GlanceClient({ apiServers: [GLANCE] });
+      const err = await g.uploadImage({ authToken: 'secret-user-tok' }, ID, source).catch((e: unknown) => e);
+      assert.ok(err instanceof klass, `got ${String(err)}`);
+      assert.equal(err.status, status);
+      assert.match(err.message, new RegExp(`refused with ${status}`));
+      assert.ok(!inspect(err, { depth: 10 }).includes('secret-user-tok'));
+    });
+  }
+
+  it('an upload whose source fails rejects with the source error', async () => {
+    nock(GLANCE)
+      .put(`/v2/images/${ID}/file`)
+      .reply(204, () => undefined);
+    const source = new Readable({
+      read() {
+        this.push(Buffer.alloc(1024, 3));
+        this.destroy(new Error('docker save broke off'));
+      },
+    });
+    const g = new GlanceClient({ apiServers: [GLANCE] });
+    await assert.rejects(g.uploadImage(undefined, ID, source), /docker save broke off/);
+  });
+
+  it('an upload to a server that does not answer: UnavailableError, not retried', async () => {
+    const g = new GlanceClient({ apiServers: ['http://127.0.0.1:65010', GLANCE] });
+    const source = Readable.from([Buffer.alloc(10, 1)]);
+    await assert.rejects(g.uploadImage(undefined, ID, source), UnavailableError);
+  });
+
+  it('patches an image with the v2.1 json-patch media type; 409 is a ConflictError', async () => {
     let body: unknown;
     let type: unknown;
     nock(GLANCE)
@@ -227,17 +295,85 @@ describe('clients/glance', () => {
       })
       .reply(function () {
         type = this.req.headers['content-type'];
-        return [200, { ...IMAGE, docker_image_ref: 'r:2' }];
+        return [200, { ...IMAGE, status: 'queued' }];
       });
+    nock(GLANCE).patch(`/v2/images/${ID}`).reply(409, 'Property docker_image_ref does not exist.');
     const g = new GlanceClient({ apiServers: [GLANCE] });
-    const ops = [{ op: 'replace' as const, path: '/docker_image_ref', value: 'r:2' }];
+    const ops = [
+      { op: 'add', path: '/container_format', value: 'docker' },
+      { op: 'remove', path: '/docker_image_ref' },
+    ] as const;
     const rec = await g.updateImage(undefined, ID, ops);
-    assert.equal(rec.docker_image_ref, 'r:2');
+    assert.equal(rec.status, 'queued');
     assert.deepEqual(body, ops);
     assert.equal(type, 'application/openstack-images-v2.1-json-patch');
+    await assert.rejects(g.updateImage(undefined, ID, ops), ConflictError);
+  });
+
+  it('lists images with filters and sorting, following next links', async () => {
+    const queries: string[] = [];
+    nock(GLANCE)
+      .get('/v2/images')
+      .query(true)
+      .times(2)
+      .reply(function (uri) {
+        queries.push(uri);
+        return uri.includes('marker=')
+          ? [200, { images: [{ id: 'c' }] }]
+          : [200, { images: [{ id: 'a' }, { id: 'b' }], next: '/v2/images?marker=b&limit=2&image_type=backup' }];
+      });
+    const g = new GlanceClient({ apiServers: [GLANCE] });
+    const list = await g.listImages(undefined, {
+      filters: { image_type: 'backup', instance_uuid: 'u1' },
+      sortKey: 'created_at',
+      sortDir: 'desc',
+      pageSize: 2,
+    });
+    assert.deepEqual(
+      list.map((i) => i.id),
+      ['a', 'b', 'c'],
+    );
+    assert.equal(queries[0], '/v2/images?image_type=backup&instance_uuid=u1&sort_key=created_at&sort_dir=desc&limit=2');
+    assert.equal(queries[1], '/v2/images?marker=b&limit=2&image_type=backup');
   });
 
   it('needs api_servers or keystone', () => {
     assert.throws(() => new GlanceClient({}), /api_servers/);
+  });
+});
+
+describe('clients/glance upload against a server that refuses early', () => {
+  let server: Server;
+  let base = '';
+  before(async () => {
+    // answers 413 at once without reading the body, as Glance does past image_size_cap
+    server = createServer((req, res) => {
+      req.resume();
+      res.writeHead(413, { 'Content-Type': 'text/plain' });
+      res.end('Image exceeds the storage quota');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  after(() => {
+    server.closeAllConnections();
+    return new Promise<void>((r) => server.close(() => r()));
+  });
+
+  it('rejects (413, or no answer when the close wins) and destroys the endless source, so its producer stops', async () => {
+    let produced = 0;
+    const source = new Readable({
+      read() {
+        produced++;
+        setImmediate(() => this.push(Buffer.alloc(16384, 2)));
+      },
+    });
+    const g = new GlanceClient({ apiServers: [base] });
+    const err = await g.uploadImage(undefined, ID, source).catch((e: unknown) => e);
+    // Whether the 413 is read before the server's close breaks the write (EPIPE) is a race.
+    assert.ok(err instanceof HttpError, `got ${String(err)}`);
+    assert.ok(err.status === 413 || err instanceof UnavailableError, err.message);
+    assert.ok(source.destroyed);
+    assert.ok(produced > 0);
   });
 });

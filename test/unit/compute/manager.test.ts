@@ -8,6 +8,8 @@ import { randomUUID } from 'node:crypto';
 import { nullLogger } from '../../../src/common/log.js';
 import { NovaError } from '../../../src/common/errors.js';
 import { ComputeManager, type PlacementReporter } from '../../../src/compute/manager.js';
+import type { SnapshotImageApi } from '../../../src/compute/snapshot.js';
+import { NotFoundError } from '../../../src/clients/errors.js';
 import { NovaObject } from '../../../src/objects/base.js';
 import type { ConductorAPI } from '../../../src/objects/conductor.js';
 import { RELEASES } from '../../../src/objects/releases.js';
@@ -295,5 +297,171 @@ describe('compute/manager', () => {
     assert.equal(conductor.rows.get(a.uuid)?.vm_state, 'stopped');
     assert.equal(conductor.rows.get(b.uuid)?.power_state, 1, 'task in flight: untouched');
     assert.equal(await manager.syncPowerStates(), 0, 'nothing left to change');
+  });
+});
+
+/** Glance as the manager sees it around a snapshot: records and what was deleted. */
+class FakeImages implements SnapshotImageApi {
+  readonly records = new Map<string, { id: string; status: string; created_at?: string }>();
+  readonly deleted: string[] = [];
+  listed: unknown;
+  showImage(_ctx: unknown, id: string) {
+    const r = this.records.get(id);
+    return r
+      ? Promise.resolve(r)
+      : Promise.reject(new NotFoundError('gone', { service: 'glance', method: 'GET', path: id }));
+  }
+  deleteImage(_ctx: unknown, id: string) {
+    this.deleted.push(id);
+    return this.records.delete(id)
+      ? Promise.resolve()
+      : Promise.reject(new NotFoundError('gone', { service: 'glance', method: 'DELETE', path: id }));
+  }
+  listImages(_ctx: unknown, q: unknown) {
+    this.listed = q;
+    return Promise.resolve(
+      [...this.records.values()].sort((a, b) => String(b.created_at).localeCompare(String(a.created_at))),
+    );
+  }
+}
+
+describe('compute/snapshot', () => {
+  async function active(fields: Record<string, unknown> = {}, imageProps: Record<string, unknown> = {}) {
+    const t = setup();
+    const images = new FakeImages();
+    const manager = new ComputeManager(
+      t.conductor as unknown as ConductorAPI,
+      t.driver,
+      t.placement,
+      t.scheduler,
+      {
+        host: HOST,
+        release: RELEASES.zed!,
+        reportIntervalS: 3600,
+        resourceIntervalS: 3600,
+        syncPowerStateIntervalS: 0,
+        schedulerSyncIntervalS: 0,
+        myIp: '127.0.0.1',
+        allocationRatios: { cpu: 16, ram: 1.5, disk: 1 },
+        reservedHostMemoryMb: 512,
+        reservedHostDiskMb: 0,
+      },
+      nullLogger(),
+      images,
+    );
+    const { uuid, primitive } = newInstance(t.conductor);
+    await manager.buildAndRunInstance(userCtx, { instance: primitive, image: image(imageProps), node: HOST });
+    const row = t.conductor.rows.get(uuid)!;
+    Object.assign(row, { task_state: 'image_snapshot_pending', ...fields });
+    const imageId = randomUUID();
+    images.records.set(imageId, { id: imageId, status: 'queued' });
+    t.conductor.saves.length = 0;
+    t.conductor.events.length = 0;
+    const inst = () => new NovaObject('Instance', '2.7', { ...t.conductor.rows.get(uuid)! }).toPrimitive();
+    return { ...t, manager, images, uuid, imageId, inst, ep: manager.endpoint() };
+  }
+
+  it('snapshot_instance: image_snapshot → image_pending_upload → image_uploading → None, each save guarded', async () => {
+    const { conductor, driver, images, uuid, imageId, inst, ep } = await active();
+    await ep.methods.snapshot_instance!(userCtx, { instance: inst(), image_id: imageId });
+    assert.deepEqual(
+      conductor.saves.map((s) => [s.fields.task_state, s.expected]),
+      [
+        ['image_snapshot', 'image_snapshot_pending'],
+        [undefined, undefined], // power_state
+        ['image_pending_upload', 'image_snapshot'],
+        ['image_uploading', 'image_pending_upload'],
+        [null, 'image_uploading'],
+      ],
+    );
+    assert.equal(conductor.saves[1]?.fields.power_state, 1);
+    assert.equal(driver.snapshots.get(imageId), uuid);
+    assert.deepEqual(images.deleted, []);
+    assert.equal(conductor.faults.length, 0);
+    assert.deepEqual(
+      conductor.events.map((e) => [e.kind, e.args[1], e.kwargs.exc_val ?? null]),
+      [
+        ['event_start', 'compute_snapshot_instance', null],
+        ['event_finish_with_failure', 'compute_snapshot_instance', null],
+      ],
+    );
+  });
+
+  it('a failed snapshot: the queued image deleted, a fault, the event failed, task_state reverted', async () => {
+    const { conductor, images, uuid, imageId, inst, ep } = await active({}, { fake_fail_snapshot: 'commit blew up' });
+    await assert.rejects(
+      Promise.resolve(ep.methods.snapshot_instance!(userCtx, { instance: inst(), image_id: imageId })),
+      /commit blew up/,
+    );
+    assert.deepEqual(images.deleted, [imageId]);
+    assert.match(String(conductor.faults[0]?.message), /commit blew up/);
+    assert.match(String(conductor.events.at(-1)?.kwargs.exc_val), /commit blew up/);
+    assert.equal(conductor.rows.get(uuid)?.task_state, null);
+    assert.deepEqual(conductor.saves.at(-1)?.fields, { task_state: null });
+    assert.equal(conductor.saves.at(-1)?.expected, undefined, 'reverted without a guard, as reverts_task_state');
+  });
+
+  it('a snapshot preempted by another task: image deleted, fault, but the other task is left alone', async () => {
+    const { conductor, images, uuid, imageId, inst, ep } = await active({ task_state: 'rebooting' });
+    await assert.rejects(
+      Promise.resolve(ep.methods.snapshot_instance!(userCtx, { instance: inst(), image_id: imageId })),
+      /Unexpected task state/,
+    );
+    assert.deepEqual(images.deleted, [imageId]);
+    assert.equal(conductor.faults.length, 1);
+    assert.equal(conductor.rows.get(uuid)?.task_state, 'rebooting');
+  });
+
+  it('an instance being deleted: no snapshot, no fault, quietly', async () => {
+    const { conductor, driver, images, imageId, inst, ep } = await active({ task_state: 'deleting' });
+    await ep.methods.snapshot_instance!(userCtx, { instance: inst(), image_id: imageId });
+    assert.equal(driver.snapshots.size, 0);
+    assert.equal(conductor.faults.length, 0);
+    assert.deepEqual(images.deleted, []);
+  });
+
+  it('the guest gone during the snapshot: the unfinished image is deleted, no fault', async () => {
+    const { conductor, driver, images, uuid, imageId, inst, ep } = await active();
+    driver.guests.delete(uuid);
+    await ep.methods.snapshot_instance!(userCtx, { instance: inst(), image_id: imageId });
+    assert.deepEqual(images.deleted, [imageId]);
+    assert.equal(conductor.faults.length, 0);
+  });
+
+  it('the image deleted by the user meanwhile: task_state cleared, no fault', async () => {
+    const { conductor, driver, uuid, imageId, inst, ep } = await active();
+    driver.snapshot = () => Promise.reject(new NovaError('ImageNotFound', `Image ${imageId} could not be found.`));
+    await ep.methods.snapshot_instance!(userCtx, { instance: inst(), image_id: imageId });
+    assert.equal(conductor.rows.get(uuid)?.task_state, null);
+    assert.equal(conductor.faults.length, 0);
+  });
+
+  it('backup_instance: task image_backup, then the oldest backups beyond the rotation are deleted', async () => {
+    const { conductor, driver, images, uuid, imageId, inst, ep } = await active({ task_state: 'image_backup' });
+    images.records.get(imageId)!.created_at = '2026-01-03';
+    images.records.set('old-1', { id: 'old-1', status: 'active', created_at: '2026-01-01' });
+    images.records.set('old-2', { id: 'old-2', status: 'active', created_at: '2026-01-02' });
+    await ep.methods.backup_instance!(userCtx, {
+      instance: inst(),
+      image_id: imageId,
+      backup_type: 'daily',
+      rotation: 1,
+    });
+    assert.deepEqual(
+      conductor.saves.filter((s) => 'task_state' in s.fields).map((s) => [s.fields.task_state, s.expected]),
+      [
+        ['image_pending_upload', 'image_backup'],
+        ['image_uploading', 'image_pending_upload'],
+        [null, 'image_uploading'],
+      ],
+    );
+    assert.equal(driver.snapshots.get(imageId), uuid);
+    assert.deepEqual(images.deleted, ['old-1', 'old-2']);
+    assert.deepEqual(images.listed, {
+      filters: { image_type: 'backup', backup_type: 'daily', instance_uuid: uuid },
+      sortKey: 'created_at',
+      sortDir: 'desc',
+    });
+    assert.equal(conductor.events[0]?.args[1], 'compute_backup_instance');
   });
 });

@@ -91,7 +91,10 @@ class FakeGlance implements SyncGlance {
     this.calls.push(`update ${id}`);
     const img = this.images.get(id);
     if (!img) return Promise.reject(new Error('no such image'));
-    for (const op of ops) img[op.path.slice(1)] = op.value;
+    for (const op of ops) {
+      if (op.op === 'remove') delete img[op.path.slice(1)];
+      else img[op.path.slice(1)] = op.value;
+    }
     return Promise.resolve({ ...img });
   }
 }

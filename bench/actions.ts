@@ -1,0 +1,389 @@
+/**
+ * Instance actions through the lab's real Nova Zed with our agent as the
+ * compute host, next to the raw Docker operations they are made of:
+ *
+ *   node dist/bench/actions.js [N=5] [MB=200]
+ *
+ *   - soft reboot: POST /servers/{id}/action {"reboot": SOFT} → ACTIVE with no
+ *     task again, vs the Engine's restart of a like container (busybox,
+ *     docker-init, network none, 10 s grace) — skipped with a note when the
+ *     agent answers reboot_instance with NotImplementedError;
+ *   - snapshot of busybox and of busybox + MB of random data:
+ *     POST {"createImage"} → Glance image active and the server's task None,
+ *     vs `docker commit` + `docker save` of the same container to /dev/null.
+ *
+ * Nova is driven over HTTP (Keystone token, microversion 2.51, 100 ms polling);
+ * setup (image uploads, boots) uses the `openstack` CLI. The agent's share of
+ * an action is the span of its log lines carrying the action's request id,
+ * from "dispatching <method>" to the last one. The busybox + MB image is
+ * built locally from busybox as bench/image-load does (no network).
+ * Everything created (servers, Glance images, docker images and containers)
+ * is removed and the agent SIGTERMed at the end, also on failure.
+ */
+import { randomUUID } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { DockerClient } from '../src/clients/docker/client.js';
+import {
+  discoverHosts,
+  docker as dockerCli,
+  openstack,
+  removeGlanceCacheTags,
+  startAgent,
+  uploadDockerImage,
+  type AgentProcess,
+  type LabServer,
+} from '../test/support/lab.js';
+
+const N = Number(process.argv[2] ?? 5);
+const MB = Number(process.argv[3] ?? 200);
+const HOST = 'nd-bench-actions';
+const RUN = randomUUID().slice(0, 8);
+const KEYSTONE = 'http://127.0.0.1:5000/v3';
+const NOVA = 'http://127.0.0.1:8774/v2.1';
+const GLANCE = 'http://127.0.0.1:9292';
+const MICROVERSION = { 'OpenStack-API-Version': 'compute 2.51', 'X-OpenStack-Nova-API-Version': '2.51' };
+const POLL_MS = 100;
+const WAIT_MS = 600_000;
+const LABEL = 'org.openstack.nova.bench-run';
+const engine = new DockerClient({ socketPath: '/var/run/docker.sock' });
+
+// ---------------------------------------------------------------- stats
+
+function pct(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? NaN;
+}
+
+function row(what: string, values: number[]): void {
+  const s = [...values].sort((a, b) => a - b);
+  const f = (v: number): string => v.toFixed(0).padStart(7);
+  console.log(
+    `  ${what.padEnd(46)} p50 ${f(pct(s, 50))} ms  p95 ${f(pct(s, 95))} ms  (min ${(s[0] ?? NaN).toFixed(0)}, max ${(s.at(-1) ?? NaN).toFixed(0)}, n=${s.length})`,
+  );
+}
+
+// ---------------------------------------------------------------- HTTP
+
+let token = '';
+
+interface Reply {
+  status: number;
+  body: unknown;
+  headers: Headers;
+}
+
+async function call(method: string, url: string, body?: unknown, headers: Record<string, string> = {}): Promise<Reply> {
+  const res = await fetch(url, {
+    method,
+    headers: {
+      'X-Auth-Token': token,
+      ...(body === undefined ? {} : { 'Content-Type': 'application/json' }),
+      ...headers,
+    },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    signal: AbortSignal.timeout(60_000),
+  });
+  const text = await res.text();
+  let parsed: unknown;
+  try {
+    parsed = text ? JSON.parse(text) : undefined;
+  } catch {
+    parsed = text;
+  }
+  if (res.status >= 400) throw new Error(`${method} ${url}: HTTP ${res.status} ${text.slice(0, 300)}`);
+  return { status: res.status, body: parsed, headers: res.headers };
+}
+
+async function authenticate(): Promise<void> {
+  const res = await fetch(`${KEYSTONE}/auth/tokens`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({
+      auth: {
+        identity: {
+          methods: ['password'],
+          password: { user: { name: 'admin', domain: { name: 'Default' }, password: 'labadmin' } },
+        },
+        scope: { project: { name: 'admin', domain: { name: 'Default' } } },
+      },
+    }),
+  });
+  await res.text();
+  token = res.headers.get('x-subject-token') ?? '';
+  if (res.status !== 201 || !token) throw new Error(`keystone: HTTP ${res.status}`);
+}
+
+const nova = (method: string, path: string, body?: unknown) => call(method, `${NOVA}${path}`, body, MICROVERSION);
+
+interface ServerView {
+  status: string;
+  'OS-EXT-STS:task_state': string | null;
+}
+
+async function server(id: string): Promise<ServerView> {
+  return ((await nova('GET', `/servers/${id}`)).body as { server: ServerView }).server;
+}
+
+async function until<T>(what: string, fn: () => Promise<T | undefined>): Promise<T> {
+  const deadline = performance.now() + WAIT_MS;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(POLL_MS);
+  }
+}
+
+// ---------------------------------------------------------------- agent log
+
+/** ms between the agent's "dispatching <method>" line of request `req` and its last line of that request. */
+function agentShare(log: string, req: string, method: string): number | undefined {
+  let start: number | undefined;
+  let last: number | undefined;
+  for (const line of log.split('\n')) {
+    if (!line.includes(req)) continue;
+    const m = /^(\d{4})-(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d)\.(\d{3})/.exec(line);
+    if (!m) continue;
+    const [y, mo, d, h, mi, s, ms] = m.slice(1).map(Number) as [number, number, number, number, number, number, number];
+    const t = new Date(y, mo - 1, d, h, mi, s, ms).getTime();
+    if (line.includes(`dispatching ${method}`)) start = t;
+    else if (start !== undefined) last = t;
+  }
+  return start !== undefined && last !== undefined ? last - start : undefined;
+}
+
+// ---------------------------------------------------------------- setup
+
+async function boot(image: string, tag: string, servers: string[]): Promise<string> {
+  const out = await openstack(
+    [
+      'server',
+      'create',
+      '--image',
+      image,
+      '--flavor',
+      'm1.tiny',
+      '--nic',
+      'none',
+      '--availability-zone',
+      `nova:${HOST}`,
+      '--wait',
+      `nd-bench-${tag}-${RUN}`,
+      '-f',
+      'json',
+    ],
+    600_000,
+  );
+  const s = JSON.parse(out) as LabServer;
+  servers.push(s.id);
+  if (s.status !== 'ACTIVE') throw new Error(`server ${s.id} is ${s.status}`);
+  return s.id;
+}
+
+/** `len` bytes of xorshift data in 1 MiB chunks (incompressible, never held whole). */
+function randomData(len: number): Readable {
+  let left = len;
+  let seed = Date.now() >>> 0;
+  return new Readable({
+    read() {
+      if (left === 0) {
+        this.push(null);
+        return;
+      }
+      const n = Math.min(left, 1 << 20);
+      const b = Buffer.allocUnsafe(n);
+      for (let i = 0; i + 4 <= n; i += 4) {
+        seed ^= seed << 13;
+        seed ^= seed >>> 17;
+        seed ^= seed << 5;
+        b.writeUInt32LE(seed >>> 0, i);
+      }
+      left -= n;
+      this.push(b);
+    },
+  });
+}
+
+/** busybox + MB of random data in a layer of its own, tagged `ref`. */
+async function buildBigImage(ref: string): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'nd-bench-actions-'));
+  try {
+    const blob = join(dir, 'big.bin');
+    await pipeline(randomData(MB * 1e6), createWriteStream(blob));
+    const cid = await dockerCli(['create', 'busybox:latest']);
+    try {
+      await dockerCli(['cp', blob, `${cid}:/big.bin`]);
+      await dockerCli(['commit', cid, ref]);
+    } finally {
+      await dockerCli(['rm', cid]);
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+// ---------------------------------------------------------------- measurements
+
+async function rebootOnce(id: string, agent: AgentProcess): Promise<{ ms: number; share?: number } | string> {
+  const t0 = performance.now();
+  const r = await nova('POST', `/servers/${id}/action`, { reboot: { type: 'SOFT' } });
+  const req = r.headers.get('x-openstack-request-id') ?? '';
+  await until('the reboot to finish', async () => {
+    const s = await server(id);
+    return s.status === 'ACTIVE' && !s['OS-EXT-STS:task_state'] ? true : undefined;
+  });
+  const ms = performance.now() - t0;
+  const action = (await nova('GET', `/servers/${id}/os-instance-actions/${req}`)).body as {
+    instanceAction: { events?: Array<{ event: string; result: string | null; traceback?: string | null }> };
+  };
+  const ev = action.instanceAction.events?.find((e) => e.event === 'compute_reboot_instance');
+  if (ev?.result !== 'Success') return `reboot_instance did not succeed (${ev?.result ?? 'no event'})`;
+  await sleep(300); // the agent's last lines reach its log
+  const share = agentShare(agent.log(), req, 'reboot_instance');
+  return share === undefined ? { ms } : { ms, share };
+}
+
+async function snapshotOnce(
+  id: string,
+  agent: AgentProcess,
+  images: string[],
+): Promise<{ ms: number; share?: number }> {
+  const t0 = performance.now();
+  const r = await nova('POST', `/servers/${id}/action`, { createImage: { name: `nd-bench-snap-${RUN}` } });
+  const req = r.headers.get('x-openstack-request-id') ?? '';
+  const imageId = (r.body as { image_id: string }).image_id;
+  images.push(imageId);
+  await until('the snapshot to finish', async () => {
+    const img = (await call('GET', `${GLANCE}/v2/images/${imageId}`)).body as { status: string };
+    if (img.status === 'killed' || img.status === 'deleted') throw new Error(`snapshot ${imageId} is ${img.status}`);
+    if (img.status !== 'active') return undefined;
+    return (await server(id))['OS-EXT-STS:task_state'] ? undefined : true;
+  });
+  const ms = performance.now() - t0;
+  await sleep(300);
+  const share = agentShare(agent.log(), req, 'snapshot_instance');
+  await call('DELETE', `${GLANCE}/v2/images/${imageId}`);
+  images.splice(images.indexOf(imageId), 1);
+  return share === undefined ? { ms } : { ms, share };
+}
+
+/** `docker commit` + `docker save` to nowhere of the server's container (Engine API), image removed untimed. */
+async function rawCommitSave(serverId: string): Promise<number> {
+  const ref = `nd-bench/raw-snap-${RUN}`;
+  const t0 = performance.now();
+  await engine.commitContainer(`nova-${serverId}`, { repo: ref, tag: 'x', pause: true });
+  const tar = await engine.saveImage(`${ref}:x`);
+  await pipeline(
+    tar,
+    new Writable({
+      write(_c, _e, cb) {
+        cb();
+      },
+    }),
+  );
+  const ms = performance.now() - t0;
+  await engine.removeImage(`${ref}:x`);
+  return ms;
+}
+
+async function rawRestart(cid: string): Promise<number> {
+  const t0 = performance.now();
+  await engine.restartContainer(cid, 10);
+  return performance.now() - t0;
+}
+
+// ---------------------------------------------------------------- main
+
+async function main(): Promise<void> {
+  if (!Number.isInteger(N) || N < 1) throw new Error(`bad N: ${N}`);
+  const servers: string[] = [];
+  const images: string[] = [];
+  const glanceImages: string[] = [];
+  const bigRef = `nd-bench/actions-big-${RUN}:src`;
+  let rawCid: string | undefined;
+  const agent = await startAgent(HOST);
+  try {
+    await discoverHosts();
+    await authenticate();
+    const small = await uploadDockerImage(`nd-bench-actions-small-${RUN}`, 'busybox:latest');
+    glanceImages.push(small);
+    await buildBigImage(bigRef);
+    const big = await uploadDockerImage(`nd-bench-actions-big-${RUN}`, bigRef);
+    glanceImages.push(big);
+    await dockerCli(['rmi', bigRef]);
+    const smallServer = await boot(small, 'small', servers);
+    const bigServer = await boot(big, 'big', servers);
+    const created = await engine.createContainer(`nd-bench-raw-${RUN}`, {
+      Image: 'busybox:latest',
+      Labels: { [LABEL]: RUN },
+      HostConfig: { NetworkMode: 'none', Init: true },
+    });
+    rawCid = created.Id;
+    await engine.startContainer(rawCid);
+    console.log(`agent host ${HOST}, N=${N}, big image = busybox + ${MB} MB`);
+
+    // soft reboot, interleaved with the raw restart
+    const reboot: number[] = [];
+    const rebootShare: number[] = [];
+    const restart: number[] = [];
+    let rebootNote: string | undefined;
+    for (let i = 0; i < N && rebootNote === undefined; i++) {
+      restart.push(await rawRestart(rawCid));
+      const r = await rebootOnce(smallServer, agent);
+      if (typeof r === 'string') rebootNote = r;
+      else {
+        reboot.push(r.ms);
+        if (r.share !== undefined) rebootShare.push(r.share);
+      }
+    }
+    console.log('soft reboot (busybox)');
+    row('raw: Engine restart (10 s grace)', restart);
+    if (rebootNote) console.log(`  Nova soft reboot: skipped: ${rebootNote}`);
+    else {
+      row('Nova: reboot SOFT → ACTIVE, no task', reboot);
+      row("  of which the agent's share", rebootShare);
+    }
+
+    for (const [what, id] of [
+      ['busybox', smallServer],
+      [`busybox + ${MB} MB`, bigServer],
+    ] as const) {
+      const snap: number[] = [];
+      const share: number[] = [];
+      const raw: number[] = [];
+      for (let i = 0; i < N; i++) {
+        raw.push(await rawCommitSave(id));
+        const r = await snapshotOnce(id, agent, images);
+        snap.push(r.ms);
+        if (r.share !== undefined) share.push(r.share);
+      }
+      console.log(`snapshot (${what})`);
+      row('raw: commit + save > /dev/null', raw);
+      row('Nova: createImage → image active, no task', snap);
+      row("  of which the agent's share", share);
+    }
+  } finally {
+    if (rawCid) await engine.removeContainer(rawCid, { force: true }).catch(() => undefined);
+    for (const id of servers) await openstack(['server', 'delete', '--wait', id], 300_000).catch(() => undefined);
+    for (const id of [...images, ...glanceImages]) {
+      await openstack(['image', 'delete', id]).catch(() => undefined);
+      await removeGlanceCacheTags(id);
+    }
+    await dockerCli(['rmi', bigRef]).catch(() => undefined);
+    await agent.stop();
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
