@@ -7,15 +7,7 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { SYSTEM_ENV } from '../support/broker.js';
-import {
-  containersOf,
-  Scenario,
-  secondsSince,
-  settled,
-  showServer,
-  waitServer,
-  type ServerView,
-} from './fault-lab.js';
+import { containersOf, Scenario, secondsSince, settled, showServer, waitServer, type ServerView } from './fault-lab.js';
 
 /** Calls `onEvent(containerName)` for each Docker event `event` of a container labelled for `host`. */
 function watchDocker(host: string, event: string, onEvent: (name: string) => void): ChildProcess {

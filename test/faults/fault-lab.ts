@@ -289,7 +289,8 @@ export async function assertHostConsistent(host: string, check: HostCheck): Prom
       }
     } else if (s.status === 'ACTIVE') {
       if (c?.state !== 'running') problems.push(`${what}: ACTIVE but its container is ${c?.state ?? 'missing'}`);
-      if (s['OS-EXT-STS:power_state'] !== 1) problems.push(`${what}: ACTIVE with power_state ${s['OS-EXT-STS:power_state']}`);
+      if (s['OS-EXT-STS:power_state'] !== 1)
+        problems.push(`${what}: ACTIVE with power_state ${s['OS-EXT-STS:power_state']}`);
     } else if (s.status === 'SHUTOFF') {
       if (!c || c.state === 'running') problems.push(`${what}: SHUTOFF but its container is ${c?.state ?? 'missing'}`);
     }
@@ -316,10 +317,11 @@ async function until(test: () => Promise<boolean>, what: string, timeoutMs: numb
   await pollUntil(async () => ((await test()) ? true : undefined), { timeoutMs, intervalMs: 200, what });
 }
 
-const succeeds = (p: Promise<unknown>): Promise<boolean> => p.then(
-  () => true,
-  () => false,
-);
+const succeeds = (p: Promise<unknown>): Promise<boolean> =>
+  p.then(
+    () => true,
+    () => false,
+  );
 
 function pidAlive(pid: number): boolean {
   try {
