@@ -56,7 +56,10 @@ interface Reply {
 
 let token: string | undefined;
 
-async function authenticate(): Promise<string> {
+/** The project the fault suite boots in: its own, with unlimited instance quota (the lab's admin has 10, shared). */
+export const FAULTS_PROJECT = 'nd-faults';
+
+async function passwordToken(project: string): Promise<{ token: string; userId: string; projectId: string }> {
   const res = await fetch(`${KEYSTONE}/auth/tokens`, {
     method: 'POST',
     headers: { 'Content-Type': 'application/json' },
@@ -66,15 +69,77 @@ async function authenticate(): Promise<string> {
           methods: ['password'],
           password: { user: { name: 'admin', domain: { name: 'Default' }, password: 'labadmin' } },
         },
-        scope: { project: { name: 'admin', domain: { name: 'Default' } } },
+        scope: { project: { name: project, domain: { name: 'Default' } } },
       },
     }),
     signal: AbortSignal.timeout(30_000),
   });
-  await res.text();
+  const body = (await res.json().catch(() => ({}))) as {
+    token?: { user?: { id?: string }; project?: { id?: string } };
+  };
   const t = res.headers.get('x-subject-token');
-  if (res.status !== 201 || !t) throw new Error(`keystone: HTTP ${res.status}, no token`);
-  return t;
+  if (res.status !== 201 || !t) throw new Error(`keystone: HTTP ${res.status}, no token for project ${project}`);
+  return { token: t, userId: body.token?.user?.id ?? '', projectId: body.token?.project?.id ?? '' };
+}
+
+async function adminCall(admin: string, method: string, url: string, body?: unknown): Promise<Reply> {
+  const res = await fetch(url, {
+    method,
+    headers: {
+      'X-Auth-Token': admin,
+      ...NOVA_VERSION,
+      ...(body === undefined ? {} : { 'Content-Type': 'application/json' }),
+    },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    signal: AbortSignal.timeout(60_000),
+  });
+  const text = await res.text();
+  return { status: res.status, body: text ? (JSON.parse(text) as unknown) : undefined, text };
+}
+
+/** Ensures FAULTS_PROJECT (admin role for admin, no instance/core/RAM quota) and returns a token scoped to it. */
+async function authenticate(): Promise<string> {
+  const admin = await passwordToken('admin');
+  const found = expectStatus(
+    await adminCall(admin.token, 'GET', `${KEYSTONE}/projects?name=${FAULTS_PROJECT}`),
+    [200],
+    'GET /projects',
+  ).body as { projects: Array<{ id: string }> };
+  let projectId = found.projects[0]?.id;
+  if (!projectId) {
+    const created = expectStatus(
+      await adminCall(admin.token, 'POST', `${KEYSTONE}/projects`, {
+        project: { name: FAULTS_PROJECT, domain_id: 'default', description: 'nova-docker fault suite' },
+      }),
+      [201, 409],
+      'POST /projects',
+    );
+    projectId =
+      (created.body as { project?: { id: string } }).project?.id ??
+      (
+        (await adminCall(admin.token, 'GET', `${KEYSTONE}/projects?name=${FAULTS_PROJECT}`)).body as {
+          projects: Array<{ id: string }>;
+        }
+      ).projects[0]?.id;
+  }
+  assert.ok(projectId, `project ${FAULTS_PROJECT}`);
+  const roles = expectStatus(await adminCall(admin.token, 'GET', `${KEYSTONE}/roles?name=admin`), [200], 'GET /roles')
+    .body as { roles: Array<{ id: string }> };
+  const roleId = roles.roles[0]?.id;
+  assert.ok(roleId, 'the admin role');
+  expectStatus(
+    await adminCall(admin.token, 'PUT', `${KEYSTONE}/projects/${projectId}/users/${admin.userId}/roles/${roleId}`),
+    [201, 204],
+    'assign admin on the fault project',
+  );
+  expectStatus(
+    await adminCall(admin.token, 'PUT', `${NOVA}/os-quota-sets/${projectId}`, {
+      quota_set: { instances: -1, cores: -1, ram: -1 },
+    }),
+    [200],
+    'PUT /os-quota-sets',
+  );
+  return (await passwordToken(FAULTS_PROJECT)).token;
 }
 
 async function call(method: string, url: string, body?: unknown, headers: Record<string, string> = {}): Promise<Reply> {
