@@ -34,7 +34,7 @@ describe('faults: 20 concurrent boots and deletes', function () {
     const t0 = performance.now();
     const ids = await Promise.all(
       Array.from({ length: N }, async (_, i) => {
-        const id = await createServer(s.host, s.imageId, `nd-faults-many-${i}`);
+        const id = await createServer(s.host, s.imageId, `${s.host}-${i}`);
         s.created.add(id);
         // every other one is deleted right away, while it is still being built
         if (i % 2 === 1) await deleteServer(id);

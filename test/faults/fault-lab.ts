@@ -153,7 +153,8 @@ async function call(method: string, url: string, body?: unknown, headers: Record
         ...headers,
       },
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      signal: AbortSignal.timeout(60_000),
+      // nova-api (two uwsgi workers) answers slowly when the two cores are saturated
+      signal: AbortSignal.timeout(180_000),
     });
     const text = await res.text();
     if (res.status === 401 && attempt === 0) {
@@ -205,6 +206,16 @@ export async function serversOnHost(host: string): Promise<ServerView[]> {
     await nova('GET', `/servers/detail?all_tenants=1&host=${encodeURIComponent(host)}`),
     [200],
     `GET /servers/detail host=${host}`,
+  );
+  return (r.body as { servers: ServerView[] }).servers;
+}
+
+/** Servers (any project) whose name starts with `prefix`. */
+export async function serversNamed(prefix: string): Promise<ServerView[]> {
+  const r = expectStatus(
+    await nova('GET', `/servers/detail?all_tenants=1&name=${encodeURIComponent(`^${prefix}`)}`),
+    [200],
+    `GET /servers/detail name=^${prefix}`,
   );
   return (r.body as { servers: ServerView[] }).servers;
 }
@@ -576,6 +587,8 @@ export class Scenario {
     if (this.agent?.proc.pid !== undefined && this.agent.proc.exitCode === null) this.agent.proc.kill('SIGCONT');
     const dead = !this.agent || this.agent.proc.exitCode !== null || this.agent.proc.signalCode !== null;
     if (dead && this.created.size > 0) await this.startAgent().catch(() => undefined);
+    // and any server whose POST timed out before it answered with the id
+    for (const x of await serversNamed(`${this.host}-`).catch(() => [])) this.created.add(x.id);
     await deleteAndWaitGone(this.created).catch(() => undefined);
     const log = this.agent?.log() ?? '';
     const code = await this.agent?.stop();
@@ -589,7 +602,7 @@ export class Scenario {
   }
 
   async boot(name: string): Promise<string> {
-    const id = await createServer(this.host, this.imageId, `nd-faults-${name}-${randomUUID().slice(0, 6)}`);
+    const id = await createServer(this.host, this.imageId, `${this.host}-${name}-${randomUUID().slice(0, 6)}`);
     this.created.add(id);
     return id;
   }
