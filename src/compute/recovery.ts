@@ -127,7 +127,18 @@ class Recovery {
       }
     }
     const unknown = [...states.keys()].filter((u) => !known.has(u));
-    if (unknown.length > 0) await this.containersWithoutInstance(unknown);
+    if (unknown.length > 0) {
+      try {
+        await this.containersWithoutInstance(unknown);
+      } catch (err) {
+        // without Nova's answer nothing is removed; the next start tries again
+        this.d.store.log(
+          'error',
+          `Recovery: cannot check ${unknown.length} container(s) without an instance on this host: ${errorMessage(err)}`,
+          this.ctx,
+        );
+      }
+    }
     return this.actions;
   }
 

@@ -22,6 +22,9 @@ export const FOLLOWED_ACTIONS: readonly DockerContainerAction[] = [
   'destroy',
 ];
 
+/** A stream up this long counts as healthy (the backoff restarts from its first step). */
+const HEALTHY_MS = 5000;
+
 export interface EventWatcherOptions {
   host: string;
   /** First reconnect delay, ms (doubles up to maxBackoffMs). Default 500. */
@@ -93,25 +96,33 @@ export class ContainerEventWatcher {
     let delay = initial;
     let reason = 'subscribed';
     while (!signal.aborted) {
+      // a stream that delivered events or stayed up a while resets the backoff; one that
+      // opens and closes at once (an Engine shutting down) keeps doubling it
+      let healthy = false;
+      let openedAt = 0;
       try {
         const events = this.docker.events({
           filters: { type: ['container'], event: [...FOLLOWED_ACTIONS], label: hostLabelFilter(this.opts.host) },
           signal,
           onOpen: () => {
             this.opened++;
-            delay = initial;
+            openedAt = Date.now();
             if (this.opened > 1) this.log.info(`docker event stream reconnected (${reason})`);
             // whatever happened before this point was not seen: reconcile everything
             this.emit({ kind: 'missed', reason });
           },
         });
-        for await (const e of events) this.handle(e);
+        for await (const e of events) {
+          healthy = true;
+          this.handle(e);
+        }
         reason = 'the Engine ended the event stream';
       } catch (err) {
         if (signal.aborted) break;
         reason = errorMessage(err);
       }
       if (signal.aborted) break;
+      if (healthy || (openedAt > 0 && Date.now() - openedAt >= HEALTHY_MS)) delay = initial;
       this.log.warn(`docker event stream lost: ${reason}; reconnecting in ${delay} ms`);
       try {
         await sleep(delay, undefined, { signal });

@@ -1,0 +1,159 @@
+/**
+ * End to end against the lab's real Nova: state truth and recovery at start.
+ * - `docker kill` of a booted instance's container shows SHUTOFF within
+ *   seconds, with sync_power_state_interval set to an hour (so the Docker
+ *   event stream did it, not the periodic sync);
+ * - with the agent stopped, an orphan container (our labels, a uuid Nova
+ *   does not know) is created and an instance's container stopped; the agent
+ *   starts with resume_guests_state_on_host_boot = true → the orphan is gone,
+ *   the instance's container runs again and the server is ACTIVE / Running,
+ *   and a server the user had stopped stays SHUTOFF.
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { pollUntil } from '../../src/common/poll.js';
+import {
+  discoverHosts,
+  docker,
+  hostContainers,
+  openstack,
+  openstackJson,
+  removeGlanceCacheTags,
+  startAgent,
+  uploadDockerImage,
+  waitServer,
+  type AgentProcess,
+  type LabServer,
+} from '../support/lab.js';
+
+const HOST = 'nd-lifecycle-1';
+const CONF = '\n[DEFAULT]\nsync_power_state_interval = 3600\nresume_guests_state_on_host_boot = true\n';
+
+describe('e2e: lifecycle events and recovery at start', function () {
+  this.timeout(900_000);
+  let agent: AgentProcess | undefined;
+  let image = '';
+  const servers: string[] = [];
+
+  async function boot(tag: string): Promise<LabServer> {
+    const s = await openstackJson<LabServer>(
+      [
+        'server',
+        'create',
+        '--image',
+        image,
+        '--flavor',
+        'm1.tiny',
+        '--nic',
+        'none',
+        '--availability-zone',
+        `nova:${HOST}`,
+        '--wait',
+        `nd-lc-${tag}-${randomUUID().slice(0, 6)}`,
+      ],
+      600_000,
+    );
+    servers.push(s.id);
+    assert.equal(s.status, 'ACTIVE', JSON.stringify(s));
+    return s;
+  }
+
+  const state = async (id: string) => docker(['inspect', '-f', '{{.State.Status}}', `nova-${id}`]);
+
+  before(async () => {
+    agent = await startAgent(HOST, CONF);
+    await discoverHosts();
+    image = await uploadDockerImage(`nd-lc-busybox-${randomUUID().slice(0, 8)}`, 'busybox:latest');
+  });
+
+  after(async () => {
+    if (!agent) agent = await startAgent(HOST, CONF).catch(() => undefined);
+    // also servers whose create timed out on the client side (the lab's CLI is slow under load)
+    const onHost = await openstackJson<Array<{ ID: string }>>(['server', 'list', '--host', HOST]).catch(() => []);
+    for (const id of new Set([...servers, ...onHost.map((x) => x.ID)])) {
+      await openstack(['server', 'delete', '--wait', id], 300_000).catch(() => undefined);
+    }
+    if (image) {
+      await openstack(['image', 'delete', image]).catch(() => undefined);
+      await removeGlanceCacheTags(image);
+    }
+    for (const line of await hostContainers(HOST)) {
+      await docker(['rm', '-f', line.split(' ')[0] ?? '']).catch(() => undefined);
+    }
+    const code = await agent?.stop();
+    assert.equal(code, 0, 'the agent exits 0 on SIGTERM');
+  });
+
+  it('docker kill of a running instance: STOPPED in Nova within seconds, from the event stream', async () => {
+    const s = await boot('kill');
+    const t0 = Date.now();
+    await docker(['kill', `nova-${s.id}`]);
+    // the agent's log says when Nova's row was saved; the CLI itself takes seconds on a loaded host
+    const saved = await pollUntil(
+      () => {
+        const line = (agent?.log() ?? '')
+          .split('\n')
+          .find((l) => l.includes(`[instance: ${s.id}] Power state sync:`) && l.includes('"vm_state":"stopped"'));
+        // the log's clock is local time, which Date.parse assumes without an offset
+        return line ? Date.parse(line.slice(0, 23).replace(' ', 'T')) : undefined;
+      },
+      { timeoutMs: 10_000, intervalMs: 50, what: 'the STOPPED save after docker kill' },
+    );
+    console.log(`      docker kill → STOPPED saved in Nova: ${saved - t0} ms`);
+    assert.ok(saved - t0 < 10_000, `${saved - t0} ms`);
+    assert.match(agent?.log() ?? '', new RegExp(`\\[instance: ${s.id}\\] VM Stopped \\(Lifecycle Event\\)`));
+    const shown = await waitServer(s.id, (x) => x.status === 'SHUTOFF', 'SHUTOFF after docker kill', 60_000);
+    console.log(`      docker kill → openstack server show says SHUTOFF: ${Date.now() - t0} ms`);
+    assert.ok([4, 'Shutdown'].includes(shown['OS-EXT-STS:power_state'] ?? ''), String(shown['OS-EXT-STS:power_state']));
+    assert.equal(shown['OS-EXT-STS:task_state'] ?? null, null);
+  });
+
+  it('restart: the orphan is removed, a container stopped while the agent was down runs again (ACTIVE)', async () => {
+    const live = await boot('resume');
+    const stopped = servers[0]; // SHUTOFF since the test above
+    assert.ok(stopped);
+    await agent?.stop();
+    agent = undefined;
+
+    const orphan = randomUUID();
+    await docker([
+      'run',
+      '-d',
+      '--network',
+      'none',
+      '--name',
+      `nova-${orphan}`,
+      '--label',
+      'org.openstack.nova.managed-by=nova-docker',
+      '--label',
+      `org.openstack.nova.host=${HOST}`,
+      '--label',
+      `org.openstack.nova.instance-uuid=${orphan}`,
+      'busybox:latest',
+      'sleep',
+      '3600',
+    ]);
+    await docker(['stop', '-t', '1', `nova-${live.id}`]);
+    assert.equal(await state(live.id), 'exited');
+
+    const t0 = Date.now();
+    agent = await startAgent(HOST, CONF);
+    console.log(`      agent start with recovery → consuming RPC: ${Date.now() - t0} ms`);
+    const names = (await hostContainers(HOST)).map((l) => l.split(' ')[0]);
+    assert.ok(!names.includes(`nova-${orphan}`), `orphan removed: ${names.join(', ')}`);
+    assert.equal(await state(live.id), 'running');
+    const s = await waitServer(
+      live.id,
+      (x) => x.status === 'ACTIVE' && x['OS-EXT-STS:task_state'] == null,
+      'ACTIVE',
+      30_000,
+    );
+    assert.ok([1, 'Running'].includes(s['OS-EXT-STS:power_state'] ?? ''), String(s['OS-EXT-STS:power_state']));
+    // a server the user (here: the outside world, then Nova) stopped is not resumed
+    assert.equal(await state(stopped), 'exited');
+    assert.equal((await openstackJson<LabServer>(['server', 'show', stopped])).status, 'SHUTOFF');
+    const log = agent.log();
+    assert.match(log, new RegExp(`Recovery at start: orphan-removed`));
+    assert.match(log, new RegExp(`Recovery at start: resumed`));
+  });
+});
