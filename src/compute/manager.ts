@@ -210,8 +210,8 @@ export class ComputeManager {
     }
     await this.ensureService(ctx);
     await this.updateAvailableResource(ctx);
-    // _sync_power_states runs immediately at start (run_immediately=True), whatever its interval
-    await this.syncPowerStates();
+    // _sync_power_states runs at start (run_immediately=True) unless disabled (a negative interval)
+    if (this.opts.syncPowerStateIntervalS > 0) await this.syncPowerStates();
     await this.syncSchedulerInstanceInfo();
     this.timers.push(setInterval(() => void this.reportState(), this.opts.reportIntervalS * 1000));
     if (this.opts.resourceIntervalS > 0) {

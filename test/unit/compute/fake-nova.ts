@@ -210,7 +210,7 @@ export function setup(opts: Partial<ComputeManagerOptions> = {}) {
       release: RELEASES.zed!,
       reportIntervalS: 3600,
       resourceIntervalS: 0,
-      syncPowerStateIntervalS: 0,
+      syncPowerStateIntervalS: 3600,
       schedulerSyncIntervalS: 0,
       myIp: '127.0.0.1',
       allocationRatios: { cpu: 16, ram: 1.5, disk: 1 },

@@ -209,6 +209,17 @@ describe('compute/recovery at start', () => {
     assert.equal(conductor.row(uuid).power_state, PowerState.SHUTDOWN);
   });
 
+  it('a negative sync_power_state_interval disables the sync, at start too (events still work)', async () => {
+    const { conductor, driver, manager } = make({ syncPowerStateIntervalS: -1 });
+    const uuid = conductor.addInstance();
+    addGuest(driver, uuid, PowerState.SHUTDOWN);
+    await manager.start();
+    assert.equal(conductor.row(uuid).vm_state, 'active');
+    driver.simulateExternal(uuid, PowerState.SHUTDOWN);
+    await manager.eventsSettled();
+    assert.equal(conductor.row(uuid).vm_state, 'stopped');
+  });
+
   it('an instance whose container is gone: power_state NOSTATE, vm_state kept (Nova ignores "not found")', async () => {
     const { conductor, manager } = make();
     const uuid = conductor.addInstance();
