@@ -37,6 +37,17 @@ export function imageNotFound(imageId: string, cause?: unknown): NovaError {
   );
 }
 
+/** Glance did not answer or failed (nova.exception.GlanceConnectionFailed); the image itself may be fine. */
+export function imageServiceUnavailable(imageId: string, cause?: unknown): NovaError {
+  const reason = `the image service (Glance) is unavailable: ${cause instanceof Error ? cause.message : String(cause)}`;
+  return new NovaError(
+    'GlanceConnectionFailed',
+    `Connection to glance host failed: ${reason}; image ${imageId} could not be fetched`,
+    { server: 'glance', reason },
+    opts(cause, undefined, imageId),
+  );
+}
+
 export function instanceDeployFailure(uuid: string, reason: string, cause?: unknown): NovaError {
   return new NovaError('InstanceDeployFailure', `Failed to deploy instance: ${reason}`, { reason }, opts(cause, uuid));
 }

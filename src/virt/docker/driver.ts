@@ -18,6 +18,7 @@ import { CONTAINER_DRIVER_CAPABILITIES, type ComputeDriver, formatUptime, versio
 import {
   hypervisorUnavailable,
   imageNotFound,
+  imageServiceUnavailable,
   instanceDeployFailure,
   instanceExists,
   instanceInvalidState,
@@ -120,6 +121,20 @@ type Resolved = Required<Omit<DockerDriverOptions, 'nodename' | 'glance'>> & {
   nodename: string;
   glance: SnapshotGlance | undefined;
 };
+
+/**
+ * What spawn raises when the image could not be made present: the image
+ * pipeline's NovaErrors as they are; Glance not answering (or failing with a
+ * 5xx) as Nova's GlanceConnectionFailed, so the instance fault says the image
+ * service is down rather than blaming the image.
+ */
+export function imageFailure(uuid: string, imageId: string, err: unknown): NovaError {
+  if (err instanceof NovaError) return err;
+  if (findCause(err, NotFoundError)) return imageNotFound(imageId, err);
+  const down = findCause(err, UnavailableError);
+  if (down?.service === 'glance') return imageServiceUnavailable(imageId, err);
+  return instanceDeployFailure(uuid, `image ${imageId} unavailable: ${errorMessage(err)}`, err);
+}
 
 export class DockerDriver implements ComputeDriver {
   readonly capabilities: DriverCapabilities = CONTAINER_DRIVER_CAPABILITIES;
@@ -250,9 +265,7 @@ export class DockerDriver implements ComputeDriver {
       ({ dockerRef } = await this.images.ensureImage(resolverCtx, imageMeta));
       ctx.onProgress?.('image_ready');
     } catch (err) {
-      if (err instanceof NovaError) throw err;
-      if (findCause(err, NotFoundError)) throw imageNotFound(imageMeta.id, err);
-      throw instanceDeployFailure(uuid, `image ${imageMeta.id} unavailable: ${errorMessage(err)}`, err);
+      throw imageFailure(uuid, imageMeta.id, err);
     }
 
     let spec;

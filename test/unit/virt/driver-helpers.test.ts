@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { NotFoundError, UnavailableError } from '../../../src/clients/errors.js';
+import { NovaError } from '../../../src/common/errors.js';
+import { imageFailure } from '../../../src/virt/docker/driver.js';
 import { hostLabelFilter, ownedBy, LABELS } from '../../../src/virt/docker/labels.js';
 import { formatUptime, versionToInt } from '../../../src/virt/driver.js';
 
@@ -28,5 +31,28 @@ describe('virt/driver helpers', () => {
     assert.ok(!ownedBy(labels, 'h1', 'u2'));
     assert.ok(!ownedBy({ ...labels, [LABELS.managedBy]: 'someone-else' }, 'h1'));
     assert.ok(!ownedBy(null, 'h1'));
+  });
+
+  it('an image that cannot be fetched: Glance down is GlanceConnectionFailed naming the image service', () => {
+    const down = new UnavailableError('glance GET /v2/images/i1: no answer', {
+      service: 'glance',
+      method: 'GET',
+      path: '/v2/images/i1',
+      cause: new Error('connect ECONNREFUSED 127.0.0.1:9292'),
+    });
+    const e = imageFailure('u1', 'i1', down);
+    assert.equal(e.novaClass, 'GlanceConnectionFailed');
+    assert.match(e.message, /image service \(Glance\) is unavailable: glance GET \/v2\/images\/i1: no answer/);
+    assert.equal(e.cause, down);
+    const gone = new NotFoundError('glance GET /v2/images/i1: 404', { service: 'glance', method: 'GET', path: '/x' });
+    assert.equal(imageFailure('u1', 'i1', gone).novaClass, 'ImageNotFound');
+    const docker = new UnavailableError('docker POST /images/load: no answer', {
+      service: 'docker',
+      method: 'POST',
+      path: '/images/load',
+    });
+    assert.equal(imageFailure('u1', 'i1', docker).novaClass, 'InstanceDeployFailure');
+    const own = new NovaError('ImageUnacceptable', 'Image i1 is unacceptable: bad', {});
+    assert.equal(imageFailure('u1', 'i1', own), own);
   });
 });
