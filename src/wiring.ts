@@ -11,6 +11,7 @@ import { GlanceClient } from './clients/glance/client.js';
 import { KeystoneClient } from './clients/keystone/client.js';
 import { ConfigError } from './config/index.js';
 import { ComputeManager, type PlacementReporter } from './compute/manager.js';
+import { computeCaster, glanceImageAPI } from './compute/move-services.js';
 import { schedulerNotifier } from './compute/scheduler-notifier.js';
 import { ConductorAPI } from './objects/conductor.js';
 import { RELEASES } from './objects/releases.js';
@@ -135,6 +136,7 @@ export function buildAgent(
       reservedHostDiskMb: D.reserved_host_disk_mb,
     },
     logger,
+    { images: glanceImageAPI(glance), compute: computeCaster(messaging.client('compute')) },
   );
   return { docker, driver, manager, keystone };
 }

@@ -6,6 +6,7 @@
  */
 import { hostname as osHostname } from 'node:os';
 import type { Logger } from '../common/log.js';
+import type { ConsumerAllocations } from '../clients/placement/types.js';
 import { errorMessage, NovaError } from '../common/errors.js';
 import { listObjects, NovaObject, novaDateTime } from '../objects/base.js';
 import { ConductorAPI, isRemote } from '../objects/conductor.js';
@@ -16,6 +17,7 @@ import type { ComputeDriver } from '../virt/driver.js';
 import type { AvailableResource } from '../virt/types.js';
 import { imageMetaOf } from './instance.js';
 import { deletedMeanwhile, driverContext, InstanceStore, type LogLevel } from './instance-store.js';
+import { MoveActions, type ComputeCaster, type ImageAPI } from './move.js';
 import { PowerStateValue, TaskState, VmState } from './states.js';
 
 const LOGGER = 'nova_docker.compute.manager';
@@ -31,6 +33,12 @@ export interface PlacementReporter {
   ): Promise<void>;
   /** Removes an instance's allocations; a missing consumer is fine. */
   deleteAllocations(ctx: RequestContext, instanceUuid: string): Promise<void>;
+  /** GET /allocations/{consumer} (report.py get_allocs_for_consumer). */
+  getAllocations(ctx: RequestContext, consumerUuid: string): Promise<ConsumerAllocations>;
+  /** report.py move_allocations: true when moved (or already moved); AllocationMoveFailed on a consumer conflict. */
+  moveAllocations(ctx: RequestContext, sourceConsumer: string, targetConsumer: string): Promise<boolean>;
+  /** report.py delete_allocation_for_instance(force=False); AllocationDeleteFailed on a conflict. */
+  deleteMigrationAllocations(ctx: RequestContext, consumerUuid: string): Promise<boolean>;
 }
 
 /** The scheduler's instance-info fanout casts (nova/scheduler/rpcapi.py, version 4.2). */
@@ -111,7 +119,6 @@ const UNSUPPORTED_INSTANCE_CASTS = [
   'resume_instance',
   'snapshot_instance',
   'backup_instance',
-  'rebuild_instance',
   'soft_delete_instance',
   'restore_instance',
   'rescue_instance',
@@ -119,12 +126,6 @@ const UNSUPPORTED_INSTANCE_CASTS = [
   'shelve_instance',
   'shelve_offload_instance',
   'unshelve_instance',
-  'prep_resize',
-  'resize_instance',
-  'finish_resize',
-  'confirm_resize',
-  'revert_resize',
-  'finish_revert_resize',
   'live_migration',
   'detach_interface',
   'detach_volume',
@@ -146,6 +147,7 @@ export class ComputeManager {
   /** Boot timings of the last boots (bench/boot reads them from the log). */
   readonly bootTimings: BootTiming[] = [];
   readonly store: InstanceStore;
+  private readonly moves: MoveActions;
 
   constructor(
     private readonly conductor: ConductorAPI,
@@ -154,8 +156,20 @@ export class ComputeManager {
     private readonly scheduler: SchedulerNotifier,
     private readonly opts: ComputeManagerOptions,
     private readonly logger: Logger,
+    services: { images?: ImageAPI; compute?: ComputeCaster } = {},
   ) {
     this.store = new InstanceStore(conductor, opts.release, opts.host, logger);
+    this.moves = new MoveActions({
+      store: this.store,
+      driver,
+      placement,
+      scheduler,
+      host: opts.host,
+      nodename: () => this.nodename,
+      myIp: opts.myIp,
+      images: services.images,
+      compute: services.compute,
+    });
   }
 
   private log(level: LogLevel, msg: string, ctx?: RequestContext, uuid?: string): void {
@@ -406,6 +420,7 @@ export class ComputeManager {
       };
     }
     for (const m of UNSUPPORTED_INSTANCE_CASTS) methods[m] = (ctx, a) => this.unsupportedInstanceAction(ctx, m, a);
+    Object.assign(methods, this.moves.methods());
     return { namespace: null, version: this.opts.release.computeRpcVersion, methods };
   }
 
