@@ -417,6 +417,23 @@ export class MoveActions {
     };
   }
 
+  /** instance.old_flavor / new_flavor; lazy-loaded (with the flavors) when the caller did not send them. */
+  private async stashedFlavor(
+    ctx: RequestContext,
+    instance: NovaObject,
+    field: 'old_flavor' | 'new_flavor',
+  ): Promise<NovaObject | null> {
+    if (instance.has(field)) return instance.obj(field);
+    const fresh = await this.store.conductor.classActionObject(
+      ctx,
+      'Instance',
+      'get_by_uuid',
+      [instance.str('uuid') ?? ''],
+      { expected_attrs: ['flavor'] },
+    );
+    return fresh?.obj(field) ?? null;
+  }
+
   /** The instance's MigrationContext: loaded with it, else MigrationContext.get_by_instance_uuid. */
   private async migrationContext(ctx: RequestContext, instance: NovaObject): Promise<NovaObject | null> {
     if (instance.has('migration_context')) return instance.obj('migration_context');
@@ -644,7 +661,7 @@ export class MoveActions {
     const changesFlavor = migration.num('old_instance_type_id') !== migration.num('new_instance_type_id');
     let resizeDisks = false;
     if (changesFlavor) {
-      const newFlavor = instance.obj('new_flavor');
+      const newFlavor = await this.stashedFlavor(ctx, instance, 'new_flavor');
       if (!newFlavor) throw new NovaError('ResizeError', 'Resize error: no new flavor stashed on the instance');
       Object.assign(fields, this.setInstanceInfo(instance, newFlavor));
       const old = instance.obj('flavor');
@@ -795,7 +812,7 @@ export class MoveActions {
           const sysmeta = (instance.get('system_metadata') as Record<string, unknown> | undefined) ?? {};
           const oldVmState = typeof sysmeta.old_vm_state === 'string' ? sysmeta.old_vm_state : VmState.ACTIVE;
           // _revert_instance_flavor_host_node
-          const oldFlavor = instance.obj('old_flavor');
+          const oldFlavor = await this.stashedFlavor(ctx, instance, 'old_flavor');
           await this.store.save(
             ctx,
             instance,
