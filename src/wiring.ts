@@ -11,6 +11,7 @@ import { GlanceClient } from './clients/glance/client.js';
 import { KeystoneClient } from './clients/keystone/client.js';
 import { ConfigError } from './config/index.js';
 import { ComputeManager, type BootTiming, type PlacementReporter } from './compute/manager.js';
+import { computeCaster, glanceImageAPI } from './compute/move-services.js';
 import { schedulerNotifier } from './compute/scheduler-notifier.js';
 import { ConductorAPI } from './objects/conductor.js';
 import { RELEASES } from './objects/releases.js';
@@ -158,7 +159,7 @@ export function buildAgent(
       onBoot: observers.boot,
     },
     logger,
-    glance,
+    { images: glanceImageAPI(glance), compute: computeCaster(messaging.client('compute')), glance },
   );
   return { docker, driver, manager, keystone };
 }

@@ -6,6 +6,7 @@
  */
 import { hostname as osHostname } from 'node:os';
 import type { Logger } from '../common/log.js';
+import type { ConsumerAllocations } from '../clients/placement/types.js';
 import { errorMessage, NovaError } from '../common/errors.js';
 import { listObjects, NovaObject, novaDateTime } from '../objects/base.js';
 import { ConductorAPI, isRemote } from '../objects/conductor.js';
@@ -22,6 +23,7 @@ import { deletedMeanwhile, driverContext, InstanceStore, type LogLevel } from '.
 import { PowerStateSync } from './power-sync.js';
 import { recoverHost, type OrphanPolicy, type RecoveryAction } from './recovery.js';
 import { SnapshotActions, type SnapshotImageApi } from './snapshot.js';
+import { MoveActions, type ComputeCaster, type ImageAPI } from './move.js';
 import { PowerStateValue, TaskState, VmState } from './states.js';
 
 const LOGGER = 'nova_docker.compute.manager';
@@ -37,6 +39,12 @@ export interface PlacementReporter {
   ): Promise<void>;
   /** Removes an instance's allocations; a missing consumer is fine. */
   deleteAllocations(ctx: RequestContext, instanceUuid: string): Promise<void>;
+  /** GET /allocations/{consumer} (report.py get_allocs_for_consumer). */
+  getAllocations(ctx: RequestContext, consumerUuid: string): Promise<ConsumerAllocations>;
+  /** report.py move_allocations: true when moved (or already moved); AllocationMoveFailed on a consumer conflict. */
+  moveAllocations(ctx: RequestContext, sourceConsumer: string, targetConsumer: string): Promise<boolean>;
+  /** report.py delete_allocation_for_instance(force=False); AllocationDeleteFailed on a conflict. */
+  deleteMigrationAllocations(ctx: RequestContext, consumerUuid: string): Promise<boolean>;
 }
 
 /** The scheduler's instance-info fanout casts (nova/scheduler/rpcapi.py, version 4.2). */
@@ -122,7 +130,6 @@ const UNSUPPORTED_CALLS = [
 
 /** Casts that come with a task_state set by the API: it must be cleared or the instance is stuck. */
 const UNSUPPORTED_INSTANCE_CASTS = [
-  'rebuild_instance',
   'soft_delete_instance',
   'restore_instance',
   'rescue_instance',
@@ -130,12 +137,6 @@ const UNSUPPORTED_INSTANCE_CASTS = [
   'shelve_instance',
   'shelve_offload_instance',
   'unshelve_instance',
-  'prep_resize',
-  'resize_instance',
-  'finish_resize',
-  'confirm_resize',
-  'revert_resize',
-  'finish_revert_resize',
   'live_migration',
   'detach_interface',
   'detach_volume',
@@ -166,6 +167,7 @@ export class ComputeManager {
   readonly store: InstanceStore;
   private readonly actions: InstanceActions;
   private readonly snapshots: SnapshotActions;
+  private readonly moves: MoveActions;
 
   constructor(
     private readonly conductor: ConductorAPI,
@@ -174,13 +176,24 @@ export class ComputeManager {
     private readonly scheduler: SchedulerNotifier,
     private readonly opts: ComputeManagerOptions,
     private readonly logger: Logger,
-    /** Glance, for the snapshot cleanups and backup rotation; without it those are skipped. */
-    images?: SnapshotImageApi,
+    /** Glance (rebuild's image lookups, snapshot cleanups and backup rotation) and compute casts between resize steps */
+    services: { images?: ImageAPI; compute?: ComputeCaster; glance?: SnapshotImageApi } = {},
   ) {
     this.store = new InstanceStore(conductor, opts.release, opts.host, logger);
     this.actions = new InstanceActions(this.store, driver);
     this.powerSync = new PowerStateSync(this.store, driver, opts.host);
-    this.snapshots = new SnapshotActions(this.store, driver, images);
+    this.snapshots = new SnapshotActions(this.store, driver, services.glance);
+    this.moves = new MoveActions({
+      store: this.store,
+      driver,
+      placement,
+      scheduler,
+      host: opts.host,
+      nodename: () => this.nodename,
+      myIp: opts.myIp,
+      images: services.images,
+      compute: services.compute,
+    });
   }
 
   private log(level: LogLevel, msg: string, ctx?: RequestContext, uuid?: string): void {
@@ -479,6 +492,7 @@ export class ComputeManager {
     for (const m of UNSUPPORTED_INSTANCE_CASTS) methods[m] = (ctx, a) => this.unsupportedInstanceAction(ctx, m, a);
     Object.assign(methods, this.actions.methods());
     Object.assign(methods, this.snapshots.methods());
+    Object.assign(methods, this.moves.methods());
     return { namespace: null, version: this.opts.release.computeRpcVersion, methods };
   }
 

@@ -5,6 +5,7 @@ export const VmState = {
   PAUSED: 'paused',
   SUSPENDED: 'suspended',
   STOPPED: 'stopped',
+  RESIZED: 'resized',
   DELETED: 'deleted',
   ERROR: 'error',
 } as const;
@@ -15,6 +16,17 @@ export const TaskState = {
   BLOCK_DEVICE_MAPPING: 'block_device_mapping',
   SPAWNING: 'spawning',
   DELETING: 'deleting',
+  SOFT_DELETING: 'soft-deleting',
+  POWERING_OFF: 'powering-off',
+  REBUILDING: 'rebuilding',
+  REBUILD_BLOCK_DEVICE_MAPPING: 'rebuild_block_device_mapping',
+  REBUILD_SPAWNING: 'rebuild_spawning',
+  RESIZE_PREP: 'resize_prep',
+  RESIZE_MIGRATING: 'resize_migrating',
+  RESIZE_MIGRATED: 'resize_migrated',
+  RESIZE_FINISH: 'resize_finish',
+  RESIZE_REVERTING: 'resize_reverting',
+  RESIZE_CONFIRMING: 'resize_confirming',
 } as const;
 
 export const PowerStateValue = {

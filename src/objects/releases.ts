@@ -115,6 +115,20 @@ const TREES: Record<string, readonly string[]> = {
   Service: ['Service', 'ComputeNode', 'HVSpec', 'PciDevicePool', 'PciDevicePoolList'],
   ComputeNode: ['ComputeNode', 'HVSpec', 'PciDevicePool', 'PciDevicePoolList'],
   InstanceActionEvent: ['InstanceActionEvent'],
+  Migration: ['Migration'],
+  MigrationContext: [
+    'MigrationContext',
+    'InstanceNUMACell',
+    'InstanceNUMATopology',
+    'InstancePCIRequest',
+    'InstancePCIRequests',
+    'PciDevice',
+    'PciDeviceList',
+    'Resource',
+    'ResourceList',
+    'ResourceMetadata',
+    'VirtCPUTopology',
+  ],
   InstanceFault: ['InstanceFault'],
 };
 TREES.InstanceList = ['InstanceList', ...(TREES.Instance ?? [])];

@@ -20,6 +20,7 @@ import type {
   BlockDeviceInfo,
   DriverCapabilities,
   DriverContext,
+  Flavor,
   ImageMeta,
   InjectedFile,
   InstanceInfo,
@@ -142,6 +143,49 @@ export interface ComputeDriver {
     imageId: string,
     updateTaskState: UpdateTaskState,
   ): Promise<void>;
+
+  /**
+   * First half of a resize (migrate_disk_and_power_off), on the source host:
+   * powers the guest off (`timeoutS` as powerOff) and returns the disk_info
+   * string Nova hands to finishMigration on the destination. `flavor` is the
+   * new flavor. Drivers that keep the guest's disk in place return ''.
+   * Afterwards SHUTDOWN. InstanceNotFound when missing.
+   */
+  migrateDiskAndPowerOff(
+    ctx: DriverContext,
+    instance: InstanceSpec,
+    destHost: string,
+    flavor: Flavor,
+    timeoutS?: number,
+  ): Promise<string>;
+
+  /**
+   * Second half of a resize (finish_migration), on the destination: the guest
+   * gets the resources of `instance.flavor` (already the new flavor) and
+   * runs when `powerOn`, else stays SHUTDOWN. On failure the guest keeps its
+   * old resources. InstanceNotFound when missing; ResizeError otherwise.
+   */
+  finishMigration(
+    ctx: DriverContext,
+    instance: InstanceSpec,
+    diskInfo: string,
+    imageMeta: ImageMeta,
+    resizeInstance: boolean,
+    powerOn: boolean,
+  ): Promise<void>;
+
+  /**
+   * confirm_migration, on the source: drops what was kept for a revert.
+   * Idempotent, also when the guest is missing.
+   */
+  confirmMigration(ctx: DriverContext, instance: InstanceSpec): Promise<void>;
+
+  /**
+   * finish_revert_migration, on the source: the guest gets the resources of
+   * `instance.flavor` (the old flavor again) back and runs when `powerOn`,
+   * else stays SHUTDOWN. InstanceNotFound when missing; ResizeError otherwise.
+   */
+  finishRevertMigration(ctx: DriverContext, instance: InstanceSpec, powerOn: boolean): Promise<void>;
 
   /**
    * The guest's console log (UTF-8, at most the driver's cap, the newest

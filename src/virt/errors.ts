@@ -102,3 +102,8 @@ export function notImplemented(what: string): NovaError {
     { novaModule: 'builtins' },
   );
 }
+
+/** nova.exception.ResizeError: "Resize error: %(reason)s". */
+export function resizeError(uuid: string, reason: string, cause?: unknown): NovaError {
+  return new NovaError('ResizeError', `Resize error: ${reason}`, { reason }, opts(cause, uuid));
+}

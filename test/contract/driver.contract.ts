@@ -236,6 +236,52 @@ export function describeDriverContract(name: string, makeHarness: () => Promise<
       for (const i of [running, stopped, paused, crashed]) assert.equal(all.get(i.uuid), await state(i));
     });
 
+    it('resize in place: power off, the new flavor’s resources and RUNNING, the old ones back on revert', async () => {
+      const inst = makeInstance(h.host);
+      await spawn(inst);
+      const node = (await h.driver.getAvailableNodes())[0] ?? h.host;
+      const used = async () => {
+        const r = await h.driver.getAvailableResource(node);
+        return [r.memory_mb_used, r.vcpus_used];
+      };
+      const [mem0 = 0, cpu0 = 0] = await used();
+      const bigger = {
+        ...inst,
+        flavor: { ...inst.flavor, name: 'm1.bigger', flavorid: '43', memory_mb: 96, vcpus: 2 },
+      };
+      assert.equal(typeof (await h.driver.migrateDiskAndPowerOff(ctx, inst, h.host, bigger.flavor, 0)), 'string');
+      assert.equal(await state(inst), PowerState.SHUTDOWN);
+      await h.driver.finishMigration(ctx, bigger, '', h.image, false, true);
+      assert.equal(await state(inst), PowerState.RUNNING);
+      assert.deepEqual(await used(), [mem0 + 32, cpu0 + 1], 'usage follows the new flavor');
+      await h.driver.powerOff(inst, 0);
+      await h.driver.finishRevertMigration(ctx, inst, true);
+      assert.equal(await state(inst), PowerState.RUNNING);
+      assert.deepEqual(await used(), [mem0, cpu0], 'usage of the old flavor again');
+      await h.driver.confirmMigration(ctx, inst);
+      await h.driver.confirmMigration(ctx, inst);
+      assert.equal(await state(inst), PowerState.RUNNING);
+    });
+
+    it('finishMigration without powerOn leaves the guest SHUTDOWN', async () => {
+      const inst = makeInstance(h.host);
+      await spawn(inst);
+      await h.driver.migrateDiskAndPowerOff(ctx, inst, h.host, inst.flavor, 0);
+      await h.driver.finishMigration(ctx, inst, '', h.image, false, false);
+      assert.equal(await state(inst), PowerState.SHUTDOWN);
+    });
+
+    it('resize steps on a missing instance: InstanceNotFound; confirmMigration succeeds', async () => {
+      const inst = makeInstance(h.host);
+      await assert.rejects(
+        h.driver.migrateDiskAndPowerOff(ctx, inst, h.host, inst.flavor, 0),
+        isNova('InstanceNotFound'),
+      );
+      await assert.rejects(h.driver.finishMigration(ctx, inst, '', h.image, false, true), isNova('InstanceNotFound'));
+      await assert.rejects(h.driver.finishRevertMigration(ctx, inst, true), isNova('InstanceNotFound'));
+      await h.driver.confirmMigration(ctx, inst);
+    });
+
     it('operations on a missing instance: InstanceNotFound', async () => {
       const inst = makeInstance(h.host);
       await assert.rejects(h.driver.powerOff(inst, 0), isNova('InstanceNotFound'));

@@ -22,6 +22,8 @@ import { contextHeaders, createHttpClient, type CallContext } from '../http.js';
 import { withAuth, type AuthProvider } from '../keystone/client.js';
 import type { EndpointQuery } from '../keystone/catalog.js';
 import type {
+  AllocationWrite,
+  AllocationWriteResult,
   ConsumerAllocations,
   ConsumerResources,
   Inventories,
@@ -60,6 +62,10 @@ export const PLACEMENT_MICROVERSIONS = Object.freeze({
   consumerAllocations: '1.28',
   /** DELETE /allocations/{consumer} (delete_allocation_for_instance with force=True) */
   deleteAllocations: undefined,
+  /** PUT /allocations/{consumer} (delete_allocation_for_instance with force=False: empty allocations) */
+  putAllocations: '1.28',
+  /** POST /allocations (move_allocations, CONSUMER_GENERATION_VERSION) */
+  postAllocations: '1.28',
   /** GET /resource_providers/{uuid}/allocations */
   providerAllocations: undefined,
 } satisfies Record<string, string | undefined>);
@@ -564,6 +570,37 @@ export class PlacementClient {
     if (a.status === 404) return false;
     this.#log.info('deleted allocations', { consumer: consumerUuid });
     return true;
+  }
+
+  /**
+   * PUT /allocations/{consumer} at 1.28 (body with consumer_generation,
+   * project_id, user_id). A 409 (consumer or provider generation moved) is
+   * answered, not thrown, so the caller decides whether to retry.
+   */
+  async putAllocations(consumerUuid: string, body: AllocationWrite, ctx?: CallContext): Promise<AllocationWriteResult> {
+    const a = await this.#call(ctx, {
+      method: 'PUT',
+      path: `/allocations/${enc(consumerUuid)}`,
+      mv: MV.putAllocations,
+      body,
+      tolerate: [409],
+    });
+    return a.status === 409 ? { ok: false, status: 409, ...placementErrorOf(a.data) } : { ok: true };
+  }
+
+  /**
+   * POST /allocations at 1.28: several consumers in one transaction (nova's
+   * move_allocations). A 409 is answered, not thrown.
+   */
+  async postAllocations(body: Record<string, AllocationWrite>, ctx?: CallContext): Promise<AllocationWriteResult> {
+    const a = await this.#call(ctx, {
+      method: 'POST',
+      path: '/allocations',
+      mv: MV.postAllocations,
+      body,
+      tolerate: [409],
+    });
+    return a.status === 409 ? { ok: false, status: 409, ...placementErrorOf(a.data) } : { ok: true };
   }
 
   /** GET /resource_providers/{uuid}/allocations: every consumer on the provider and what it holds. */

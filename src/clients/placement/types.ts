@@ -65,3 +65,16 @@ export interface ConsumerAllocations {
 export interface SetResult {
   changed: boolean;
 }
+
+/** One consumer in a PUT /allocations/{consumer} or POST /allocations body at 1.28. */
+export interface AllocationWrite {
+  /** Keyed by provider uuid; `{}` removes the consumer's allocations. */
+  allocations: Record<string, ConsumerResources>;
+  project_id: string;
+  user_id: string;
+  /** null for a consumer placement does not know yet. */
+  consumer_generation: number | null;
+}
+
+/** Outcome of an allocation write; a 409 carries placement's error code and detail. */
+export type AllocationWriteResult = { ok: true } | { ok: false; status: number; code?: string; detail?: string };

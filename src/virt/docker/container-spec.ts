@@ -3,8 +3,8 @@
  * /containers/create. Pure: no I/O, same input same output. Mapping documented
  * in docs/docker-driver.md.
  */
-import type { DockerContainerCreateBody, DockerHostConfig } from '../../clients/docker/types.js';
-import type { ImageMeta, InstanceSpec } from '../types.js';
+import type { DockerContainerCreateBody, DockerHostConfig, DockerResources } from '../../clients/docker/types.js';
+import type { Flavor, ImageMeta, InstanceSpec } from '../types.js';
 import { LABELS, MANAGED_BY_VALUE, containerName } from './labels.js';
 
 const MiB = 1024 * 1024;
@@ -95,6 +95,22 @@ export function parseBinds(spec: string | undefined): string[] {
   });
 }
 
+/**
+ * The flavor's share of the host, as Engine resource limits: the same body
+ * goes into create (HostConfig) and into a resize's container update.
+ */
+export function flavorResources(flavor: Flavor, options: Pick<ContainerSpecOptions, 'cpuHardLimit'>): DockerResources {
+  const memory = flavor.memory_mb * MiB;
+  const r: DockerResources = {
+    Memory: memory,
+    // Equal to Memory: no swap on top of the flavor's RAM (flavor.swap is not used).
+    MemorySwap: memory,
+    CpuShares: flavor.vcpus * 1024,
+  };
+  if (options.cpuHardLimit) r.NanoCpus = flavor.vcpus * 1e9;
+  return r;
+}
+
 export function buildContainerSpec(input: ContainerSpecInput): ContainerSpec {
   const { instance, image, options } = input;
   const flavor = instance.flavor;
@@ -128,12 +144,8 @@ export function buildContainerSpec(input: ContainerSpecInput): ContainerSpec {
   if (instance.node) labels[LABELS.node] = instance.node;
   if (instance.display_name) labels[LABELS.displayName] = instance.display_name;
 
-  const memory = flavor.memory_mb * MiB;
   const hostConfig: DockerHostConfig = {
-    Memory: memory,
-    // Equal to Memory: no swap on top of the flavor's RAM (flavor.swap is not used).
-    MemorySwap: memory,
-    CpuShares: flavor.vcpus * 1024,
+    ...flavorResources(flavor, options),
     Privileged: options.privileged,
     SecurityOpt: ['no-new-privileges'],
     NetworkMode: 'none',
@@ -141,7 +153,6 @@ export function buildContainerSpec(input: ContainerSpecInput): ContainerSpec {
     LogConfig: { Type: 'json-file', Config: { 'max-size': String(options.logMaxBytes), 'max-file': '1' } },
     Init: options.init,
   };
-  if (options.cpuHardLimit) hostConfig.NanoCpus = flavor.vcpus * 1e9;
   if (options.pidsLimit > 0) hostConfig.PidsLimit = options.pidsLimit;
   if (options.capAdd.length) hostConfig.CapAdd = [...options.capAdd];
   if (binds.length) hostConfig.Binds = binds;

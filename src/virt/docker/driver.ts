@@ -25,6 +25,7 @@ import {
   instanceNotFound,
   lifecycleFailure,
   notImplemented,
+  resizeError,
   type LifecycleFailure,
 } from '../errors.js';
 import type { DriverEventListener } from '../event.js';
@@ -34,6 +35,7 @@ import type {
   BlockDeviceInfo,
   DriverCapabilities,
   DriverContext,
+  Flavor,
   ImageMeta,
   InjectedFile,
   InstanceInfo,
@@ -46,6 +48,7 @@ import {
   ContainerSpecError,
   META_ENV_PREFIX,
   buildContainerSpec,
+  flavorResources,
   type ContainerSpecOptions,
 } from './container-spec.js';
 import type { ImageResolver } from './image-resolver.js';
@@ -146,6 +149,8 @@ export class DockerDriver implements ComputeDriver {
   private readonly stopped = new Set<string>();
   private watcher: ContainerEventWatcher | undefined;
   private readonly log: Logger;
+  /** Container id → the vcpus and memory its limits give it (sizesOf). */
+  private readonly sizes = new Map<string, { vcpus: number; memory_mb: number }>();
 
   constructor(
     private readonly docker: DockerClient,
@@ -394,6 +399,38 @@ export class DockerDriver implements ComputeDriver {
     await this.thaw(instance, 'resume');
   }
 
+  async migrateDiskAndPowerOff(
+    _ctx: DriverContext,
+    instance: InstanceSpec,
+    _destHost: string,
+    _flavor: Flavor,
+    timeoutS?: number,
+  ): Promise<string> {
+    // The container's filesystem stays where it is: there is no disk to copy, only the guest to stop.
+    await this.powerOff(instance, timeoutS);
+    return '';
+  }
+
+  async finishMigration(
+    _ctx: DriverContext,
+    instance: InstanceSpec,
+    _diskInfo: string,
+    _imageMeta: ImageMeta,
+    _resizeInstance: boolean,
+    powerOn: boolean,
+  ): Promise<void> {
+    await this.applyFlavor(instance, powerOn);
+  }
+
+  confirmMigration(_ctx: DriverContext, _instance: InstanceSpec): Promise<void> {
+    // Nothing was kept aside: the same container serves before and after the resize.
+    return Promise.resolve();
+  }
+
+  async finishRevertMigration(_ctx: DriverContext, instance: InstanceSpec, powerOn: boolean): Promise<void> {
+    await this.applyFlavor(instance, powerOn);
+  }
+
   /**
    * `docker commit` of the container (paused meanwhile, so the filesystem is
    * consistent), then its `docker save` streamed straight into the Glance
@@ -547,12 +584,17 @@ export class DockerDriver implements ComputeDriver {
     let vcpusUsed = 0;
     let memUsed = 0;
     let diskUsed = 0;
-    for (const c of containers) {
+    const live = new Set<string>();
+    const allSizes = await Promise.all(containers.map((c) => this.sizesOf(c)));
+    for (const [i, c] of containers.entries()) {
       const l = c.Labels ?? {};
-      vcpusUsed += num(l[LABELS.vcpus]);
-      memUsed += num(l[LABELS.memoryMb]);
+      const sizes = allSizes[i] ?? { vcpus: 0, memory_mb: 0 };
+      live.add(c.Id);
+      vcpusUsed += sizes.vcpus;
+      memUsed += sizes.memory_mb;
       diskUsed += num(l[LABELS.rootGb]) + num(l[LABELS.ephemeralGb]);
     }
+    for (const id of this.sizes.keys()) if (!live.has(id)) this.sizes.delete(id);
     const cpu = os.cpus()[0];
     const arch = archName(info.Architecture ?? os.arch());
     const cpuInfo = {
@@ -588,6 +630,51 @@ export class DockerDriver implements ComputeDriver {
   }
 
   // ---- internals ----------------------------------------------------------
+
+  /**
+   * A resize in place: the Engine's container update sets the flavor's
+   * memory and CPU limits (labels cannot change, so usage is read from the
+   * limits, see sizesOf), then the guest starts when asked.
+   */
+  private async applyFlavor(instance: InstanceSpec, powerOn: boolean): Promise<void> {
+    const uuid = instance.uuid;
+    const c = await this.mustFind(uuid);
+    try {
+      const warnings = await this.docker.updateContainer(c.Id, flavorResources(instance.flavor, this.specOptions));
+      for (const w of warnings) this.log.warn(`docker: ${w}`, { instance_uuid: uuid });
+    } catch (err) {
+      if (err instanceof NotFoundError) throw instanceNotFound(uuid, err);
+      if (findCause(err, UnavailableError)) throw hypervisorUnavailable(this.opts.host, err);
+      throw resizeError(uuid, `updating the container's limits failed: ${errorMessage(err)}`, err);
+    } finally {
+      this.sizes.delete(c.Id);
+    }
+    if (powerOn) await this.powerOn({}, instance);
+  }
+
+  /**
+   * vcpus and memory_mb a container holds, from its limits (CpuShares,
+   * Memory): labels keep the flavor it was created with, a resize changes
+   * the limits only. One inspect per container, cached by container id.
+   */
+  private async sizesOf(c: DockerContainerSummary): Promise<{ vcpus: number; memory_mb: number }> {
+    const cached = this.sizes.get(c.Id);
+    if (cached) return cached;
+    const l = c.Labels ?? {};
+    let sizes = { vcpus: num(l[LABELS.vcpus]), memory_mb: num(l[LABELS.memoryMb]) };
+    try {
+      const hc = (await this.docker.inspectContainer(c.Id)).HostConfig;
+      if (typeof hc.Memory === 'number' && hc.Memory > 0) sizes = { ...sizes, memory_mb: Math.round(hc.Memory / MiB) };
+      if (typeof hc.CpuShares === 'number' && hc.CpuShares > 0) {
+        sizes = { ...sizes, vcpus: Math.round(hc.CpuShares / 1024) };
+      }
+      this.sizes.set(c.Id, sizes);
+    } catch (err) {
+      // gone meanwhile or the Engine hiccuped: the labels do for this round
+      if (!(err instanceof NotFoundError)) this.log.debug(`inspect for usage failed: ${errorMessage(err)}`);
+    }
+    return sizes;
+  }
 
   private stateOf(c: DockerContainerInspect): PowerState {
     const uuid = c.Config.Labels?.[LABELS.instanceUuid] ?? '';

@@ -11,6 +11,7 @@ import {
   instanceExists,
   instanceInvalidState,
   instanceNotFound,
+  resizeError,
 } from '../errors.js';
 import { type DriverEvent, type DriverEventListener, LifecycleTransition } from '../event.js';
 import { POWER_STATE_NAMES, PowerState } from '../power-state.js';
@@ -19,6 +20,7 @@ import type {
   BlockDeviceInfo,
   DriverCapabilities,
   DriverContext,
+  Flavor,
   ImageMeta,
   InjectedFile,
   InstanceInfo,
@@ -192,6 +194,38 @@ export class FakeDriver implements ComputeDriver {
     return Promise.resolve();
   }
 
+  async migrateDiskAndPowerOff(
+    _ctx: DriverContext,
+    instance: InstanceSpec,
+    _destHost: string,
+    _flavor: Flavor,
+    _timeoutS?: number,
+  ): Promise<string> {
+    this.must(instance).state = PowerState.SHUTDOWN;
+    return Promise.resolve('');
+  }
+
+  async finishMigration(
+    _ctx: DriverContext,
+    instance: InstanceSpec,
+    _diskInfo: string,
+    _imageMeta: ImageMeta,
+    _resizeInstance: boolean,
+    powerOn: boolean,
+  ): Promise<void> {
+    this.resizeTo(instance, powerOn);
+    return Promise.resolve();
+  }
+
+  confirmMigration(_ctx: DriverContext, _instance: InstanceSpec): Promise<void> {
+    return Promise.resolve();
+  }
+
+  async finishRevertMigration(_ctx: DriverContext, instance: InstanceSpec, powerOn: boolean): Promise<void> {
+    this.resizeTo(instance, powerOn);
+    return Promise.resolve();
+  }
+
   /**
    * Moves the task through image_pending_upload and image_uploading and
    * records the image. The guest's image property `fake_fail_snapshot` makes
@@ -253,10 +287,24 @@ export class FakeDriver implements ComputeDriver {
     return Promise.resolve([this.nodename]);
   }
 
+  /** Test hook: the next finishMigration / finishRevertMigration fails with this reason. */
+  failNextResize: string | undefined;
+
   /** Test hook: the guest dies abnormally. */
   simulateCrash(uuid: string): void {
     const g = this.guests.get(uuid);
     if (g) g.state = PowerState.CRASHED;
+  }
+
+  private resizeTo(instance: InstanceSpec, powerOn: boolean): void {
+    const g = this.must(instance);
+    const fail = this.failNextResize;
+    if (fail !== undefined) {
+      this.failNextResize = undefined;
+      throw resizeError(instance.uuid, fail);
+    }
+    g.instance = { ...g.instance, flavor: instance.flavor };
+    if (powerOn) g.state = PowerState.RUNNING;
   }
 
   private must(instance: InstanceSpec): FakeGuest {

@@ -195,6 +195,35 @@ describe('DockerDriver (docker specifics)', function () {
     assert.ok(!c.HostConfig.PidsLimit, `PidsLimit=${String(c.HostConfig.PidsLimit)}`);
   });
 
+  it('resize: the same container gets the new flavor’s Memory/CpuShares/NanoCpus; revert restores them; a fresh driver counts the limits', async () => {
+    const d = makeDriver({ cpuHardLimit: true });
+    const inst = makeInstance(HOST);
+    await spawn(d, inst, busybox);
+    const before = await inspectOf(inst);
+    const big = { ...inst, flavor: { ...inst.flavor, memory_mb: 128, vcpus: 2 } };
+    await d.migrateDiskAndPowerOff(ctx, inst, HOST, big.flavor, 0);
+    await d.finishMigration(ctx, big, '', busybox, false, true);
+    const after = await inspectOf(inst);
+    assert.equal(after.Id, before.Id, 'the same container');
+    assert.deepEqual(
+      [after.HostConfig.Memory, after.HostConfig.MemorySwap, after.HostConfig.CpuShares, after.HostConfig.NanoCpus],
+      [128 * 1024 * 1024, 128 * 1024 * 1024, 2048, 2e9],
+    );
+    assert.equal(after.State.Running, true);
+    assert.equal(after.Config.Labels?.[LABELS.memoryMb], '64', 'labels keep the flavor the container was made with');
+    const fresh = await makeDriver().getAvailableResource(HOST);
+    assert.equal(fresh.memory_mb_used, 128, 'usage from the limits, not the labels');
+    assert.equal(fresh.vcpus_used, 2);
+    await d.powerOff(inst, 0);
+    await d.finishRevertMigration(ctx, inst, false);
+    const reverted = await inspectOf(inst);
+    assert.deepEqual(
+      [reverted.HostConfig.Memory, reverted.HostConfig.CpuShares, reverted.HostConfig.NanoCpus],
+      [64 * 1024 * 1024, 1024, 1e9],
+    );
+    assert.equal(reverted.State.Running, false, 'powerOn false: stays stopped');
+  });
+
   for (const type of ['SOFT', 'HARD'] as const) {
     it(`${type} reboot keeps the configuration (same container, limits, Privileged false)`, async () => {
       const d = makeDriver();

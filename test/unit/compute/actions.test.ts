@@ -32,6 +32,9 @@ function setup() {
   const placement: PlacementReporter = {
     syncProvider: () => Promise.resolve(),
     deleteAllocations: () => Promise.resolve(),
+    getAllocations: () => Promise.resolve({ allocations: {} }),
+    moveAllocations: () => Promise.resolve(true),
+    deleteMigrationAllocations: () => Promise.resolve(false),
   };
   const scheduler = {
     updateInstanceInfo: () => Promise.resolve(),

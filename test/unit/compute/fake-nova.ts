@@ -149,6 +149,15 @@ export class FakePlacement implements PlacementReporter {
     this.deleted.push(uuid);
     return Promise.resolve();
   }
+  getAllocations() {
+    return Promise.resolve({ allocations: {} });
+  }
+  moveAllocations(): Promise<boolean> {
+    return Promise.resolve(true);
+  }
+  deleteMigrationAllocations(): Promise<boolean> {
+    return Promise.resolve(false);
+  }
 }
 
 export class FakeScheduler {

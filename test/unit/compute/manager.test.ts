@@ -31,6 +31,15 @@ class FakePlacement implements PlacementReporter {
     this.deleted.push(uuid);
     return Promise.resolve();
   }
+  getAllocations() {
+    return Promise.resolve({ allocations: {} });
+  }
+  moveAllocations(): Promise<boolean> {
+    return Promise.resolve(true);
+  }
+  deleteMigrationAllocations(): Promise<boolean> {
+    return Promise.resolve(false);
+  }
 }
 
 class FakeScheduler {
@@ -347,7 +356,7 @@ describe('compute/snapshot', () => {
         reservedHostDiskMb: 0,
       },
       nullLogger(),
-      images,
+      { glance: images },
     );
     const { uuid, primitive } = newInstance(t.conductor);
     await manager.buildAndRunInstance(userCtx, { instance: primitive, image: image(imageProps), node: HOST });

@@ -1,0 +1,661 @@
+/**
+ * Rebuild and resize state machines (src/compute/move.ts) on FakeDriver, an
+ * in-memory conductor that enforces expected_task_state like Instance.save
+ * and keeps Migration rows, and an in-memory Placement with consumers. Casts
+ * between the resize steps run in-process (same host, no RPC client).
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { nullLogger } from '../../../src/common/log.js';
+import { NovaError } from '../../../src/common/errors.js';
+import { ComputeManager, type PlacementReporter } from '../../../src/compute/manager.js';
+import type { ImageAPI } from '../../../src/compute/move.js';
+import { flavorOf } from '../../../src/compute/instance.js';
+import { NovaObject } from '../../../src/objects/base.js';
+import type { ConductorAPI } from '../../../src/objects/conductor.js';
+import { RELEASES } from '../../../src/objects/releases.js';
+import { contextFromValues } from '../../../src/rpc/context.js';
+import { RemoteError } from '../../../src/rpc/errors.js';
+import type { ConsumerAllocations } from '../../../src/clients/placement/types.js';
+import { pollUntil } from '../../../src/common/poll.js';
+import { FakeDriver } from '../../../src/virt/fake/driver.js';
+import { PowerState } from '../../../src/virt/power-state.js';
+
+const HOST = 'cmp1';
+const RP = 'rp-1';
+
+interface Save {
+  obj: string;
+  fields: Record<string, unknown>;
+  expected: unknown;
+}
+
+class FakeConductor {
+  readonly rows = new Map<string, Record<string, unknown>>();
+  readonly migrations = new Map<number, Record<string, unknown>>();
+  readonly saves: Save[] = [];
+  readonly faults: Array<Record<string, unknown>> = [];
+  readonly events: Array<{ kind: string; event: unknown; exc: unknown }> = [];
+  readonly calls: string[] = [];
+
+  ping(): Promise<unknown> {
+    return Promise.resolve({});
+  }
+
+  classAction(
+    _ctx: unknown,
+    objname: string,
+    objmethod: string,
+    args: unknown[],
+    kwargs: Record<string, unknown> = {},
+  ) {
+    if (objname === 'InstanceActionEvent') {
+      this.events.push({ kind: objmethod, event: args[1], exc: kwargs.exc_val });
+    }
+    return Promise.resolve(null);
+  }
+
+  classActionObject(_ctx: unknown, objname: string, objmethod: string, args: unknown[]): Promise<NovaObject | null> {
+    this.calls.push(`${objname}.${objmethod}`);
+    if (objname === 'Instance' && objmethod === 'get_by_uuid') {
+      const row = this.rows.get(String(args[0]));
+      if (!row) return Promise.reject(new RemoteError('InstanceNotFound', 'nova.exception', 'gone'));
+      return Promise.resolve(new NovaObject('Instance', '2.7', { ...row }));
+    }
+    if (objname === 'MigrationContext') {
+      const mc = this.rows.get(String(args[0]))?.migration_context;
+      return Promise.resolve(mc ? NovaObject.fromPrimitive(mc) : null);
+    }
+    return Promise.resolve(null);
+  }
+
+  objectAction(
+    _ctx: unknown,
+    obj: NovaObject,
+    objmethod: string,
+    _a: unknown[] = [],
+    kwargs: Record<string, unknown> = {},
+  ) {
+    if (obj.name === 'InstanceFault') {
+      this.faults.push(obj.toPrimitive()['nova_object.data']);
+      return Promise.resolve(null);
+    }
+    const fields: Record<string, unknown> = {};
+    for (const c of obj.changes) fields[c] = obj.get(c);
+    if (obj.name === 'Migration') {
+      Object.assign(this.migrations.get(obj.num('id') ?? 0) ?? {}, fields);
+      this.saves.push({ obj: 'Migration', fields, expected: undefined });
+      obj.applyUpdates({ obj_what_changed: [] });
+      return Promise.resolve(null);
+    }
+    const uuid = obj.str('uuid') ?? '';
+    const row = this.rows.get(uuid);
+    if (!row) return Promise.reject(new RemoteError('InstanceNotFound', 'nova.exception', `Instance ${uuid} gone`));
+    if (objmethod === 'drop_migration_context') {
+      row.migration_context = null;
+      this.calls.push('drop_migration_context');
+      obj.applyUpdates({ migration_context: null, obj_what_changed: [] });
+      return Promise.resolve(null);
+    }
+    const expected = kwargs.expected_task_state;
+    if (expected !== undefined) {
+      const allowed = Array.isArray(expected) ? expected : [expected];
+      if (!allowed.includes(row.task_state ?? null)) {
+        const klass = row.task_state === 'deleting' ? 'UnexpectedDeletingTaskStateError' : 'UnexpectedTaskStateError';
+        return Promise.reject(new RemoteError(klass, 'nova.exception', `expecting ${JSON.stringify(allowed)}`));
+      }
+    }
+    Object.assign(row, fields);
+    this.saves.push({ obj: 'Instance', fields, expected });
+    obj.applyUpdates({ obj_what_changed: [] });
+    return Promise.resolve(null);
+  }
+}
+
+/** Placement consumers: consumer → { provider → resources }. */
+class FakePlacement implements PlacementReporter {
+  readonly consumers = new Map<string, Record<string, Record<string, number>>>();
+  readonly moves: Array<[string, string]> = [];
+  syncProvider(): Promise<void> {
+    return Promise.resolve();
+  }
+  deleteAllocations(_ctx: unknown, uuid: string): Promise<void> {
+    this.consumers.delete(uuid);
+    return Promise.resolve();
+  }
+  getAllocations(_ctx: unknown, uuid: string): Promise<ConsumerAllocations> {
+    const a = this.consumers.get(uuid) ?? {};
+    return Promise.resolve({
+      allocations: Object.fromEntries(Object.entries(a).map(([rp, r]) => [rp, { resources: r }])),
+    });
+  }
+  moveAllocations(_ctx: unknown, source: string, target: string): Promise<boolean> {
+    this.moves.push([source, target]);
+    const src = this.consumers.get(source);
+    if (!src) return Promise.resolve(this.consumers.has(target));
+    this.consumers.set(target, src);
+    this.consumers.delete(source);
+    return Promise.resolve(true);
+  }
+  deleteMigrationAllocations(_ctx: unknown, uuid: string): Promise<boolean> {
+    return Promise.resolve(this.consumers.delete(uuid));
+  }
+}
+
+class FakeScheduler {
+  readonly casts: string[] = [];
+  updateInstanceInfo(_c: unknown, _h: string, i: NovaObject): Promise<void> {
+    this.casts.push(`update ${i.str('uuid')}`);
+    return Promise.resolve();
+  }
+  deleteInstanceInfo(_c: unknown, _h: string, uuid: string): Promise<void> {
+    this.casts.push(`delete ${uuid}`);
+    return Promise.resolve();
+  }
+  syncInstanceInfo(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+function flavor(id: number, name: string, memory_mb: number, vcpus: number) {
+  return NovaObject.create('Flavor', '1.2', {
+    id,
+    flavorid: String(id),
+    name,
+    memory_mb,
+    vcpus,
+    root_gb: 1,
+    ephemeral_gb: 0,
+    swap: 0,
+    extra_specs: {},
+  }).toPrimitive();
+}
+const TINY = flavor(1, 'm1.tiny', 512, 1);
+const BIG = flavor(6, 'm1.big', 1024, 2);
+
+const images: ImageAPI = {
+  show: (_ctx, id) =>
+    id === 'missing'
+      ? Promise.reject(new NovaError('ImageNotFound', `Image ${id} could not be found.`, { image_id: id }))
+      : Promise.resolve({
+          id,
+          name: `name-${id}`,
+          properties: id === 'bad' ? { fake_fail_spawn: 'exits at once' } : {},
+        }),
+};
+
+function setup() {
+  const conductor = new FakeConductor();
+  const driver = new FakeDriver({ host: HOST });
+  const placement = new FakePlacement();
+  const scheduler = new FakeScheduler();
+  const manager = new ComputeManager(
+    conductor as unknown as ConductorAPI,
+    driver,
+    placement,
+    scheduler,
+    {
+      host: HOST,
+      release: RELEASES.zed!,
+      reportIntervalS: 3600,
+      resourceIntervalS: 3600,
+      syncPowerStateIntervalS: 0,
+      schedulerSyncIntervalS: 0,
+      myIp: '127.0.0.1',
+      allocationRatios: { cpu: 16, ram: 1.5, disk: 1 },
+      reservedHostMemoryMb: 512,
+      reservedHostDiskMb: 0,
+    },
+    nullLogger(),
+    { images },
+  );
+  const methods = manager.endpoint().methods;
+  const call = (m: string, args: Record<string, unknown>) => Promise.resolve(methods[m]!(ctx, args));
+  return { conductor, driver, placement, scheduler, manager, call };
+}
+
+const ctx = contextFromValues({ request_id: 'req-move', roles: ['admin'], project_id: 'p1' });
+
+/** An ACTIVE instance on HOST with a running guest and its allocation. */
+async function activeInstance(t: ReturnType<typeof setup>, fields: Record<string, unknown> = {}) {
+  const uuid = randomUUID();
+  const data: Record<string, unknown> = {
+    id: 1,
+    uuid,
+    vm_state: 'active',
+    task_state: null,
+    power_state: 1,
+    host: HOST,
+    node: HOST,
+    image_ref: 'img-1',
+    instance_type_id: 1,
+    memory_mb: 512,
+    vcpus: 1,
+    metadata: {},
+    system_metadata: {},
+    flavor: TINY,
+    ...fields,
+  };
+  t.conductor.rows.set(uuid, { ...data });
+  await t.driver.spawn(
+    {},
+    { uuid, host: HOST, metadata: {}, flavor: flavorOf(new NovaObject('Instance', '2.7', { flavor: TINY })) },
+    { id: 'img-1', properties: {} },
+    [],
+    undefined,
+    undefined,
+    [],
+  );
+  t.placement.consumers.set(uuid, { [RP]: { VCPU: 1, MEMORY_MB: 512, DISK_GB: 1 } });
+  return uuid;
+}
+
+/** The instance as the API casts it: the row, with some fields changed by the API. */
+function instanceArg(t: ReturnType<typeof setup>, uuid: string, apiFields: Record<string, unknown> = {}) {
+  const row = t.conductor.rows.get(uuid)!;
+  Object.assign(row, apiFields);
+  return new NovaObject('Instance', '2.7', { ...row }).toPrimitive();
+}
+
+function migration(t: ReturnType<typeof setup>, uuid: string, fields: Record<string, unknown> = {}) {
+  const data: Record<string, unknown> = {
+    id: 7,
+    uuid: randomUUID(),
+    instance_uuid: uuid,
+    source_compute: HOST,
+    source_node: HOST,
+    dest_compute: null,
+    dest_node: null,
+    old_instance_type_id: 1,
+    new_instance_type_id: 6,
+    status: 'pre-migrating',
+    migration_type: 'resize',
+    ...fields,
+  };
+  t.conductor.migrations.set(7, data);
+  return {
+    mig: data,
+    primitive: () => new NovaObject('Migration', '1.7', { ...t.conductor.migrations.get(7) }).toPrimitive(),
+  };
+}
+
+/** What the conductor's MigrationTask does before prep_resize: the source allocation to the migration, the new one to the instance. */
+function schedulerAllocations(t: ReturnType<typeof setup>, uuid: string, migUuid: string) {
+  t.placement.consumers.set(migUuid, t.placement.consumers.get(uuid)!);
+  t.placement.consumers.set(uuid, { [RP]: { VCPU: 2, MEMORY_MB: 1024, DISK_GB: 1 } });
+}
+
+const instSaves = (c: FakeConductor) =>
+  c.saves.filter((s) => s.obj === 'Instance').map((s) => [s.fields.vm_state, s.fields.task_state, s.expected]);
+const migStatuses = (c: FakeConductor) =>
+  c.saves.filter((s) => s.obj === 'Migration' && 'status' in s.fields).map((s) => s.fields.status);
+
+async function resizeToVerify(t: ReturnType<typeof setup>, uuid: string, apiFields: Record<string, unknown> = {}) {
+  const { mig, primitive } = migration(t, uuid);
+  schedulerAllocations(t, uuid, String(mig.uuid));
+  await t.call('prep_resize', {
+    instance: instanceArg(t, uuid, { task_state: 'resize_prep', ...apiFields }),
+    flavor: BIG,
+    image: { id: 'img-1', properties: {} },
+    request_spec: null,
+    filter_properties: {},
+    node: HOST,
+    clean_shutdown: true,
+    migration: primitive(),
+    host_list: [],
+  });
+  await pollUntil(
+    () => {
+      const row = t.conductor.rows.get(uuid)!;
+      return row.vm_state === 'resized' ||
+        row.vm_state === 'error' ||
+        (row.task_state === null && mig.status === 'error')
+        ? true
+        : undefined;
+    },
+    { timeoutMs: 5000, intervalMs: 5, what: 'the resize to finish' },
+  );
+  return { mig, primitive };
+}
+
+describe('compute/move: rebuild_instance', () => {
+  it('rebuilding → rebuild_block_device_mapping → rebuild_spawning → ACTIVE, guest recreated from the new image', async () => {
+    const t = setup();
+    const uuid = await activeInstance(t);
+    await t.call('rebuild_instance', {
+      instance: instanceArg(t, uuid, { task_state: 'rebuilding', image_ref: 'img-2' }),
+      orig_image_ref: 'img-1',
+      image_ref: 'img-2',
+      injected_files: [],
+      new_pass: null,
+      orig_sys_metadata: {},
+      bdms: [],
+      recreate: false,
+      on_shared_storage: null,
+      preserve_ephemeral: false,
+      migration: null,
+      scheduled_node: null,
+      limits: {},
+      request_spec: null,
+      accel_uuids: [],
+      reimage_boot_volume: false,
+    });
+    assert.deepEqual(instSaves(t.conductor), [
+      [undefined, 'rebuilding', ['rebuilding']],
+      [undefined, 'rebuild_block_device_mapping', ['rebuilding']],
+      [undefined, 'rebuild_spawning', ['rebuild_block_device_mapping']],
+      ['active', null, ['rebuild_spawning']],
+    ]);
+    const g = t.driver.guests.get(uuid)!;
+    assert.equal(g.image.id, 'img-2');
+    assert.equal(g.image.name, 'name-img-2', 'image metadata from the image API');
+    assert.equal(g.instance.image_ref, 'img-2');
+    assert.equal(g.state, PowerState.RUNNING);
+    const row = t.conductor.rows.get(uuid)!;
+    assert.equal(row.power_state, 1);
+    assert.deepEqual(
+      t.conductor.events.map((e) => [e.kind, e.event, e.exc]),
+      [
+        ['event_start', 'compute_rebuild_instance', undefined],
+        ['event_finish_with_failure', 'compute_rebuild_instance', null],
+      ],
+    );
+    assert.deepEqual(t.scheduler.casts, [`update ${uuid}`]);
+  });
+
+  it('a stopped instance is rebuilt and stopped again (powering-off, its own stop event)', async () => {
+    const t = setup();
+    const uuid = await activeInstance(t, { vm_state: 'stopped', power_state: 4 });
+    await t.driver.powerOff({ uuid, host: HOST, metadata: {}, flavor: {} as never });
+    await t.call('rebuild_instance', {
+      instance: instanceArg(t, uuid, { task_state: 'rebuilding', image_ref: 'img-2' }),
+      image_ref: 'img-2',
+      orig_image_ref: 'img-1',
+      recreate: false,
+      preserve_ephemeral: false,
+    });
+    const seq = instSaves(t.conductor);
+    assert.deepEqual(seq.slice(3), [
+      ['active', null, ['rebuild_spawning']],
+      ['active', 'powering-off', undefined],
+      ['stopped', null, ['powering-off']],
+    ]);
+    assert.equal(t.driver.guests.get(uuid)!.state, PowerState.SHUTDOWN);
+    assert.deepEqual(
+      t.conductor.events.map((e) => e.event),
+      ['compute_rebuild_instance', 'compute_stop_instance', 'compute_stop_instance', 'compute_rebuild_instance'],
+    );
+  });
+
+  it('a spawn failure puts the instance in ERROR with a fault, task_state cleared, event failed', async () => {
+    const t = setup();
+    const uuid = await activeInstance(t);
+    await assert.rejects(
+      t.call('rebuild_instance', {
+        instance: instanceArg(t, uuid, { task_state: 'rebuilding', image_ref: 'bad' }),
+        image_ref: 'bad',
+        recreate: false,
+      }),
+      /exits at once/,
+    );
+    const row = t.conductor.rows.get(uuid)!;
+    assert.equal(row.vm_state, 'error');
+    assert.equal(row.task_state, null);
+    assert.match(String(t.conductor.faults[0]?.message), /exits at once/);
+    assert.match(String(t.conductor.events.at(-1)?.exc), /exits at once/);
+    assert.equal(t.driver.guests.has(uuid), false, 'nothing left of the failed guest');
+  });
+
+  it('an image that does not exist: fault, task_state cleared, vm_state unchanged, guest untouched', async () => {
+    const t = setup();
+    const uuid = await activeInstance(t);
+    await assert.rejects(
+      t.call('rebuild_instance', {
+        instance: instanceArg(t, uuid, { task_state: 'rebuilding' }),
+        image_ref: 'missing',
+        recreate: false,
+      }),
+      /could not be found/,
+    );
+    const row = t.conductor.rows.get(uuid)!;
+    assert.equal(row.vm_state, 'active');
+    assert.equal(row.task_state, null);
+    assert.equal(t.conductor.faults.length, 1);
+    assert.equal(t.driver.guests.get(uuid)!.image.id, 'img-1');
+  });
+
+  it('preserve_ephemeral is not supported: ERROR with PreserveEphemeralNotSupported', async () => {
+    const t = setup();
+    const uuid = await activeInstance(t);
+    await assert.rejects(
+      t.call('rebuild_instance', {
+        instance: instanceArg(t, uuid, { task_state: 'rebuilding' }),
+        image_ref: 'img-1',
+        preserve_ephemeral: true,
+      }),
+      /preserving ephemeral/,
+    );
+    assert.equal(t.conductor.rows.get(uuid)!.vm_state, 'error');
+  });
+
+  it('deleted meanwhile: no ERROR, no rethrow', async () => {
+    const t = setup();
+    const uuid = await activeInstance(t);
+    const arg = instanceArg(t, uuid, { task_state: 'rebuilding' });
+    t.conductor.rows.get(uuid)!.task_state = 'deleting';
+    // the first save expects rebuilding: the delete wins
+    await t.call('rebuild_instance', { instance: arg, image_ref: 'img-2' });
+    assert.equal(t.conductor.rows.get(uuid)!.vm_state, 'active');
+    assert.equal(t.conductor.faults.length, 0);
+  });
+});
+
+describe('compute/move: resize on the same host', () => {
+  it('prep_resize → resize_instance → finish_resize → RESIZED: migration statuses, flavor swap, new limits', async () => {
+    const t = setup();
+    const uuid = await activeInstance(t);
+    const { mig } = await resizeToVerify(t, uuid);
+    assert.deepEqual(migStatuses(t.conductor), ['pre-migrating', 'migrating', 'post-migrating', 'finished']);
+    assert.equal(mig.dest_compute, HOST);
+    assert.equal(mig.dest_node, HOST);
+    assert.equal(mig.dest_host, '127.0.0.1');
+    assert.deepEqual(
+      instSaves(t.conductor).filter(([, ts]) => ts !== undefined),
+      [
+        [undefined, 'resize_migrating', 'resize_prep'],
+        [undefined, 'resize_migrated', 'resize_migrating'],
+        [undefined, 'resize_finish', 'resize_migrated'],
+        ['resized', null, 'resize_finish'],
+      ],
+    );
+    const row = t.conductor.rows.get(uuid)!;
+    assert.equal(row.vm_state, 'resized');
+    assert.equal(row.instance_type_id, 6);
+    assert.equal(row.memory_mb, 1024);
+    assert.equal(row.vcpus, 2);
+    assert.equal((row.old_flavor as { 'nova_object.data': { id: number } })['nova_object.data'].id, 1);
+    assert.equal((row.flavor as { 'nova_object.data': { id: number } })['nova_object.data'].id, 6);
+    assert.deepEqual(row.system_metadata, { old_vm_state: 'active' });
+    const mc = NovaObject.fromPrimitive(row.migration_context);
+    assert.equal(mc.name, 'MigrationContext');
+    assert.equal(mc.num('migration_id'), 7);
+    const g = t.driver.guests.get(uuid)!;
+    assert.equal(g.instance.flavor.memory_mb, 1024);
+    assert.equal(g.state, PowerState.RUNNING);
+    // allocations untouched by the compute until confirm/revert
+    assert.equal(t.placement.consumers.get(String(mig.uuid))?.[RP]?.MEMORY_MB, 512);
+    assert.equal(t.placement.consumers.get(uuid)?.[RP]?.MEMORY_MB, 1024);
+    assert.deepEqual(
+      t.conductor.events.map((e) => e.event).filter((_, i) => i % 2 === 0),
+      ['compute_prep_resize', 'compute_resize_instance', 'compute_finish_resize'],
+    );
+  });
+
+  it('confirm_resize: migration confirmed, its allocation deleted, stashed flavors dropped, ACTIVE', async () => {
+    const t = setup();
+    const uuid = await activeInstance(t);
+    const { mig, primitive } = await resizeToVerify(t, uuid);
+    t.conductor.migrations.get(7)!.status = 'confirming';
+    await t.call('confirm_resize', { instance: instanceArg(t, uuid), migration: primitive() });
+    const row = t.conductor.rows.get(uuid)!;
+    assert.equal(row.vm_state, 'active');
+    assert.equal(row.task_state, null);
+    assert.equal(row.old_flavor, null);
+    assert.equal(row.new_flavor, null);
+    assert.equal(row.migration_context, null);
+    assert.deepEqual(row.system_metadata, {});
+    assert.equal(mig.status, 'confirmed');
+    assert.equal(t.placement.consumers.has(String(mig.uuid)), false, 'no migration consumer left');
+    assert.equal(t.placement.consumers.get(uuid)?.[RP]?.MEMORY_MB, 1024);
+    assert.ok(t.scheduler.casts.includes(`delete ${uuid}`));
+    assert.ok(t.conductor.calls.includes('Instance.get_by_uuid'));
+  });
+
+  it('confirm_resize of a migration already confirmed or in another state does nothing', async () => {
+    const t = setup();
+    const uuid = await activeInstance(t);
+    for (const status of ['confirmed', 'error']) {
+      const { primitive } = migration(t, uuid, { status });
+      await t.call('confirm_resize', { instance: instanceArg(t, uuid), migration: primitive() });
+    }
+    assert.equal(t.conductor.saves.length, 0);
+  });
+
+  it('revert_resize → finish_revert_resize: old flavor, limits and allocations back, ACTIVE', async () => {
+    const t = setup();
+    const uuid = await activeInstance(t);
+    const { mig, primitive } = await resizeToVerify(t, uuid);
+    t.conductor.migrations.get(7)!.status = 'reverting';
+    t.conductor.saves.length = 0;
+    await t.call('revert_resize', {
+      instance: instanceArg(t, uuid, { task_state: 'resize_reverting' }),
+      migration: primitive(),
+      request_spec: null,
+    });
+    await pollUntil(() => (t.conductor.rows.get(uuid)!.task_state === null ? true : undefined), {
+      timeoutMs: 5000,
+      intervalMs: 5,
+      what: 'the revert',
+    });
+    const row = t.conductor.rows.get(uuid)!;
+    assert.equal(row.vm_state, 'active');
+    assert.equal(row.instance_type_id, 1);
+    assert.equal(row.memory_mb, 512);
+    assert.equal(row.host, HOST);
+    assert.equal(row.old_flavor, null);
+    assert.equal(row.migration_context, null);
+    assert.deepEqual(row.system_metadata, {});
+    assert.deepEqual(migStatuses(t.conductor), ['reverted']);
+    assert.equal(mig.status, 'reverted');
+    assert.deepEqual(t.placement.consumers.get(uuid), { [RP]: { VCPU: 1, MEMORY_MB: 512, DISK_GB: 1 } });
+    assert.equal(t.placement.consumers.has(String(mig.uuid)), false);
+    const g = t.driver.guests.get(uuid)!;
+    assert.equal(g.instance.flavor.memory_mb, 512);
+    assert.equal(g.state, PowerState.RUNNING);
+    assert.deepEqual(
+      instSaves(t.conductor).map(([vm, ts, ex]) => [vm, ts, ex]),
+      [
+        [undefined, undefined, ['resize_reverting']],
+        [undefined, undefined, ['resize_reverting']],
+        [undefined, undefined, 'resize_reverting'],
+        ['active', null, undefined],
+        [undefined, undefined, undefined],
+      ],
+    );
+  });
+
+  it('a stopped instance stays stopped through resize and revert', async () => {
+    const t = setup();
+    const uuid = await activeInstance(t, { vm_state: 'stopped', power_state: 4 });
+    await t.driver.powerOff({ uuid, host: HOST, metadata: {}, flavor: {} as never });
+    const { primitive } = await resizeToVerify(t, uuid);
+    assert.equal(t.driver.guests.get(uuid)!.state, PowerState.SHUTDOWN, 'not powered on by finish_resize');
+    assert.deepEqual(t.conductor.rows.get(uuid)!.system_metadata, { old_vm_state: 'stopped' });
+    await t.call('revert_resize', {
+      instance: instanceArg(t, uuid, { task_state: 'resize_reverting' }),
+      migration: primitive(),
+    });
+    await pollUntil(() => (t.conductor.rows.get(uuid)!.vm_state === 'stopped' ? true : undefined), {
+      timeoutMs: 5000,
+      intervalMs: 5,
+      what: 'stopped again',
+    });
+    assert.equal(t.driver.guests.get(uuid)!.state, PowerState.SHUTDOWN);
+  });
+
+  it('prep_resize to the same flavor (a cold migrate onto itself): UnableToMigrateToSelf, vm_state kept, allocation back', async () => {
+    const t = setup();
+    const uuid = await activeInstance(t);
+    const { mig, primitive } = migration(t, uuid, { new_instance_type_id: 1 });
+    schedulerAllocations(t, uuid, String(mig.uuid));
+    await assert.rejects(
+      t.call('prep_resize', {
+        instance: instanceArg(t, uuid, { task_state: 'resize_prep' }),
+        flavor: TINY,
+        image: {},
+        migration: primitive(),
+        node: HOST,
+      }),
+      /Unable to migrate instance/,
+    );
+    const row = t.conductor.rows.get(uuid)!;
+    assert.equal(row.vm_state, 'active');
+    assert.equal(row.task_state, null);
+    assert.equal(mig.status, 'error');
+    assert.match(String(t.conductor.faults[0]?.message), /Unable to migrate/);
+    assert.deepEqual(t.placement.consumers.get(uuid), { [RP]: { VCPU: 1, MEMORY_MB: 512, DISK_GB: 1 } });
+    assert.equal(t.placement.consumers.has(String(mig.uuid)), false);
+  });
+
+  it('prep_resize on another host than the instance’s: refused, instance as it was', async () => {
+    const t = setup();
+    const uuid = await activeInstance(t, { host: 'other', vm_state: 'stopped' });
+    const { mig, primitive } = migration(t, uuid, { source_compute: 'other' });
+    schedulerAllocations(t, uuid, String(mig.uuid));
+    await assert.rejects(
+      t.call('prep_resize', {
+        instance: instanceArg(t, uuid, { task_state: 'resize_prep' }),
+        flavor: BIG,
+        migration: primitive(),
+      }),
+      /own host only/,
+    );
+    const row = t.conductor.rows.get(uuid)!;
+    assert.equal(row.vm_state, 'stopped');
+    assert.equal(row.task_state, null);
+    assert.equal(mig.status, 'error');
+  });
+
+  it('finish_resize failure: ERROR, migration error, old flavor kept, the migration’s allocation deleted', async () => {
+    const t = setup();
+    const uuid = await activeInstance(t);
+    t.driver.failNextResize = 'engine refused';
+    const { mig } = await resizeToVerify(t, uuid);
+    await pollUntil(() => (t.conductor.rows.get(uuid)!.task_state === null ? true : undefined), {
+      timeoutMs: 5000,
+      intervalMs: 5,
+      what: 'task_state cleared',
+    });
+    const row = t.conductor.rows.get(uuid)!;
+    assert.equal(row.vm_state, 'error');
+    assert.equal(row.instance_type_id, 1, 'the old flavor is what the instance has');
+    assert.equal(mig.status, 'error');
+    assert.match(String(t.conductor.faults[0]?.message), /engine refused/);
+    assert.equal(t.placement.consumers.has(String(mig.uuid)), false);
+  });
+
+  it('resize_instance failing on the driver: ERROR, migration error, the source allocation back to the instance', async () => {
+    const t = setup();
+    const uuid = await activeInstance(t);
+    t.driver.guests.delete(uuid); // the guest vanished behind Nova's back
+    const { mig } = await resizeToVerify(t, uuid);
+    await pollUntil(() => (t.conductor.rows.get(uuid)!.task_state === null ? true : undefined), {
+      timeoutMs: 5000,
+      intervalMs: 5,
+      what: 'task_state cleared',
+    });
+    assert.equal(t.conductor.rows.get(uuid)!.vm_state, 'error');
+    assert.equal(mig.status, 'error');
+    assert.deepEqual(t.placement.consumers.get(uuid), { [RP]: { VCPU: 1, MEMORY_MB: 512, DISK_GB: 1 } });
+  });
+});
