@@ -97,7 +97,7 @@ export interface BootTiming {
 }
 
 /** Calls a compute host answers with a failure instead of silence (compute RPC 6.x). */
-const UNSUPPORTED_CALLS = [
+export const UNSUPPORTED_CALLS = [
   'get_vnc_console',
   'get_spice_console',
   'get_rdp_console',
@@ -129,7 +129,7 @@ const UNSUPPORTED_CALLS = [
 ];
 
 /** Casts that come with a task_state set by the API: it must be cleared or the instance is stuck. */
-const UNSUPPORTED_INSTANCE_CASTS = [
+export const UNSUPPORTED_INSTANCE_CASTS = [
   'soft_delete_instance',
   'restore_instance',
   'rescue_instance',
