@@ -110,7 +110,7 @@ build() {
   cd "$SRC_DIR"
   if ! deps_current; then
     run npm ci --no-audit --no-fund
-    [ "$DRY_RUN" = 1 ] || sha256sum < package-lock.json > dist/.deps-stamp
+    [ "$DRY_RUN" = 1 ] || { mkdir -p dist && sha256sum < package-lock.json > dist/.deps-stamp; }
   fi
   if build_stale; then
     run npm run build --silent
