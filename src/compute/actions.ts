@@ -6,15 +6,14 @@
  * (reverts_task_state ∘ wrap_instance_event ∘ wrap_instance_fault) plus
  * _error_out_instance_on_exception where Nova uses it (suspend, resume).
  */
-import { errorMessage, NovaError } from '../common/errors.js';
+import { errorMessage } from '../common/errors.js';
 import type { NovaObject } from '../objects/base.js';
-import { isRemote } from '../objects/conductor.js';
 import type { RequestContext } from '../rpc/context.js';
 import type { RpcArgs, RpcHandler } from '../rpc/dispatcher.js';
 import type { ComputeDriver } from '../virt/driver.js';
 import { PowerState } from '../virt/power-state.js';
 import type { RebootType } from '../virt/types.js';
-import { driverContext, type ExpectedTaskState, type InstanceStore } from './instance-store.js';
+import { driverContext, type ExpectedTaskState, type InstanceStore, isNovaException } from './instance-store.js';
 import { VmState } from './states.js';
 
 /** nova/compute/task_states.py, the ones these actions move through. */
@@ -39,12 +38,6 @@ const HARD_REBOOT_STATES = [T.REBOOTING_HARD, T.REBOOT_PENDING_HARD, T.REBOOT_ST
 
 /** vm_state `rescued`: a reboot keeps it (nova's _reboot_instance). */
 const RESCUED = 'rescued';
-
-/** True when `err` is Nova exception `klass`, from the driver (NovaError) or the conductor (RemoteError). */
-function isNova(err: unknown, ...klass: string[]): boolean {
-  if (err instanceof NovaError) return klass.includes(err.novaClass);
-  return isRemote(err, ...klass);
-}
 
 /** A tiny per-key mutex: utils.synchronized(instance.uuid) in nova's manager. */
 class KeyedLock {
@@ -149,7 +142,7 @@ export class InstanceActions {
         if (newPowerState !== PowerState.RUNNING) {
           this.store.log('error', `Cannot reboot instance: ${errorMessage(err)}`, ctx, uuid);
           await this.store.save(ctx, instance, { vm_state: VmState.ERROR }).catch((e: unknown) => {
-            if (!isNova(e, 'InstanceNotFound')) throw e;
+            if (!isNovaException(e, 'InstanceNotFound')) throw e;
           });
           throw err;
         }
@@ -161,7 +154,7 @@ export class InstanceActions {
       try {
         await this.store.save(ctx, instance, { power_state: newPowerState, vm_state: newVmState, task_state: null });
       } catch (err) {
-        if (!isNova(err, 'InstanceNotFound')) throw err;
+        if (!isNovaException(err, 'InstanceNotFound')) throw err;
         this.store.log('warn', 'Instance disappeared during reboot', ctx, uuid);
       }
     });
@@ -234,7 +227,7 @@ export class InstanceActions {
     try {
       return (await this.driver.getInfo(this.store.spec(instance))).power_state;
     } catch (err) {
-      if (isNova(err, 'InstanceNotFound')) return PowerState.NOSTATE;
+      if (isNovaException(err, 'InstanceNotFound')) return PowerState.NOSTATE;
       throw err;
     }
   }
@@ -248,36 +241,7 @@ export class InstanceActions {
     const instance = this.store.instanceArg(args);
     const uuid = instance.str('uuid') ?? '';
     await this.locks.run(uuid, async () => {
-      try {
-        await this.store.withEvent(ctx, uuid, method, async () => {
-          try {
-            await body(instance, uuid);
-          } catch (err) {
-            if (!isNova(err, 'InstanceNotFound')) await this.store.recordFault(ctx, uuid, err);
-            throw err;
-          }
-        });
-      } catch (err) {
-        if (isNova(err, 'UnexpectedTaskStateError', 'UnexpectedDeletingTaskStateError')) {
-          this.store.log('info', `Task possibly preempted: ${errorMessage(err)}`, ctx, uuid);
-          throw err;
-        }
-        const original = instance.str('task_state');
-        try {
-          await this.store.save(ctx, instance, { task_state: null });
-          this.store.log(
-            'info',
-            `Successfully reverted task state from ${original} on failure for instance.`,
-            ctx,
-            uuid,
-          );
-        } catch (e) {
-          if (!isNova(e, 'InstanceNotFound')) {
-            this.store.log('warn', `Failed to revert task state for instance. Error: ${errorMessage(e)}`, ctx, uuid);
-          }
-        }
-        throw err;
-      }
+      await this.store.withTaskRevert(ctx, instance, method, () => body(instance, uuid));
     });
   }
 
@@ -295,13 +259,13 @@ export class InstanceActions {
     try {
       await fn();
     } catch (err) {
-      if (isNova(err, 'NotImplementedError')) {
+      if (isNovaException(err, 'NotImplementedError')) {
         this.store.log('info', `Setting instance back to ${vmState} after: ${errorMessage(err)}`, ctx, uuid);
         await this.store.save(ctx, instance, { vm_state: vmState, task_state: null });
       } else {
         this.store.log('error', `Setting instance vm_state to ERROR: ${errorMessage(err)}`, ctx, uuid);
         await this.store.save(ctx, instance, { vm_state: VmState.ERROR }).catch((e: unknown) => {
-          if (!isNova(e, 'InstanceNotFound')) throw e;
+          if (!isNovaException(e, 'InstanceNotFound')) throw e;
         });
       }
       throw err;

@@ -32,6 +32,12 @@ export function deletedMeanwhile(err: unknown): boolean {
   return isRemote(err, 'InstanceNotFound', 'UnexpectedDeletingTaskStateError');
 }
 
+/** True when `err` is Nova exception `klass`, raised here (NovaError) or answered by the conductor (RemoteError). */
+export function isNovaException(err: unknown, ...klass: string[]): boolean {
+  if (err instanceof NovaError) return klass.includes(err.novaClass);
+  return isRemote(err, ...klass);
+}
+
 export class InstanceStore {
   constructor(
     readonly conductor: ConductorAPI,
@@ -121,6 +127,52 @@ export class InstanceStore {
       return result;
     } catch (err) {
       await this.eventFinish(ctx, uuid, event, err);
+      throw err;
+    }
+  }
+
+  /**
+   * reverts_task_state(wrap_instance_event(wrap_instance_fault(fn))): a
+   * failure is recorded as a fault (unless the instance is gone) and on the
+   * `compute_<method>` event, then the task is cleared unless another task
+   * took over (UnexpectedTaskStateError and its subclass
+   * UnexpectedDeletingTaskStateError in Nova), and rethrown.
+   */
+  async withTaskRevert(
+    ctx: RequestContext,
+    instance: NovaObject,
+    method: string,
+    fn: () => Promise<void>,
+  ): Promise<void> {
+    const uuid = instance.str('uuid') ?? '';
+    try {
+      await this.withEvent(ctx, uuid, method, async () => {
+        try {
+          await fn();
+        } catch (err) {
+          if (!isNovaException(err, 'InstanceNotFound')) await this.recordFault(ctx, uuid, err);
+          throw err;
+        }
+      });
+    } catch (err) {
+      if (isNovaException(err, 'UnexpectedTaskStateError', 'UnexpectedDeletingTaskStateError')) {
+        this.log('info', `Task possibly preempted: ${errorMessage(err)}`, ctx, uuid);
+        throw err;
+      }
+      const original = instance.str('task_state');
+      try {
+        await this.save(ctx, instance, { task_state: null });
+        this.log(
+          'info',
+          `Successfully reverted task state from ${String(original)} on failure for instance.`,
+          ctx,
+          uuid,
+        );
+      } catch (e) {
+        if (!isNovaException(e, 'InstanceNotFound')) {
+          this.log('warn', `Failed to revert task state for instance. Error: ${errorMessage(e)}`, ctx, uuid);
+        }
+      }
       throw err;
     }
   }

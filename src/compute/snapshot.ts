@@ -8,17 +8,16 @@
  * the action event with the error (wrap_instance_event) and clears the task
  * (reverts_task_state).
  */
-import { errorMessage, NovaError } from '../common/errors.js';
+import { errorMessage } from '../common/errors.js';
 import { NotFoundError } from '../clients/errors.js';
 import type { ImageListQuery } from '../clients/glance/client.js';
 import type { CallContext } from '../clients/http.js';
 import type { NovaObject } from '../objects/base.js';
-import { RemoteError } from '../rpc/errors.js';
 import type { RequestContext } from '../rpc/context.js';
 import type { RpcArgs, RpcHandler } from '../rpc/dispatcher.js';
 import type { ComputeDriver } from '../virt/driver.js';
 import type { UpdateTaskState } from '../virt/types.js';
-import { driverContext, type InstanceStore } from './instance-store.js';
+import { driverContext, type InstanceStore, isNovaException } from './instance-store.js';
 import { PowerStateValue } from './states.js';
 
 /** nova/compute/task_states.py */
@@ -39,11 +38,6 @@ export interface SnapshotImageApi {
 }
 
 /** Whether `err` is Nova exception `names`, raised here (NovaError) or by the conductor (RemoteError). */
-export function isNovaClass(err: unknown, ...names: string[]): boolean {
-  if (err instanceof NovaError) return names.includes(err.novaClass);
-  if (err instanceof RemoteError) return names.includes(err.excType);
-  return false;
-}
 
 function callContext(ctx: RequestContext): CallContext {
   return {
@@ -78,7 +72,7 @@ export class SnapshotActions {
         try {
           await this.store.save(ctx, instance, { task_state: T.IMAGE_SNAPSHOT }, T.IMAGE_SNAPSHOT_PENDING);
         } catch (err) {
-          if (isNovaClass(err, 'InstanceNotFound', 'UnexpectedDeletingTaskStateError')) {
+          if (isNovaException(err, 'InstanceNotFound', 'UnexpectedDeletingTaskStateError')) {
             this.store.log('debug', `Instance gone or being deleted, no snapshot: ${errorMessage(err)}`, ctx, uuid);
             return;
           }
@@ -116,7 +110,7 @@ export class SnapshotActions {
     try {
       power = (await this.driver.getInfo(spec)).power_state;
     } catch (err) {
-      if (!isNovaClass(err, 'InstanceNotFound')) throw err;
+      if (!isNovaException(err, 'InstanceNotFound')) throw err;
       power = PowerStateValue.NOSTATE;
     }
     try {
@@ -139,12 +133,12 @@ export class SnapshotActions {
       this.store.log('info', `Took ${secs.toFixed(2)} seconds to snapshot the instance on the hypervisor.`, ctx, uuid);
       await this.store.save(ctx, instance, { task_state: null }, T.IMAGE_UPLOADING);
     } catch (err) {
-      if (isNovaClass(err, 'InstanceNotFound', 'InstanceNotRunning', 'UnexpectedDeletingTaskStateError')) {
+      if (isNovaException(err, 'InstanceNotFound', 'InstanceNotRunning', 'UnexpectedDeletingTaskStateError')) {
         this.store.log('debug', 'Instance disappeared during snapshot', ctx, uuid);
         await this.deleteUnlessActive(ctx, uuid, imageId);
         return;
       }
-      if (isNovaClass(err, 'ImageNotFound')) {
+      if (isNovaException(err, 'ImageNotFound')) {
         await this.store.save(ctx, instance, { task_state: null });
         this.store.log('warn', 'Image not found during snapshot', ctx, uuid);
         return;
@@ -204,37 +198,7 @@ export class SnapshotActions {
     method: string,
     fn: () => Promise<void>,
   ): Promise<void> {
-    const uuid = instance.str('uuid') ?? '';
-    try {
-      await this.store.withEvent(ctx, uuid, method, async () => {
-        try {
-          await fn();
-        } catch (err) {
-          if (!isNovaClass(err, 'InstanceNotFound')) await this.store.recordFault(ctx, uuid, err);
-          throw err;
-        }
-      });
-    } catch (err) {
-      if (isNovaClass(err, 'UnexpectedTaskStateError')) {
-        this.store.log('info', `Task possibly preempted: ${errorMessage(err)}`, ctx, uuid);
-        throw err;
-      }
-      const original = instance.str('task_state');
-      try {
-        await this.store.save(ctx, instance, { task_state: null });
-        this.store.log(
-          'info',
-          `Successfully reverted task state from ${String(original)} on failure for instance.`,
-          ctx,
-          uuid,
-        );
-      } catch (e) {
-        if (!isNovaClass(e, 'InstanceNotFound')) {
-          this.store.log('warn', `Failed to revert task state for instance. Error: ${errorMessage(e)}`, ctx, uuid);
-        }
-      }
-      throw err;
-    }
+    await this.store.withTaskRevert(ctx, instance, method, fn);
   }
 
   /** _rotate_backups: the newest `rotation` backups of this type stay, older ones are deleted. */
