@@ -15,7 +15,6 @@
 import { readFileSync } from 'node:fs';
 import https from 'node:https';
 import type { Readable } from 'node:stream';
-import axios, { type AxiosInstance, type AxiosRequestConfig, type AxiosResponse } from 'axios';
 import type { ErrorFields } from '../../common/errors.js';
 import {
   HttpError,
@@ -25,6 +24,7 @@ import {
   httpErrorFor,
   type HttpErrorDetails,
 } from '../errors.js';
+import { HttpClient, type HttpResponse } from '../http.js';
 import { FrameDemuxer, TailBuffer, TruncatedStreamError, jsonLines, looksMultiplexed } from './stream.js';
 import type {
   CommitContainerOptions,
@@ -182,7 +182,7 @@ function streamLineError(d: Omit<HttpErrorDetails, 'body'>, message: string): Ht
 }
 
 export class DockerClient {
-  private readonly http: AxiosInstance;
+  private readonly http: HttpClient;
   private readonly opts: DockerClientOptions;
   private prefix: Promise<string> | undefined;
   private readonly timeoutMs: number;
@@ -193,24 +193,15 @@ export class DockerClient {
     }
     this.opts = opts;
     this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    const config: AxiosRequestConfig = {
-      validateStatus: () => true,
-      proxy: false,
-      maxRedirects: 0,
-      maxBodyLength: Infinity,
-      maxContentLength: Infinity,
-      transitional: { clarifyTimeoutError: true },
-    };
-    if (opts.socketPath) {
-      config.baseURL = 'http://localhost';
-      config.socketPath = opts.socketPath;
-    } else {
+    let baseURL: string | undefined;
+    let httpsAgent: https.Agent | undefined;
+    if (!opts.socketPath) {
       let url = opts.baseURL ?? '';
       if (url.startsWith('tcp://')) url = (opts.tls ? 'https://' : 'http://') + url.slice('tcp://'.length);
-      config.baseURL = url.replace(/\/+$/, '');
+      baseURL = url.replace(/\/+$/, '');
       if (url.startsWith('https://')) {
         const t = opts.tls ?? {};
-        config.httpsAgent = new https.Agent({
+        httpsAgent = new https.Agent({
           keepAlive: true,
           rejectUnauthorized: !t.insecure,
           ...(t.ca ? { ca: readFileSync(t.ca) } : {}),
@@ -219,7 +210,8 @@ export class DockerClient {
         });
       }
     }
-    this.http = axios.create(config);
+    // No service: this client maps its own failures (the Engine's message texts)
+    this.http = new HttpClient({ baseURL, socketPath: opts.socketPath, httpsAgent, timeoutMs: this.timeoutMs });
     if (opts.apiVersion) this.prefix = Promise.resolve(`/v${opts.apiVersion}`);
   }
 
@@ -268,16 +260,15 @@ export class DockerClient {
       path: versionedPath,
       ...(spec.fields ? { fields: spec.fields } : {}),
     };
-    let res: AxiosResponse<unknown>;
+    let res: HttpResponse;
     try {
-      res = await this.http.request<unknown>({
+      res = await this.http.request({
         method: spec.method,
         url,
         data: spec.body,
         headers: spec.headers ?? {},
         responseType: spec.stream ? 'stream' : 'text',
-        // Keep the body as text; parsed below.
-        transformResponse: spec.stream ? undefined : [(d: unknown) => d],
+        validateStatus: () => true,
         timeout: spec.timeoutMs ?? this.timeoutMs,
         ...(signal ? { signal } : {}),
       });

@@ -9,11 +9,10 @@
  * context carries one, else the service token (renewed once on 401).
  */
 import type { Readable } from 'node:stream';
-import type { AxiosInstance, AxiosResponse } from 'axios';
 import { AgentError } from '../../common/errors.js';
 import { nullLogger, type Logger } from '../../common/log.js';
 import { HttpError, UnavailableError } from '../errors.js';
-import { contextHeaders, createHttpClient, type CallContext } from '../http.js';
+import { contextHeaders, createHttpClient, type CallContext, type HttpClient, type HttpResponse } from '../http.js';
 import { withAuth, type AuthProvider } from '../keystone/client.js';
 import type { EndpointQuery } from '../keystone/catalog.js';
 
@@ -139,7 +138,7 @@ function enc(id: string): string {
 }
 
 export class GlanceClient {
-  readonly #http: AxiosInstance;
+  readonly #http: HttpClient;
   readonly #servers: string[];
   readonly #keystone: GlanceKeystone | undefined;
   readonly #endpointQuery: EndpointQuery;
@@ -238,7 +237,6 @@ export class GlanceClient {
       this.#http.get<Readable>(`${base}/v2/images/${enc(id)}/file`, {
         headers,
         responseType: 'stream',
-        decompress: false,
         ...(opts.signal ? { signal: opts.signal } : {}),
       }),
     );
@@ -319,14 +317,14 @@ export class GlanceClient {
   async #call<T>(
     ctx: CallContext | undefined,
     idempotent: boolean,
-    fn: (base: string, headers: Record<string, string>) => Promise<AxiosResponse<T>>,
-  ): Promise<AxiosResponse<T>> {
+    fn: (base: string, headers: Record<string, string>) => Promise<HttpResponse<T>>,
+  ): Promise<HttpResponse<T>> {
     const bases = await this.#bases(ctx);
     const auth = this.#auth(ctx);
     let lastErr: unknown;
     for (const [i, base] of bases.entries()) {
       try {
-        const once = (token: string | undefined): Promise<AxiosResponse<T>> =>
+        const once = (token: string | undefined): Promise<HttpResponse<T>> =>
           fn(base, { ...contextHeaders(ctx), ...(token ? { 'X-Auth-Token': token } : {}) });
         return auth ? await withAuth(auth, ctx, once) : await once(undefined);
       } catch (err) {

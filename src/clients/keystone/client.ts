@@ -9,12 +9,11 @@
  * (the agent cannot renew a user's token). Endpoints always come from the
  * service token's catalog.
  */
-import type { AxiosInstance } from 'axios';
 import { AgentError } from '../../common/errors.js';
 import { nullLogger, type Logger } from '../../common/log.js';
 import { SingleFlight } from '../../common/single-flight.js';
 import { UnauthorizedError } from '../errors.js';
-import { contextHeaders, createHttpClient, type CallContext } from '../http.js';
+import { contextHeaders, createHttpClient, type CallContext, type HttpClient } from '../http.js';
 import { findEndpoint, parseCatalog, type CatalogService, type EndpointQuery } from './catalog.js';
 
 export interface KeystoneOptions {
@@ -79,7 +78,7 @@ export const EXPIRY_MARGIN_MS = 5 * 60 * 1000;
 export class KeystoneClient implements AuthProvider {
   readonly kind = 'service' as const;
   readonly #opts: KeystoneOptions;
-  readonly #http: AxiosInstance;
+  readonly #http: HttpClient;
   readonly #log: Logger;
   readonly #now: () => number;
   readonly #flight = new SingleFlight<string, CachedToken>();

@@ -14,11 +14,10 @@
  * current state, skip the PUT when nothing changed, and on a 409 generation
  * conflict re-read and retry, a bounded number of times.
  */
-import type { AxiosInstance } from 'axios';
 import { AgentError } from '../../common/errors.js';
 import { nullLogger, redactText, type Logger } from '../../common/log.js';
 import { ConflictError, type HttpErrorDetails } from '../errors.js';
-import { contextHeaders, createHttpClient, type CallContext } from '../http.js';
+import { contextHeaders, createHttpClient, type CallContext, type HttpClient } from '../http.js';
 import { withAuth, type AuthProvider } from '../keystone/client.js';
 import type { EndpointQuery } from '../keystone/catalog.js';
 import type {
@@ -309,7 +308,7 @@ export class PlacementClient {
   readonly #override: string | undefined;
   readonly #endpointQuery: EndpointQuery;
   readonly #attempts: number;
-  readonly #http: AxiosInstance;
+  readonly #http: HttpClient;
   readonly #log: Logger;
 
   constructor(opts: PlacementOptions) {

@@ -7,10 +7,9 @@
  * supported.
  */
 import { createHash } from 'node:crypto';
-import type { AxiosInstance } from 'axios';
 import { AgentError } from '../../common/errors.js';
 import { NotFoundError } from '../errors.js';
-import { createHttpClient } from '../http.js';
+import { createHttpClient, type HttpClient } from '../http.js';
 
 export interface RegistryCredentials {
   username: string;
@@ -83,17 +82,19 @@ export class RegistryClient {
   /** `host[:port]` of the registry, as it appears in image references. */
   readonly host: string;
   readonly baseURL: string;
-  readonly #http: AxiosInstance;
+  readonly #http: HttpClient;
 
   constructor(opts: RegistryOptions) {
     const { baseURL, host } = parseRegistryUrl(opts.url);
     this.host = host;
     this.baseURL = baseURL;
-    this.#http = createHttpClient({ service: 'registry', baseURL, timeoutMs: opts.timeoutMs });
-    if (opts.auth) {
-      const basic = Buffer.from(`${opts.auth.username}:${opts.auth.password}`).toString('base64');
-      this.#http.defaults.headers.common.Authorization = `Basic ${basic}`;
-    }
+    const basic = opts.auth && Buffer.from(`${opts.auth.username}:${opts.auth.password}`).toString('base64');
+    this.#http = createHttpClient({
+      service: 'registry',
+      baseURL,
+      timeoutMs: opts.timeoutMs,
+      ...(basic ? { headers: { Authorization: `Basic ${basic}` } } : {}),
+    });
   }
 
   /** GET /v2/_catalog, every page. */
@@ -136,11 +137,8 @@ export class RegistryClient {
         if (!DIGEST_RE.test(digest)) throw new AgentError(`registry: ${repo}:${reference} has a malformed digest`);
         return { digest, mediaType };
       }
-      const res = await this.#http.get<ArrayBuffer>(path, {
-        headers: { Accept: MANIFEST_ACCEPT },
-        responseType: 'arraybuffer',
-      });
-      const body = Buffer.from(res.data);
+      const res = await this.#http.get<Buffer>(path, { headers: { Accept: MANIFEST_ACCEPT }, responseType: 'buffer' });
+      const body = res.data;
       if (body.length === 0) throw new AgentError(`registry: ${repo}:${reference} has an empty manifest`);
       return {
         digest: `sha256:${createHash('sha256').update(body).digest('hex')}`,

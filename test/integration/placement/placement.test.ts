@@ -6,8 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import axios from 'axios';
 import { ConflictError } from '../../../src/clients/errors.js';
+import { HttpClient } from '../../../src/clients/http.js';
 import { KeystoneClient } from '../../../src/clients/keystone/index.js';
 import {
   InventoryInUseError,
@@ -44,11 +44,10 @@ describe('integration: placement client (real lab placement)', function () {
   /** A raw placement call (what the scheduler or an operator would do), with the service token. */
   async function raw(method: string, path: string, mv: string, data?: unknown): Promise<number> {
     const base = (await ks.endpoint('placement')).replace(/\/+$/, '');
-    const res = await axios.request({
+    const res = await new HttpClient({}).request({
       method,
       url: `${base}${path}`,
       data,
-      proxy: false,
       headers: { 'X-Auth-Token': await ks.getToken(), 'OpenStack-API-Version': `placement ${mv}` },
       validateStatus: () => true,
     });
