@@ -13,6 +13,7 @@ import type { RpcArgs, RpcHandler } from '../rpc/dispatcher.js';
 import type { ComputeDriver } from '../virt/driver.js';
 import { PowerState } from '../virt/power-state.js';
 import type { RebootType } from '../virt/types.js';
+import type { InstanceLocks } from './instance-lock.js';
 import { driverContext, type ExpectedTaskState, type InstanceStore, isNovaException } from './instance-store.js';
 import { VmState } from './states.js';
 
@@ -39,34 +40,14 @@ const HARD_REBOOT_STATES = [T.REBOOTING_HARD, T.REBOOT_PENDING_HARD, T.REBOOT_ST
 /** vm_state `rescued`: a reboot keeps it (nova's _reboot_instance). */
 const RESCUED = 'rescued';
 
-/** A tiny per-key mutex: utils.synchronized(instance.uuid) in nova's manager. */
-class KeyedLock {
-  private readonly tails = new Map<string, Promise<void>>();
-
-  async run<T>(key: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.tails.get(key) ?? Promise.resolve();
-    let release!: () => void;
-    const mine = new Promise<void>((r) => (release = r));
-    const tail = prev.then(() => mine);
-    this.tails.set(key, tail);
-    await prev;
-    try {
-      return await fn();
-    } finally {
-      release();
-      if (this.tails.get(key) === tail) this.tails.delete(key);
-    }
-  }
-}
-
 type Body = (instance: NovaObject, uuid: string) => Promise<void>;
 
 export class InstanceActions {
-  private readonly locks = new KeyedLock();
-
   constructor(
     private readonly store: InstanceStore,
     private readonly driver: ComputeDriver,
+    /** Shared with build and terminate. */
+    private readonly locks: InstanceLocks,
   ) {}
 
   /** The RPC method table, merged into ComputeManager.endpoint(). */

@@ -20,6 +20,7 @@ import type { AvailableResource } from '../virt/types.js';
 import { InstanceActions } from './actions.js';
 import { imageMetaOf } from './instance.js';
 import { deletedMeanwhile, driverContext, InstanceStore, type LogLevel } from './instance-store.js';
+import { InstanceLocks } from './instance-lock.js';
 import { PowerStateSync } from './power-sync.js';
 import { recoverHost, type OrphanPolicy, type RecoveryAction } from './recovery.js';
 import { SnapshotActions, type SnapshotImageApi } from './snapshot.js';
@@ -168,6 +169,8 @@ export class ComputeManager {
   private readonly actions: InstanceActions;
   private readonly snapshots: SnapshotActions;
   private readonly moves: MoveActions;
+  /** utils.synchronized(instance.uuid): build, terminate and the power actions. */
+  private readonly locks = new InstanceLocks();
 
   constructor(
     private readonly conductor: ConductorAPI,
@@ -180,7 +183,7 @@ export class ComputeManager {
     services: { images?: ImageAPI; compute?: ComputeCaster; glance?: SnapshotImageApi } = {},
   ) {
     this.store = new InstanceStore(conductor, opts.release, opts.host, logger);
-    this.actions = new InstanceActions(this.store, driver);
+    this.actions = new InstanceActions(this.store, driver, this.locks);
     this.powerSync = new PowerStateSync(this.store, driver, opts.host);
     this.snapshots = new SnapshotActions(this.store, driver, services.glance);
     this.moves = new MoveActions({
@@ -507,6 +510,16 @@ export class ComputeManager {
     const t0 = performance.now();
     const instance = this.store.instanceArg(args);
     const uuid = instance.str('uuid') ?? '';
+    await this.locks.run(uuid, () => this.lockedBuildAndRunInstance(ctx, args, instance, uuid, t0));
+  }
+
+  private async lockedBuildAndRunInstance(
+    ctx: RequestContext,
+    args: RpcArgs,
+    instance: NovaObject,
+    uuid: string,
+    t0: number,
+  ): Promise<void> {
     const timing: BootTiming = {
       instance_uuid: uuid,
       received: 0,
@@ -627,6 +640,15 @@ export class ComputeManager {
     const instance = this.store.instanceArg(args);
     const uuid = instance.str('uuid') ?? '';
     const event = 'compute_terminate_instance';
+    await this.locks.run(uuid, () => this.lockedTerminateInstance(ctx, instance, uuid, event));
+  }
+
+  private async lockedTerminateInstance(
+    ctx: RequestContext,
+    instance: NovaObject,
+    uuid: string,
+    event: string,
+  ): Promise<void> {
     try {
       await this.store.eventStart(ctx, uuid, event);
       await this.driver.destroy(driverContext(ctx), this.store.spec(instance), []);

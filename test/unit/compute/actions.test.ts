@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { NovaError } from '../../../src/common/errors.js';
 import { nullLogger } from '../../../src/common/log.js';
+import { InstanceLocks } from '../../../src/compute/instance-lock.js';
 import { InstanceActions } from '../../../src/compute/actions.js';
 import { InstanceStore } from '../../../src/compute/instance-store.js';
 import { ComputeManager, tailLength, type PlacementReporter } from '../../../src/compute/manager.js';
@@ -28,7 +29,7 @@ function setup() {
   const conductor = new FakeConductor();
   const driver = new FakeDriver({ host: HOST });
   const store = new InstanceStore(conductor as unknown as ConductorAPI, RELEASES.zed!, HOST, nullLogger());
-  const actions = new InstanceActions(store, driver);
+  const actions = new InstanceActions(store, driver, new InstanceLocks());
   const placement: PlacementReporter = {
     syncProvider: () => Promise.resolve(),
     deleteAllocations: () => Promise.resolve(),

@@ -258,6 +258,46 @@ describe('compute/manager', () => {
     assert.deepEqual(scheduler.casts, [`update ${uuid}`, `delete ${uuid}`], 'the scheduler was told of both');
   });
 
+  it('a delete that arrives mid-build waits for the build (the instance lock); nothing is left on the host', async () => {
+    const { conductor, driver, placement, manager } = setup();
+    const { uuid, primitive } = newInstance(conductor);
+    const order: string[] = [];
+    let spawnCalled!: () => void;
+    const inSpawn = new Promise<void>((r) => (spawnCalled = r));
+    let releaseSpawn!: () => void;
+    const spawnMayFinish = new Promise<void>((r) => (releaseSpawn = r));
+    const spawn = driver.spawn.bind(driver);
+    driver.spawn = async (...a) => {
+      spawnCalled();
+      await spawnMayFinish;
+      try {
+        await spawn(...a);
+      } finally {
+        order.push('spawn settled');
+      }
+    };
+    const destroy = driver.destroy.bind(driver);
+    driver.destroy = async (...a) => {
+      order.push('destroy');
+      return destroy(...a);
+    };
+    const build = manager.buildAndRunInstance(userCtx, { instance: primitive, image: image(), node: HOST });
+    await inSpawn;
+    conductor.rows.get(uuid)!.task_state = 'deleting'; // what the API does on `server delete`
+    const inst = NovaObject.create('Instance', '2.7', conductor.rows.get(uuid)!).toPrimitive();
+    const terminate = manager.terminateInstance(adminContext(), { instance: inst, bdms: null });
+    for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+    assert.equal(order.length, 0, 'terminate waits while the build holds the instance');
+    releaseSpawn();
+    await Promise.all([build, terminate]);
+    // the build fails at its next save (deleting), removes its guest, then terminate runs
+    assert.deepEqual(order, ['spawn settled', 'destroy', 'destroy']);
+    assert.deepEqual(await driver.listInstanceUuids(), []);
+    assert.deepEqual(conductor.destroyed, [uuid]);
+    assert.ok(placement.deleted.includes(uuid));
+    assert.equal(conductor.faults.length, 0, 'a build preempted by a delete records no fault');
+  });
+
   it('an unsupported instance cast clears the task and records a fault; a call fails with NotImplementedError', async () => {
     const { conductor, manager } = setup();
     const { uuid, primitive } = newInstance(conductor, { vm_state: 'active', task_state: 'shelving', host: HOST });

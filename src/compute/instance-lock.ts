@@ -1,0 +1,31 @@
+/**
+ * utils.synchronized(instance.uuid) of nova's compute manager: one operation
+ * at a time per instance, in arrival order. Build, terminate and the power
+ * actions take it, as in Nova, so a delete that arrives mid-build waits for
+ * the build to settle (it fails at its next state save, `deleting` being
+ * set) and then removes whatever the build left; no destroy ever races a
+ * spawn of the same instance.
+ */
+export class InstanceLocks {
+  private readonly tails = new Map<string, Promise<void>>();
+
+  async run<T>(uuid: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.tails.get(uuid) ?? Promise.resolve();
+    let release!: () => void;
+    const mine = new Promise<void>((r) => (release = r));
+    const tail = prev.then(() => mine);
+    this.tails.set(uuid, tail);
+    await prev;
+    try {
+      return await fn();
+    } finally {
+      release();
+      if (this.tails.get(uuid) === tail) this.tails.delete(uuid);
+    }
+  }
+
+  /** Instances with an operation running or waiting. */
+  get size(): number {
+    return this.tails.size;
+  }
+}
