@@ -502,9 +502,11 @@ export class ComputeManager {
   /**
    * _do_build_and_run_instance. The state saves Nova makes before spawning
    * (building, host/node, networking, block_device_mapping, spawning) run
-   * while the driver fetches the image and creates the container; the driver
-   * starts it only once the `spawning` save is answered (DriverContext
-   * readyToStart), so no guest runs for an instance Nova has not moved there.
+   * while the driver fetches the image, creates and starts the container
+   * (DriverContext readyToStart): the saves cannot be skipped, and on a
+   * 2-core host the container start is the long pole. The build succeeds
+   * only once both are done; a save that fails (instance deleted meanwhile)
+   * makes the driver remove the container, so nothing outlives the build.
    */
   async buildAndRunInstance(ctx: RequestContext, args: RpcArgs): Promise<void> {
     const t0 = performance.now();

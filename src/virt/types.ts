@@ -78,11 +78,11 @@ export interface DriverContext {
   /** oslo.log's user_identity of the request ("user project domain user_domain project_domain"), for log lines. */
   userIdentity?: string;
   /**
-   * spawn only: the guest may be prepared (image fetched, container created)
-   * before this settles, but not started; when it rejects, spawn removes what
-   * it made and rethrows that reason. Lets the manager's state saves overlap
-   * the driver's work without ever running a guest Nova has not moved to
-   * `spawning`.
+   * spawn only: the manager's state saves before spawning (building →
+   * spawning). spawn may fetch the image, create and start the guest while
+   * they run, but succeeds only once this resolves; when it rejects (the
+   * instance was deleted meanwhile, say), spawn removes the guest and
+   * rethrows that reason, leaving nothing behind.
    */
   readyToStart?: Promise<void>;
   /** spawn only: told when each preparation step is done (boot-phase metrics). Must not throw. */

@@ -300,7 +300,6 @@ export class DockerDriver implements ComputeDriver {
     }
 
     try {
-      await ctx.readyToStart;
       this.stopped.delete(uuid);
       this.suspended.delete(uuid);
       try {
@@ -308,7 +307,11 @@ export class DockerDriver implements ComputeDriver {
       } catch (err) {
         throw instanceDeployFailure(uuid, `starting the container failed: ${errorMessage(err)}`, err);
       }
-      const exit = await this.earlyExit(uuid, id);
+      // the early-exit window runs while the manager's state saves finish; a failed save removes the guest below
+      const watch = this.earlyExit(uuid, id);
+      watch.catch(() => undefined); // awaited below unless the gate fails first
+      await ctx.readyToStart;
+      const exit = await watch;
       if (exit !== undefined) {
         const tail = await this.lastLines(id, FAILED_SPAWN_LOG_LINES);
         throw instanceDeployFailure(

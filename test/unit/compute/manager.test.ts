@@ -161,20 +161,20 @@ describe('compute/manager', () => {
     assert.equal(manager.bootTimings.at(-1)?.ok, true);
   });
 
-  it('the driver prepares while the state saves run, but starts the guest only after the spawning save', async () => {
+  it('the driver works while the state saves run; the build succeeds only after the spawning save', async () => {
     const { conductor, driver, manager } = setup();
     const { uuid, primitive } = newInstance(conductor);
     const order: string[] = [];
     const spawn = driver.spawn.bind(driver);
     driver.spawn = async (ctx, ...rest) => {
-      order.push('driver called');
+      order.push(`driver called at task_state=${String(conductor.rows.get(uuid)?.task_state)}`);
       assert.ok(ctx.readyToStart, 'the manager passes the gate');
       await ctx.readyToStart;
-      order.push(`guest started after task_state=${String(conductor.rows.get(uuid)?.task_state)}`);
+      order.push(`gate open at task_state=${String(conductor.rows.get(uuid)?.task_state)}`);
       return spawn(ctx, ...rest);
     };
     await manager.buildAndRunInstance(userCtx, { instance: primitive, image: image(), node: HOST });
-    assert.deepEqual(order, ['driver called', 'guest started after task_state=spawning']);
+    assert.deepEqual(order, ['driver called at task_state=scheduling', 'gate open at task_state=spawning']);
     assert.equal(conductor.saves.length, 6, 'all saves made before ACTIVE, none skipped');
     assert.equal(conductor.rows.get(uuid)?.vm_state, 'active');
   });
