@@ -1,27 +1,60 @@
 /**
  * Nova's conductor, in memory, for unit tests of the compute manager and its
  * action modules: instance rows, saves that enforce expected_task_state the
- * way nova's Instance.save does, faults and instance action events.
+ * way nova's Instance.save does, Migration rows and their saves, the
+ * migration context, faults and instance action events. One fake for every
+ * compute unit test, so each flow runs against the same conductor semantics.
  */
 import { randomUUID } from 'node:crypto';
 import { NovaObject } from '../../src/objects/base.js';
 import { RemoteError } from '../../src/rpc/errors.js';
 
+/** One object_action save as the conductor received it. */
 export interface Save {
+  /** The object saved: 'Instance' or 'Migration'. */
+  obj: string;
   uuid: string;
   changes: string[];
   fields: Record<string, unknown>;
+  /** The expected_task_state kwarg (undefined: the save was not guarded). */
   expected: unknown;
 }
 
-/** Nova's conductor, in memory: instance rows, saves with expected_task_state, faults, events. */
+/** InstanceActionEvent.event_start / event_finish_with_failure, as called. */
+export interface ActionEvent {
+  kind: string;
+  /** [context, event name, instance uuid, …] as the manager passes them. */
+  args: unknown[];
+  /** exc_val, exc_tb, want_result: null/undefined on success. */
+  kwargs: Record<string, unknown>;
+}
+
+function notFound(uuid: string): RemoteError {
+  return new RemoteError('InstanceNotFound', 'nova.exception', `Instance ${uuid} could not be found.`);
+}
+
+function instanceList(rows: Array<Record<string, unknown>>) {
+  return {
+    'nova_object.name': 'InstanceList',
+    'nova_object.namespace': 'nova',
+    'nova_object.version': '2.6',
+    'nova_object.data': { objects: rows.map((r) => NovaObject.create('Instance', '2.7', r).toPrimitive()) },
+  };
+}
+
+/** Nova's conductor, in memory: instance and migration rows, guarded saves, faults, events. */
 export class FakeConductor {
   readonly rows = new Map<string, Record<string, unknown>>();
+  /** Migration rows by id (what prep_resize and the resize steps save). */
+  readonly migrations = new Map<number, Record<string, unknown>>();
   readonly saves: Save[] = [];
   readonly faults: Array<Record<string, unknown>> = [];
-  readonly events: Array<{ kind: string; args: unknown[]; kwargs: Record<string, unknown> }> = [];
+  readonly events: ActionEvent[] = [];
   readonly destroyed: string[] = [];
-  deleteOnSave = new Set<string>();
+  /** `Object.method` of each class action, and the object actions tests look for. */
+  readonly calls: string[] = [];
+  /** Instances that vanish at their next save: a delete racing the flow under test. */
+  readonly deleteOnSave = new Set<string>();
 
   ping(): Promise<unknown> {
     return Promise.resolve({ service: 'conductor' });
@@ -33,24 +66,33 @@ export class FakeConductor {
     objmethod: string,
     args: unknown[],
     kwargs: Record<string, unknown> = {},
-  ) {
+  ): Promise<unknown> {
+    this.calls.push(`${objname}.${objmethod}`);
     if (objname === 'InstanceActionEvent') this.events.push({ kind: objmethod, args, kwargs });
     if (objname === 'InstanceList' && objmethod === 'get_by_host') {
-      return Promise.resolve({
-        'nova_object.name': 'InstanceList',
-        'nova_object.namespace': 'nova',
-        'nova_object.version': '2.6',
-        'nova_object.data': {
-          objects: [...this.rows.values()]
-            .filter((r) => r.host === args[0])
-            .map((r) => NovaObject.create('Instance', '2.7', r).toPrimitive()),
-        },
-      });
+      return Promise.resolve(instanceList([...this.rows.values()].filter((r) => r.host === args[0])));
+    }
+    if (objname === 'InstanceList' && objmethod === 'get_by_filters') {
+      const f = args[0] as { uuid?: string[] };
+      return Promise.resolve(
+        instanceList([...this.rows.values()].filter((r) => !f.uuid || f.uuid.includes(String(r.uuid)))),
+      );
     }
     return Promise.resolve(null);
   }
 
-  classActionObject(): Promise<NovaObject | null> {
+  classActionObject(_ctx: unknown, objname: string, objmethod: string, args: unknown[]): Promise<NovaObject | null> {
+    this.calls.push(`${objname}.${objmethod}`);
+    if (objname === 'Instance' && objmethod === 'get_by_uuid') {
+      const row = this.rows.get(String(args[0]));
+      if (!row) return Promise.reject(notFound(String(args[0])));
+      // as loaded from the DB: nothing changed yet
+      return Promise.resolve(new NovaObject('Instance', '2.7', { ...row }));
+    }
+    if (objname === 'MigrationContext') {
+      const mc = this.rows.get(String(args[0]))?.migration_context;
+      return Promise.resolve(mc ? NovaObject.fromPrimitive(mc) : null);
+    }
     return Promise.resolve(null);
   }
 
@@ -60,7 +102,7 @@ export class FakeConductor {
     objmethod: string,
     _args: unknown[] = [],
     kwargs: Record<string, unknown> = {},
-  ) {
+  ): Promise<null> {
     if (obj.name === 'Service' || obj.name === 'ComputeNode') {
       if (objmethod === 'create') obj.applyUpdates({ id: 1, uuid: randomUUID(), obj_what_changed: [] });
       return Promise.resolve(null);
@@ -69,16 +111,32 @@ export class FakeConductor {
       this.faults.push(obj.toPrimitive()['nova_object.data']);
       return Promise.resolve(null);
     }
+    const fields: Record<string, unknown> = {};
+    for (const c of obj.changes) fields[c] = obj.get(c);
+    if (obj.name === 'Migration') {
+      Object.assign(this.migrations.get(obj.num('id') ?? 0) ?? {}, fields);
+      this.saves.push({
+        obj: 'Migration',
+        uuid: obj.str('uuid') ?? '',
+        changes: obj.changes,
+        fields,
+        expected: undefined,
+      });
+      obj.applyUpdates({ obj_what_changed: [] });
+      return Promise.resolve(null);
+    }
     const uuid = obj.str('uuid') ?? '';
     const row = this.rows.get(uuid);
-    if (!row || this.deleteOnSave.has(uuid)) {
-      return Promise.reject(
-        new RemoteError('InstanceNotFound', 'nova.exception', `Instance ${uuid} could not be found.`),
-      );
-    }
+    if (!row || this.deleteOnSave.has(uuid)) return Promise.reject(notFound(uuid));
     if (objmethod === 'destroy') {
       this.rows.delete(uuid);
       this.destroyed.push(uuid);
+      return Promise.resolve(null);
+    }
+    if (objmethod === 'drop_migration_context') {
+      row.migration_context = null;
+      this.calls.push('drop_migration_context');
+      obj.applyUpdates({ migration_context: null, obj_what_changed: [] });
       return Promise.resolve(null);
     }
     const expected = kwargs.expected_task_state;
@@ -95,11 +153,16 @@ export class FakeConductor {
         );
       }
     }
-    const fields: Record<string, unknown> = {};
-    for (const c of obj.changes) fields[c] = obj.get(c);
     Object.assign(row, fields);
-    this.saves.push({ uuid, changes: obj.changes, fields, expected });
+    this.saves.push({ obj: 'Instance', uuid, changes: obj.changes, fields, expected });
     obj.applyUpdates({ obj_what_changed: [] });
     return Promise.resolve(null);
+  }
+
+  /** The row of `uuid`; throws when there is none, so a test fails where it looks. */
+  row(uuid: string): Record<string, unknown> {
+    const r = this.rows.get(uuid);
+    if (!r) throw new Error(`no row ${uuid}`);
+    return r;
   }
 }

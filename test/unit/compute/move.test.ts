@@ -15,102 +15,14 @@ import { NovaObject } from '../../../src/objects/base.js';
 import type { ConductorAPI } from '../../../src/objects/conductor.js';
 import { RELEASES } from '../../../src/objects/releases.js';
 import { contextFromValues } from '../../../src/rpc/context.js';
-import { RemoteError } from '../../../src/rpc/errors.js';
 import type { ConsumerAllocations } from '../../../src/clients/placement/types.js';
 import { pollUntil } from '../../../src/common/poll.js';
 import { FakeDriver } from '../../../src/virt/fake/driver.js';
 import { PowerState } from '../../../src/virt/power-state.js';
+import { FakeConductor } from '../../support/fake-conductor.js';
 
 const HOST = 'cmp1';
 const RP = 'rp-1';
-
-interface Save {
-  obj: string;
-  fields: Record<string, unknown>;
-  expected: unknown;
-}
-
-class FakeConductor {
-  readonly rows = new Map<string, Record<string, unknown>>();
-  readonly migrations = new Map<number, Record<string, unknown>>();
-  readonly saves: Save[] = [];
-  readonly faults: Array<Record<string, unknown>> = [];
-  readonly events: Array<{ kind: string; event: unknown; exc: unknown }> = [];
-  readonly calls: string[] = [];
-
-  ping(): Promise<unknown> {
-    return Promise.resolve({});
-  }
-
-  classAction(
-    _ctx: unknown,
-    objname: string,
-    objmethod: string,
-    args: unknown[],
-    kwargs: Record<string, unknown> = {},
-  ) {
-    if (objname === 'InstanceActionEvent') {
-      this.events.push({ kind: objmethod, event: args[1], exc: kwargs.exc_val });
-    }
-    return Promise.resolve(null);
-  }
-
-  classActionObject(_ctx: unknown, objname: string, objmethod: string, args: unknown[]): Promise<NovaObject | null> {
-    this.calls.push(`${objname}.${objmethod}`);
-    if (objname === 'Instance' && objmethod === 'get_by_uuid') {
-      const row = this.rows.get(String(args[0]));
-      if (!row) return Promise.reject(new RemoteError('InstanceNotFound', 'nova.exception', 'gone'));
-      return Promise.resolve(new NovaObject('Instance', '2.7', { ...row }));
-    }
-    if (objname === 'MigrationContext') {
-      const mc = this.rows.get(String(args[0]))?.migration_context;
-      return Promise.resolve(mc ? NovaObject.fromPrimitive(mc) : null);
-    }
-    return Promise.resolve(null);
-  }
-
-  objectAction(
-    _ctx: unknown,
-    obj: NovaObject,
-    objmethod: string,
-    _a: unknown[] = [],
-    kwargs: Record<string, unknown> = {},
-  ) {
-    if (obj.name === 'InstanceFault') {
-      this.faults.push(obj.toPrimitive()['nova_object.data']);
-      return Promise.resolve(null);
-    }
-    const fields: Record<string, unknown> = {};
-    for (const c of obj.changes) fields[c] = obj.get(c);
-    if (obj.name === 'Migration') {
-      Object.assign(this.migrations.get(obj.num('id') ?? 0) ?? {}, fields);
-      this.saves.push({ obj: 'Migration', fields, expected: undefined });
-      obj.applyUpdates({ obj_what_changed: [] });
-      return Promise.resolve(null);
-    }
-    const uuid = obj.str('uuid') ?? '';
-    const row = this.rows.get(uuid);
-    if (!row) return Promise.reject(new RemoteError('InstanceNotFound', 'nova.exception', `Instance ${uuid} gone`));
-    if (objmethod === 'drop_migration_context') {
-      row.migration_context = null;
-      this.calls.push('drop_migration_context');
-      obj.applyUpdates({ migration_context: null, obj_what_changed: [] });
-      return Promise.resolve(null);
-    }
-    const expected = kwargs.expected_task_state;
-    if (expected !== undefined) {
-      const allowed = Array.isArray(expected) ? expected : [expected];
-      if (!allowed.includes(row.task_state ?? null)) {
-        const klass = row.task_state === 'deleting' ? 'UnexpectedDeletingTaskStateError' : 'UnexpectedTaskStateError';
-        return Promise.reject(new RemoteError(klass, 'nova.exception', `expecting ${JSON.stringify(allowed)}`));
-      }
-    }
-    Object.assign(row, fields);
-    this.saves.push({ obj: 'Instance', fields, expected });
-    obj.applyUpdates({ obj_what_changed: [] });
-    return Promise.resolve(null);
-  }
-}
 
 /** Placement consumers: consumer → { provider → resources }. */
 class FakePlacement implements PlacementReporter {
@@ -354,7 +266,7 @@ describe('compute/move: rebuild_instance', () => {
     const row = t.conductor.rows.get(uuid)!;
     assert.equal(row.power_state, 1);
     assert.deepEqual(
-      t.conductor.events.map((e) => [e.kind, e.event, e.exc]),
+      t.conductor.events.map((e) => [e.kind, e.args[1], e.kwargs.exc_val]),
       [
         ['event_start', 'compute_rebuild_instance', undefined],
         ['event_finish_with_failure', 'compute_rebuild_instance', null],
@@ -382,7 +294,7 @@ describe('compute/move: rebuild_instance', () => {
     ]);
     assert.equal(t.driver.guests.get(uuid)!.state, PowerState.SHUTDOWN);
     assert.deepEqual(
-      t.conductor.events.map((e) => e.event),
+      t.conductor.events.map((e) => e.args[1]),
       ['compute_rebuild_instance', 'compute_stop_instance', 'compute_stop_instance', 'compute_rebuild_instance'],
     );
   });
@@ -402,7 +314,7 @@ describe('compute/move: rebuild_instance', () => {
     assert.equal(row.vm_state, 'error');
     assert.equal(row.task_state, null);
     assert.match(String(t.conductor.faults[0]?.message), /exits at once/);
-    assert.match(String(t.conductor.events.at(-1)?.exc), /exits at once/);
+    assert.match(String(t.conductor.events.at(-1)?.kwargs.exc_val), /exits at once/);
     assert.equal(t.driver.guests.has(uuid), false, 'nothing left of the failed guest');
   });
 
@@ -486,7 +398,7 @@ describe('compute/move: resize on the same host', () => {
     assert.equal(t.placement.consumers.get(String(mig.uuid))?.[RP]?.MEMORY_MB, 512);
     assert.equal(t.placement.consumers.get(uuid)?.[RP]?.MEMORY_MB, 1024);
     assert.deepEqual(
-      t.conductor.events.map((e) => e.event).filter((_, i) => i % 2 === 0),
+      t.conductor.events.map((e) => e.args[1]).filter((_, i) => i % 2 === 0),
       ['compute_prep_resize', 'compute_resize_instance', 'compute_finish_resize'],
     );
   });
