@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { UNSUPPORTED_CALLS, UNSUPPORTED_INSTANCE_CASTS } from '../../src/compute/manager.js';
 import { REPO_ROOT } from '../support/broker.js';
-import { setup } from './compute/fake-nova.js';
+import { setup } from '../support/fake-nova.js';
 
 /** README row (its first cell, up to the first comma or space-paren) → the RPC methods behind it. */
 const ROWS: Record<string, string[]> = {

@@ -12,56 +12,23 @@ import { nullLogger } from '../../../src/common/log.js';
 import { InstanceLocks } from '../../../src/compute/instance-lock.js';
 import { InstanceActions } from '../../../src/compute/actions.js';
 import { InstanceStore } from '../../../src/compute/instance-store.js';
-import { ComputeManager, tailLength, type PlacementReporter } from '../../../src/compute/manager.js';
+import { tailLength } from '../../../src/compute/manager.js';
 import { NovaObject } from '../../../src/objects/base.js';
 import type { ConductorAPI } from '../../../src/objects/conductor.js';
 import { RELEASES } from '../../../src/objects/releases.js';
 import { contextFromValues } from '../../../src/rpc/context.js';
 import { lifecycleFailure, notImplemented } from '../../../src/virt/errors.js';
-import { FakeDriver } from '../../../src/virt/fake/driver.js';
 import { PowerState } from '../../../src/virt/power-state.js';
-import { FakeConductor } from '../../support/fake-conductor.js';
+import { HOST, setup as fakeNova } from '../../support/fake-nova.js';
 
-const HOST = 'cmp1';
 const ctx = contextFromValues({ request_id: 'req-action', roles: ['member'], project_id: 'p1' });
 
+/** The shared manager setup, plus power actions on their own store and locks, as the manager builds them. */
 function setup() {
-  const conductor = new FakeConductor();
-  const driver = new FakeDriver({ host: HOST });
-  const store = new InstanceStore(conductor as unknown as ConductorAPI, RELEASES.zed!, HOST, nullLogger());
-  const actions = new InstanceActions(store, driver, new InstanceLocks());
-  const placement: PlacementReporter = {
-    syncProvider: () => Promise.resolve(),
-    deleteAllocations: () => Promise.resolve(),
-    getAllocations: () => Promise.resolve({ allocations: {} }),
-    moveAllocations: () => Promise.resolve(true),
-    deleteMigrationAllocations: () => Promise.resolve(false),
-  };
-  const scheduler = {
-    updateInstanceInfo: () => Promise.resolve(),
-    deleteInstanceInfo: () => Promise.resolve(),
-    syncInstanceInfo: () => Promise.resolve(),
-  };
-  const manager = new ComputeManager(
-    conductor as unknown as ConductorAPI,
-    driver,
-    placement,
-    scheduler,
-    {
-      host: HOST,
-      release: RELEASES.zed!,
-      reportIntervalS: 3600,
-      resourceIntervalS: 0,
-      syncPowerStateIntervalS: 0,
-      schedulerSyncIntervalS: 0,
-      myIp: '127.0.0.1',
-      allocationRatios: { cpu: 16, ram: 1.5, disk: 1 },
-      reservedHostMemoryMb: 0,
-      reservedHostDiskMb: 0,
-    },
-    nullLogger(),
-  );
-  return { conductor, driver, store, actions, manager };
+  const t = fakeNova();
+  const store = new InstanceStore(t.conductor as unknown as ConductorAPI, RELEASES.zed!, HOST, nullLogger());
+  const actions = new InstanceActions(store, t.driver, new InstanceLocks());
+  return { ...t, store, actions };
 }
 
 type Env = ReturnType<typeof setup>;

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { LifecycleTransition } from '../../../src/virt/event.js';
 import { PowerState } from '../../../src/virt/power-state.js';
-import { addGuest, setup } from './fake-nova.js';
+import { addGuest, setup } from '../../support/fake-nova.js';
 
 async function started(opts: Parameters<typeof setup>[0] = {}) {
   const env = setup(opts);

@@ -5,84 +5,14 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { nullLogger } from '../../../src/common/log.js';
 import { NovaError } from '../../../src/common/errors.js';
-import { ComputeManager, type PlacementReporter } from '../../../src/compute/manager.js';
 import type { SnapshotImageApi } from '../../../src/compute/snapshot.js';
 import { NotFoundError } from '../../../src/clients/errors.js';
 import { NovaObject } from '../../../src/objects/base.js';
-import type { ConductorAPI } from '../../../src/objects/conductor.js';
-import { RELEASES } from '../../../src/objects/releases.js';
 import { adminContext, contextFromValues } from '../../../src/rpc/context.js';
-import { FakeDriver } from '../../../src/virt/fake/driver.js';
-import { FakeConductor } from '../../support/fake-conductor.js';
+import type { FakeConductor } from '../../support/fake-conductor.js';
+import { HOST, setup } from '../../support/fake-nova.js';
 import { PowerState } from '../../../src/virt/power-state.js';
-
-const HOST = 'cmp1';
-
-class FakePlacement implements PlacementReporter {
-  readonly deleted: string[] = [];
-  synced = 0;
-  syncProvider(): Promise<void> {
-    this.synced++;
-    return Promise.resolve();
-  }
-  deleteAllocations(_ctx: unknown, uuid: string): Promise<void> {
-    this.deleted.push(uuid);
-    return Promise.resolve();
-  }
-  getAllocations() {
-    return Promise.resolve({ allocations: {} });
-  }
-  moveAllocations(): Promise<boolean> {
-    return Promise.resolve(true);
-  }
-  deleteMigrationAllocations(): Promise<boolean> {
-    return Promise.resolve(false);
-  }
-}
-
-class FakeScheduler {
-  readonly casts: string[] = [];
-  updateInstanceInfo(_c: unknown, _h: string, i: NovaObject): Promise<void> {
-    this.casts.push(`update ${i.str('uuid')}`);
-    return Promise.resolve();
-  }
-  deleteInstanceInfo(_c: unknown, _h: string, uuid: string): Promise<void> {
-    this.casts.push(`delete ${uuid}`);
-    return Promise.resolve();
-  }
-  syncInstanceInfo(): Promise<void> {
-    return Promise.resolve();
-  }
-}
-
-function setup() {
-  const conductor = new FakeConductor();
-  const driver = new FakeDriver({ host: HOST });
-  const placement = new FakePlacement();
-  const scheduler = new FakeScheduler();
-  const manager = new ComputeManager(
-    conductor as unknown as ConductorAPI,
-    driver,
-    placement,
-    scheduler,
-    {
-      host: HOST,
-      release: RELEASES.zed!,
-      reportIntervalS: 3600,
-      resourceIntervalS: 3600,
-      syncPowerStateIntervalS: 0,
-      schedulerSyncIntervalS: 0,
-      myIp: '127.0.0.1',
-      allocationRatios: { cpu: 16, ram: 1.5, disk: 1 },
-      reservedHostMemoryMb: 512,
-      reservedHostDiskMb: 0,
-    },
-    nullLogger(),
-  );
-  return { conductor, driver, placement, scheduler, manager };
-}
 
 /** An instance as the conductor casts it: building/scheduling, no host yet. */
 function newInstance(conductor: FakeConductor, fields: Record<string, unknown> = {}) {
@@ -376,30 +306,10 @@ class FakeImages implements SnapshotImageApi {
 
 describe('compute/snapshot', () => {
   async function active(fields: Record<string, unknown> = {}, imageProps: Record<string, unknown> = {}) {
-    const t = setup();
     const images = new FakeImages();
-    const manager = new ComputeManager(
-      t.conductor as unknown as ConductorAPI,
-      t.driver,
-      t.placement,
-      t.scheduler,
-      {
-        host: HOST,
-        release: RELEASES.zed!,
-        reportIntervalS: 3600,
-        resourceIntervalS: 3600,
-        syncPowerStateIntervalS: 0,
-        schedulerSyncIntervalS: 0,
-        myIp: '127.0.0.1',
-        allocationRatios: { cpu: 16, ram: 1.5, disk: 1 },
-        reservedHostMemoryMb: 512,
-        reservedHostDiskMb: 0,
-      },
-      nullLogger(),
-      { glance: images },
-    );
+    const t = setup({}, { glance: images });
     const { uuid, primitive } = newInstance(t.conductor);
-    await manager.buildAndRunInstance(userCtx, { instance: primitive, image: image(imageProps), node: HOST });
+    await t.manager.buildAndRunInstance(userCtx, { instance: primitive, image: image(imageProps), node: HOST });
     const row = t.conductor.rows.get(uuid)!;
     Object.assign(row, { task_state: 'image_snapshot_pending', ...fields });
     const imageId = randomUUID();
@@ -407,7 +317,7 @@ describe('compute/snapshot', () => {
     t.conductor.saves.length = 0;
     t.conductor.events.length = 0;
     const inst = () => new NovaObject('Instance', '2.7', { ...t.conductor.rows.get(uuid)! }).toPrimitive();
-    return { ...t, manager, images, uuid, imageId, inst, ep: manager.endpoint() };
+    return { ...t, images, uuid, imageId, inst, ep: t.manager.endpoint() };
   }
 
   it('snapshot_instance: image_snapshot → image_pending_upload → image_uploading → None, each save guarded', async () => {

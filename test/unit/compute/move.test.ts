@@ -6,68 +6,17 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { nullLogger } from '../../../src/common/log.js';
 import { NovaError } from '../../../src/common/errors.js';
-import { ComputeManager, type PlacementReporter } from '../../../src/compute/manager.js';
 import type { ImageAPI } from '../../../src/compute/move.js';
 import { flavorOf } from '../../../src/compute/instance.js';
 import { NovaObject } from '../../../src/objects/base.js';
-import type { ConductorAPI } from '../../../src/objects/conductor.js';
-import { RELEASES } from '../../../src/objects/releases.js';
 import { contextFromValues } from '../../../src/rpc/context.js';
-import type { ConsumerAllocations } from '../../../src/clients/placement/types.js';
 import { pollUntil } from '../../../src/common/poll.js';
-import { FakeDriver } from '../../../src/virt/fake/driver.js';
 import { PowerState } from '../../../src/virt/power-state.js';
-import { FakeConductor } from '../../support/fake-conductor.js';
+import type { FakeConductor } from '../../support/fake-conductor.js';
+import { HOST, setup as fakeNova } from '../../support/fake-nova.js';
 
-const HOST = 'cmp1';
 const RP = 'rp-1';
-
-/** Placement consumers: consumer → { provider → resources }. */
-class FakePlacement implements PlacementReporter {
-  readonly consumers = new Map<string, Record<string, Record<string, number>>>();
-  readonly moves: Array<[string, string]> = [];
-  syncProvider(): Promise<void> {
-    return Promise.resolve();
-  }
-  deleteAllocations(_ctx: unknown, uuid: string): Promise<void> {
-    this.consumers.delete(uuid);
-    return Promise.resolve();
-  }
-  getAllocations(_ctx: unknown, uuid: string): Promise<ConsumerAllocations> {
-    const a = this.consumers.get(uuid) ?? {};
-    return Promise.resolve({
-      allocations: Object.fromEntries(Object.entries(a).map(([rp, r]) => [rp, { resources: r }])),
-    });
-  }
-  moveAllocations(_ctx: unknown, source: string, target: string): Promise<boolean> {
-    this.moves.push([source, target]);
-    const src = this.consumers.get(source);
-    if (!src) return Promise.resolve(this.consumers.has(target));
-    this.consumers.set(target, src);
-    this.consumers.delete(source);
-    return Promise.resolve(true);
-  }
-  deleteMigrationAllocations(_ctx: unknown, uuid: string): Promise<boolean> {
-    return Promise.resolve(this.consumers.delete(uuid));
-  }
-}
-
-class FakeScheduler {
-  readonly casts: string[] = [];
-  updateInstanceInfo(_c: unknown, _h: string, i: NovaObject): Promise<void> {
-    this.casts.push(`update ${i.str('uuid')}`);
-    return Promise.resolve();
-  }
-  deleteInstanceInfo(_c: unknown, _h: string, uuid: string): Promise<void> {
-    this.casts.push(`delete ${uuid}`);
-    return Promise.resolve();
-  }
-  syncInstanceInfo(): Promise<void> {
-    return Promise.resolve();
-  }
-}
 
 function flavor(id: number, name: string, memory_mb: number, vcpus: number) {
   return NovaObject.create('Flavor', '1.2', {
@@ -96,34 +45,12 @@ const images: ImageAPI = {
         }),
 };
 
+/** The shared manager setup, with the image API rebuild uses, and its RPC methods called in-process. */
 function setup() {
-  const conductor = new FakeConductor();
-  const driver = new FakeDriver({ host: HOST });
-  const placement = new FakePlacement();
-  const scheduler = new FakeScheduler();
-  const manager = new ComputeManager(
-    conductor as unknown as ConductorAPI,
-    driver,
-    placement,
-    scheduler,
-    {
-      host: HOST,
-      release: RELEASES.zed!,
-      reportIntervalS: 3600,
-      resourceIntervalS: 3600,
-      syncPowerStateIntervalS: 0,
-      schedulerSyncIntervalS: 0,
-      myIp: '127.0.0.1',
-      allocationRatios: { cpu: 16, ram: 1.5, disk: 1 },
-      reservedHostMemoryMb: 512,
-      reservedHostDiskMb: 0,
-    },
-    nullLogger(),
-    { images },
-  );
-  const methods = manager.endpoint().methods;
+  const t = fakeNova({}, { images });
+  const methods = t.manager.endpoint().methods;
   const call = (m: string, args: Record<string, unknown>) => Promise.resolve(methods[m]!(ctx, args));
-  return { conductor, driver, placement, scheduler, manager, call };
+  return { ...t, call };
 }
 
 const ctx = contextFromValues({ request_id: 'req-move', roles: ['admin'], project_id: 'p1' });

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { PowerState } from '../../../src/virt/power-state.js';
-import { addGuest, HOST, setup } from './fake-nova.js';
+import { addGuest, HOST, setup } from '../../support/fake-nova.js';
 
 describe('compute/recovery at start', () => {
   let env: ReturnType<typeof setup> | undefined;

@@ -1,0 +1,171 @@
+/**
+ * The rest of Nova around a ComputeManager under unit test: Placement, the
+ * scheduler's instance info, the manager itself on a FakeDriver around the
+ * shared in-memory conductor (./fake-conductor.ts), and the instances and
+ * guests tests start from. One set for every compute unit test.
+ */
+import { randomUUID } from 'node:crypto';
+import { nullLogger } from '../../src/common/log.js';
+import type { ConsumerAllocations } from '../../src/clients/placement/types.js';
+import {
+  ComputeManager,
+  type ComputeManagerOptions,
+  type PlacementReporter,
+  type SchedulerNotifier,
+} from '../../src/compute/manager.js';
+import type { NovaObject } from '../../src/objects/base.js';
+import type { ConductorAPI } from '../../src/objects/conductor.js';
+import { RELEASES } from '../../src/objects/releases.js';
+import { FakeDriver } from '../../src/virt/fake/driver.js';
+import { PowerState } from '../../src/virt/power-state.js';
+import type { InstanceSpec } from '../../src/virt/types.js';
+import { FakeConductor } from './fake-conductor.js';
+
+export const HOST = 'cmp1';
+
+/** The shared conductor fake, plus the rows these tests start from. */
+export class FakeNovaConductor extends FakeConductor {
+  /** An instance row on `host` (default: ours), ACTIVE and running unless told. */
+  addInstance(fields: Record<string, unknown> = {}): string {
+    const uuid = (fields.uuid as string | undefined) ?? randomUUID();
+    this.rows.set(uuid, {
+      id: this.rows.size + 1,
+      uuid,
+      vm_state: 'active',
+      task_state: null,
+      power_state: PowerState.RUNNING,
+      host: HOST,
+      node: HOST,
+      image_ref: 'img-1',
+      ...fields,
+    });
+    return uuid;
+  }
+}
+
+/**
+ * Placement as the manager sees it: consumers (instance or migration uuid) →
+ * { provider → resources }, moved and deleted as report.py does, and every
+ * instance whose allocations were deleted. A test that does not seed
+ * consumers sees none held, which is all the non-move flows need.
+ */
+export class FakePlacement implements PlacementReporter {
+  readonly consumers = new Map<string, Record<string, Record<string, number>>>();
+  /** deleteAllocations calls, in order. */
+  readonly deleted: string[] = [];
+  /** moveAllocations calls: [source, target]. */
+  readonly moves: Array<[string, string]> = [];
+  synced = 0;
+  syncProvider(): Promise<void> {
+    this.synced++;
+    return Promise.resolve();
+  }
+  deleteAllocations(_ctx: unknown, uuid: string): Promise<void> {
+    this.deleted.push(uuid);
+    this.consumers.delete(uuid);
+    return Promise.resolve();
+  }
+  getAllocations(_ctx: unknown, uuid: string): Promise<ConsumerAllocations> {
+    const a = this.consumers.get(uuid) ?? {};
+    return Promise.resolve({
+      allocations: Object.fromEntries(Object.entries(a).map(([rp, r]) => [rp, { resources: r }])),
+    });
+  }
+  moveAllocations(_ctx: unknown, source: string, target: string): Promise<boolean> {
+    this.moves.push([source, target]);
+    const src = this.consumers.get(source);
+    // already moved (a retried step) counts as moved, as in report.py
+    if (!src) return Promise.resolve(this.consumers.has(target));
+    this.consumers.set(target, src);
+    this.consumers.delete(source);
+    return Promise.resolve(true);
+  }
+  deleteMigrationAllocations(_ctx: unknown, uuid: string): Promise<boolean> {
+    return Promise.resolve(this.consumers.delete(uuid));
+  }
+}
+
+/** The scheduler's instance-info casts, as `update|delete <uuid>` and `sync <count>`. */
+export class FakeScheduler implements SchedulerNotifier {
+  readonly casts: string[] = [];
+  updateInstanceInfo(_c: unknown, _h: string, i: NovaObject): Promise<void> {
+    this.casts.push(`update ${i.str('uuid')}`);
+    return Promise.resolve();
+  }
+  deleteInstanceInfo(_c: unknown, _h: string, uuid: string): Promise<void> {
+    this.casts.push(`delete ${uuid}`);
+    return Promise.resolve();
+  }
+  syncInstanceInfo(_c: unknown, _h: string, uuids: string[]): Promise<void> {
+    this.casts.push(`sync ${uuids.length}`);
+    return Promise.resolve();
+  }
+}
+
+export function spec(uuid: string): InstanceSpec {
+  return {
+    uuid,
+    host: HOST,
+    metadata: {},
+    flavor: {
+      flavorid: '1',
+      name: 'm1',
+      memory_mb: 64,
+      vcpus: 1,
+      root_gb: 1,
+      ephemeral_gb: 0,
+      swap: 0,
+      extra_specs: {},
+    },
+  };
+}
+
+/** A guest on the fake hypervisor in `state`. */
+export function addGuest(driver: FakeDriver, uuid: string, state: PowerState = PowerState.RUNNING): void {
+  driver.guests.set(uuid, {
+    instance: spec(uuid),
+    image: { id: 'img-1', properties: {} },
+    state,
+    console: [],
+    networkInfo: [],
+  });
+}
+
+/** Glance, the image API and the compute caster a test may hand the manager (ComputeManager's last argument). */
+export type ManagerServices = NonNullable<ConstructorParameters<typeof ComputeManager>[6]>;
+
+/**
+ * A ComputeManager for HOST on a FakeDriver, with the fakes above. The
+ * intervals only matter once a test calls manager.start(): then recovery and
+ * the power-state sync run, the periodic resource update does not (0).
+ */
+export function setup(opts: Partial<ComputeManagerOptions> = {}, services: ManagerServices = {}) {
+  const conductor = new FakeNovaConductor();
+  const driver = new FakeDriver({ host: HOST });
+  const placement = new FakePlacement();
+  const scheduler = new FakeScheduler();
+  const manager = new ComputeManager(
+    conductor as unknown as ConductorAPI,
+    driver,
+    placement,
+    scheduler,
+    {
+      host: HOST,
+      release: RELEASES.zed!,
+      reportIntervalS: 3600,
+      resourceIntervalS: 0,
+      syncPowerStateIntervalS: 3600,
+      schedulerSyncIntervalS: 0,
+      myIp: '127.0.0.1',
+      allocationRatios: { cpu: 16, ram: 1.5, disk: 1 },
+      reservedHostMemoryMb: 0,
+      reservedHostDiskMb: 0,
+      ...opts,
+    },
+    nullLogger(),
+    services,
+  );
+  return { conductor, driver, placement, scheduler, manager };
+}
+
+export type Env = ReturnType<typeof setup>;
