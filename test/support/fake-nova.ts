@@ -13,34 +13,62 @@ import {
   type PlacementReporter,
   type SchedulerNotifier,
 } from '../../src/compute/manager.js';
-import type { NovaObject } from '../../src/objects/base.js';
+import { instanceSpec } from '../../src/compute/instance.js';
+import { NovaObject, type ObjectPrimitive } from '../../src/objects/base.js';
 import type { ConductorAPI } from '../../src/objects/conductor.js';
 import { RELEASES } from '../../src/objects/releases.js';
 import { FakeDriver } from '../../src/virt/fake/driver.js';
 import { PowerState } from '../../src/virt/power-state.js';
-import type { InstanceSpec } from '../../src/virt/types.js';
 import { FakeConductor } from './fake-conductor.js';
 
 export const HOST = 'cmp1';
 
-/** The shared conductor fake, plus the rows these tests start from. */
-export class FakeNovaConductor extends FakeConductor {
-  /** An instance row on `host` (default: ours), ACTIVE and running unless told. */
-  addInstance(fields: Record<string, unknown> = {}): string {
-    const uuid = (fields.uuid as string | undefined) ?? randomUUID();
-    this.rows.set(uuid, {
-      id: this.rows.size + 1,
-      uuid,
-      vm_state: 'active',
-      task_state: null,
-      power_state: PowerState.RUNNING,
-      host: HOST,
-      node: HOST,
-      image_ref: 'img-1',
-      ...fields,
-    });
-    return uuid;
-  }
+/** A Flavor 1.2 primitive, as Nova embeds it in the instance. */
+export function flavor(id: number, name: string, memory_mb: number, vcpus: number): ObjectPrimitive {
+  return NovaObject.create('Flavor', '1.2', {
+    id,
+    flavorid: String(id),
+    name,
+    memory_mb,
+    vcpus,
+    root_gb: 1,
+    ephemeral_gb: 0,
+    swap: 0,
+    extra_specs: {},
+  }).toPrimitive();
+}
+
+/** The flavor instances start with (newInstance gives each its own copy). */
+export const TINY = flavor(1, 'm1.tiny', 512, 1);
+
+/**
+ * An instance row in the conductor: ACTIVE and running on HOST with
+ * m1.tiny unless `fields` say otherwise (a build passes building/scheduling,
+ * no host). `primitive` is the instance as the API casts it (nothing
+ * changed); `row()` is the conductor's row as the flow leaves it.
+ */
+export function newInstance(conductor: FakeConductor, fields: Record<string, unknown> = {}) {
+  const uuid = typeof fields.uuid === 'string' ? fields.uuid : randomUUID();
+  const data: Record<string, unknown> = {
+    id: conductor.rows.size + 1,
+    uuid,
+    vm_state: 'active',
+    task_state: null,
+    power_state: PowerState.RUNNING,
+    host: HOST,
+    node: HOST,
+    image_ref: 'img-1',
+    instance_type_id: 1,
+    memory_mb: 512,
+    vcpus: 1,
+    metadata: {},
+    system_metadata: {},
+    flavor: flavor(1, 'm1.tiny', 512, 1), // not TINY itself: no two rows share a mutable primitive
+    ...fields,
+  };
+  conductor.rows.set(uuid, { ...data });
+  const primitive = new NovaObject('Instance', '2.7', data).toPrimitive();
+  return { uuid, primitive, row: () => conductor.row(uuid) };
 }
 
 /**
@@ -102,33 +130,20 @@ export class FakeScheduler implements SchedulerNotifier {
   }
 }
 
-export function spec(uuid: string): InstanceSpec {
-  return {
-    uuid,
-    host: HOST,
-    metadata: {},
-    flavor: {
-      flavorid: '1',
-      name: 'm1',
-      memory_mb: 64,
-      vcpus: 1,
-      root_gb: 1,
-      ephemeral_gb: 0,
-      swap: 0,
-      extra_specs: {},
-    },
-  };
-}
-
-/** A guest on the fake hypervisor in `state`. */
-export function addGuest(driver: FakeDriver, uuid: string, state: PowerState = PowerState.RUNNING): void {
-  driver.guests.set(uuid, {
-    instance: spec(uuid),
-    image: { id: 'img-1', properties: {} },
-    state,
-    console: [],
-    networkInfo: [],
-  });
+/**
+ * A guest on the fake hypervisor, spawned as the driver does (console and
+ * all), then put in `state`. `instance` is the instance's row, so the guest
+ * carries its flavor and host, or a bare uuid for a guest Nova may not know.
+ */
+export async function addGuest(
+  driver: FakeDriver,
+  instance: string | Record<string, unknown>,
+  state: PowerState = PowerState.RUNNING,
+): Promise<void> {
+  const row = typeof instance === 'string' ? { uuid: instance } : instance;
+  const spec = instanceSpec(new NovaObject('Instance', '2.7', row), HOST);
+  await driver.spawn({}, spec, { id: 'img-1', properties: {} }, [], undefined, undefined, []);
+  driver.guests.get(spec.uuid)!.state = state;
 }
 
 /** Glance, the image API and the compute caster a test may hand the manager (ComputeManager's last argument). */
@@ -140,7 +155,7 @@ export type ManagerServices = NonNullable<ConstructorParameters<typeof ComputeMa
  * the power-state sync run, the periodic resource update does not (0).
  */
 export function setup(opts: Partial<ComputeManagerOptions> = {}, services: ManagerServices = {}) {
-  const conductor = new FakeNovaConductor();
+  const conductor = new FakeConductor();
   const driver = new FakeDriver({ host: HOST });
   const placement = new FakePlacement();
   const scheduler = new FakeScheduler();

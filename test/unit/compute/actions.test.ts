@@ -6,7 +6,6 @@
  * against the real Nova in test/e2e/actions.test.ts.
  */
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
 import { NovaError } from '../../../src/common/errors.js';
 import { nullLogger } from '../../../src/common/log.js';
 import { InstanceLocks } from '../../../src/compute/instance-lock.js';
@@ -19,7 +18,7 @@ import { RELEASES } from '../../../src/objects/releases.js';
 import { contextFromValues } from '../../../src/rpc/context.js';
 import { lifecycleFailure, notImplemented } from '../../../src/virt/errors.js';
 import { PowerState } from '../../../src/virt/power-state.js';
-import { HOST, setup as fakeNova } from '../../support/fake-nova.js';
+import { addGuest, HOST, newInstance, setup as fakeNova } from '../../support/fake-nova.js';
 
 const ctx = contextFromValues({ request_id: 'req-action', roles: ['member'], project_id: 'p1' });
 
@@ -35,36 +34,9 @@ type Env = ReturnType<typeof setup>;
 
 /** An instance on HOST with a guest in the driver, as the API casts it (task_state set by the API). */
 async function instance(env: Env, fields: Record<string, unknown>, guest: PowerState = PowerState.RUNNING) {
-  const uuid = randomUUID();
-  const data: Record<string, unknown> = {
-    id: 1,
-    uuid,
-    vm_state: 'active',
-    task_state: null,
-    power_state: PowerState.RUNNING,
-    host: HOST,
-    node: HOST,
-    image_ref: 'img-1',
-    metadata: {},
-    system_metadata: { image_base_image_ref: 'img-1' },
-    flavor: NovaObject.create('Flavor', '1.2', {
-      flavorid: '1',
-      name: 'm1.tiny',
-      memory_mb: 512,
-      vcpus: 1,
-      root_gb: 1,
-      ephemeral_gb: 0,
-      swap: 0,
-      extra_specs: {},
-    }).toPrimitive(),
-    ...fields,
-  };
-  env.conductor.rows.set(uuid, { ...data });
-  const primitive = new NovaObject('Instance', '2.7', data).toPrimitive();
-  const spec = env.store.spec(NovaObject.fromPrimitive(primitive, 'Instance'));
-  await env.driver.spawn({}, spec, { id: 'img-1', properties: {} }, [], undefined, undefined, []);
-  env.driver.guests.get(uuid)!.state = guest;
-  return { uuid, primitive, spec, row: () => env.conductor.rows.get(uuid)! };
+  const i = newInstance(env.conductor, { system_metadata: { image_base_image_ref: 'img-1' }, ...fields });
+  await addGuest(env.driver, i.row(), guest);
+  return i;
 }
 
 /** [vm_state, task_state, power_state, expected_task_state] of each save. */

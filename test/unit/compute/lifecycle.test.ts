@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { LifecycleTransition } from '../../../src/virt/event.js';
 import { PowerState } from '../../../src/virt/power-state.js';
-import { addGuest, setup } from '../../support/fake-nova.js';
+import { addGuest, newInstance, setup } from '../../support/fake-nova.js';
 
 async function started(opts: Parameters<typeof setup>[0] = {}) {
   const env = setup(opts);
@@ -25,8 +25,8 @@ describe('compute/lifecycle events', () => {
 
   it('a guest that stops outside Nova: STOPPED / SHUTDOWN, saved with expected_task_state [None]', async () => {
     const { conductor, driver, manager } = await env();
-    const uuid = conductor.addInstance();
-    addGuest(driver, uuid);
+    const { uuid } = newInstance(conductor);
+    await addGuest(driver, uuid);
     driver.simulateExternal(uuid, PowerState.SHUTDOWN);
     await manager.eventsSettled();
     assert.equal(conductor.row(uuid).vm_state, 'stopped');
@@ -36,8 +36,8 @@ describe('compute/lifecycle events', () => {
 
   it('a guest that crashed (OOM, non-zero exit): STOPPED / CRASHED', async () => {
     const { conductor, driver, manager } = await env();
-    const uuid = conductor.addInstance();
-    addGuest(driver, uuid);
+    const { uuid } = newInstance(conductor);
+    await addGuest(driver, uuid);
     driver.simulateExternal(uuid, PowerState.CRASHED);
     await manager.eventsSettled();
     assert.equal(conductor.row(uuid).vm_state, 'stopped');
@@ -46,8 +46,8 @@ describe('compute/lifecycle events', () => {
 
   it('an instance with a task in flight is left to its task', async () => {
     const { conductor, driver, manager } = await env();
-    const uuid = conductor.addInstance({ task_state: 'powering-off' });
-    addGuest(driver, uuid);
+    const { uuid } = newInstance(conductor, { task_state: 'powering-off' });
+    await addGuest(driver, uuid);
     const before = conductor.saves.length;
     driver.simulateExternal(uuid, PowerState.SHUTDOWN);
     await manager.eventsSettled();
@@ -57,8 +57,8 @@ describe('compute/lifecycle events', () => {
 
   it('a task that starts between the read and the save wins', async () => {
     const { conductor, driver, manager } = await env();
-    const uuid = conductor.addInstance();
-    addGuest(driver, uuid);
+    const { uuid } = newInstance(conductor);
+    await addGuest(driver, uuid);
     const getInfo = driver.getInfo.bind(driver);
     driver.getInfo = async (i) => {
       conductor.row(uuid).task_state = 'powering-on';
@@ -72,8 +72,8 @@ describe('compute/lifecycle events', () => {
 
   it('paused outside Nova: power_state PAUSED, vm_state stays ACTIVE (Nova ignores outside pauses)', async () => {
     const { conductor, driver, manager } = await env();
-    const uuid = conductor.addInstance();
-    addGuest(driver, uuid);
+    const { uuid } = newInstance(conductor);
+    await addGuest(driver, uuid);
     driver.simulateExternal(uuid, PowerState.PAUSED);
     await manager.eventsSettled();
     assert.equal(conductor.row(uuid).power_state, PowerState.PAUSED);
@@ -85,8 +85,8 @@ describe('compute/lifecycle events', () => {
 
   it('a container removed outside Nova: power_state NOSTATE, vm_state ACTIVE', async () => {
     const { conductor, driver, manager } = await env();
-    const uuid = conductor.addInstance();
-    addGuest(driver, uuid);
+    const { uuid } = newInstance(conductor);
+    await addGuest(driver, uuid);
     driver.simulateExternal(uuid, undefined);
     await manager.eventsSettled();
     assert.equal(conductor.row(uuid).power_state, PowerState.NOSTATE);
@@ -95,8 +95,8 @@ describe('compute/lifecycle events', () => {
 
   it('a late event that no longer matches the guest is ignored', async () => {
     const { conductor, driver, manager } = await env();
-    const uuid = conductor.addInstance();
-    addGuest(driver, uuid);
+    const { uuid } = newInstance(conductor);
+    await addGuest(driver, uuid);
     const before = conductor.saves.length;
     driver.emitEvent({ kind: 'lifecycle', uuid, transition: LifecycleTransition.STOPPED, timestamp: Date.now() });
     await manager.eventsSettled();
@@ -106,8 +106,8 @@ describe('compute/lifecycle events', () => {
 
   it('a STOPPED instance whose guest was started outside Nova is stopped again (force_stop)', async () => {
     const { conductor, driver, manager } = await env();
-    const uuid = conductor.addInstance({ vm_state: 'stopped', power_state: PowerState.SHUTDOWN });
-    addGuest(driver, uuid, PowerState.SHUTDOWN);
+    const { uuid } = newInstance(conductor, { vm_state: 'stopped', power_state: PowerState.SHUTDOWN });
+    await addGuest(driver, uuid, PowerState.SHUTDOWN);
     driver.simulateExternal(uuid, PowerState.RUNNING);
     await manager.eventsSettled();
     assert.equal(driver.guests.get(uuid)?.state, PowerState.SHUTDOWN);
@@ -132,8 +132,8 @@ describe('compute/lifecycle events', () => {
 
   it('events missed (the feed reconnected) trigger one full power-state sync', async () => {
     const { conductor, driver, manager } = await env();
-    const uuid = conductor.addInstance();
-    addGuest(driver, uuid, PowerState.SHUTDOWN); // changed while no event was seen
+    const { uuid } = newInstance(conductor);
+    await addGuest(driver, uuid, PowerState.SHUTDOWN); // changed while no event was seen
     driver.emitEvent({ kind: 'missed', reason: 'test' });
     await manager.eventsSettled();
     await new Promise((r) => setImmediate(r));
@@ -146,8 +146,8 @@ describe('compute/lifecycle events', () => {
     const e = setup();
     stop = () => e.manager.stop();
     const { conductor, driver, manager } = e;
-    const uuid = conductor.addInstance({ task_state: 'powering-off' });
-    addGuest(driver, uuid);
+    const { uuid } = newInstance(conductor, { task_state: 'powering-off' });
+    await addGuest(driver, uuid);
     const order: string[] = [];
     const powerOff = driver.powerOff.bind(driver);
     driver.powerOff = async (i, t) => {
@@ -170,8 +170,8 @@ describe('compute/lifecycle events', () => {
 
   it('stop() unregisters the listener', async () => {
     const { conductor, driver, manager } = await env();
-    const uuid = conductor.addInstance();
-    addGuest(driver, uuid);
+    const { uuid } = newInstance(conductor);
+    await addGuest(driver, uuid);
     manager.stop();
     driver.simulateExternal(uuid, PowerState.SHUTDOWN);
     await manager.eventsSettled();

@@ -10,40 +10,11 @@ import type { SnapshotImageApi } from '../../../src/compute/snapshot.js';
 import { NotFoundError } from '../../../src/clients/errors.js';
 import { NovaObject } from '../../../src/objects/base.js';
 import { adminContext, contextFromValues } from '../../../src/rpc/context.js';
-import type { FakeConductor } from '../../support/fake-conductor.js';
-import { HOST, setup } from '../../support/fake-nova.js';
+import { HOST, newInstance, setup } from '../../support/fake-nova.js';
 import { PowerState } from '../../../src/virt/power-state.js';
 
-/** An instance as the conductor casts it: building/scheduling, no host yet. */
-function newInstance(conductor: FakeConductor, fields: Record<string, unknown> = {}) {
-  const uuid = randomUUID();
-  const data: Record<string, unknown> = {
-    id: 1,
-    uuid,
-    vm_state: 'building',
-    task_state: 'scheduling',
-    power_state: 0,
-    host: null,
-    node: null,
-    image_ref: 'img-1',
-    metadata: {},
-    system_metadata: {},
-    flavor: NovaObject.create('Flavor', '1.2', {
-      flavorid: '1',
-      name: 'm1.tiny',
-      memory_mb: 512,
-      vcpus: 1,
-      root_gb: 1,
-      ephemeral_gb: 0,
-      swap: 0,
-      extra_specs: {},
-    }).toPrimitive(),
-    ...fields,
-  };
-  conductor.rows.set(uuid, { ...data });
-  const primitive = new NovaObject('Instance', '2.7', data).toPrimitive();
-  return { uuid, primitive };
-}
+/** An instance as the conductor casts build_and_run_instance: building/scheduling, no host yet. */
+const BUILDING = { vm_state: 'building', task_state: 'scheduling', power_state: 0, host: null, node: null };
 
 const image = (props: Record<string, unknown> = {}) => ({
   id: 'img-1',
@@ -57,7 +28,7 @@ const userCtx = contextFromValues({ request_id: 'req-build', roles: ['member', '
 describe('compute/manager', () => {
   it('build_and_run_instance follows Nova’s state machine to ACTIVE/RUNNING', async () => {
     const { conductor, driver, manager } = setup();
-    const { uuid, primitive } = newInstance(conductor);
+    const { uuid, primitive } = newInstance(conductor, BUILDING);
     await manager.buildAndRunInstance(userCtx, { instance: primitive, image: image(), node: HOST });
     const seq = conductor.saves.map((s) => [s.fields.vm_state ?? '', s.fields.task_state, s.expected]);
     assert.deepEqual(seq, [
@@ -93,7 +64,7 @@ describe('compute/manager', () => {
 
   it('the driver works while the state saves run; the build succeeds only after the spawning save', async () => {
     const { conductor, driver, manager } = setup();
-    const { uuid, primitive } = newInstance(conductor);
+    const { uuid, primitive } = newInstance(conductor, BUILDING);
     const order: string[] = [];
     const spawn = driver.spawn.bind(driver);
     driver.spawn = async (ctx, ...rest) => {
@@ -111,7 +82,7 @@ describe('compute/manager', () => {
 
   it('a spawn that fails before the saves finish: ERROR is saved last, never overwritten by a late save', async () => {
     const { conductor, driver, manager } = setup();
-    const { uuid, primitive } = newInstance(conductor);
+    const { uuid, primitive } = newInstance(conductor, BUILDING);
     driver.spawn = () => Promise.reject(new NovaError('ImageNotFound', 'Image x could not be found.', { code: 404 }));
     await manager.buildAndRunInstance(userCtx, { instance: primitive, image: image(), node: HOST });
     const row = conductor.rows.get(uuid)!;
@@ -123,7 +94,7 @@ describe('compute/manager', () => {
 
   it('a failed spawn: ERROR with a fault, allocations removed, nothing on the host, event finished with the error', async () => {
     const { conductor, driver, placement, manager } = setup();
-    const { uuid, primitive } = newInstance(conductor);
+    const { uuid, primitive } = newInstance(conductor, BUILDING);
     await manager.buildAndRunInstance(userCtx, {
       instance: primitive,
       image: image({ fake_fail_spawn: 'the command exited at once with status 1' }),
@@ -142,7 +113,7 @@ describe('compute/manager', () => {
 
   it('an instance deleted during the build: stop quietly, clean up, no fault', async () => {
     const { conductor, driver, placement, manager } = setup();
-    const { uuid, primitive } = newInstance(conductor);
+    const { uuid, primitive } = newInstance(conductor, BUILDING);
     conductor.deleteOnSave.add(uuid);
     await manager.buildAndRunInstance(userCtx, { instance: primitive, image: image() });
     assert.equal(conductor.faults.length, 0);
@@ -152,7 +123,7 @@ describe('compute/manager', () => {
 
   it('a build the user deletes before it starts: the save guard stops it, quietly', async () => {
     const { conductor, driver, placement, manager } = setup();
-    const { uuid, primitive } = newInstance(conductor);
+    const { uuid, primitive } = newInstance(conductor, BUILDING);
     conductor.rows.get(uuid)!.task_state = 'deleting';
     await manager.buildAndRunInstance(userCtx, { instance: primitive, image: image() });
     assert.deepEqual(await driver.listInstanceUuids(), [], 'never spawned');
@@ -163,7 +134,7 @@ describe('compute/manager', () => {
 
   it('a build whose task_state is unexpected otherwise ends in ERROR with a fault', async () => {
     const { conductor, driver, manager } = setup();
-    const { uuid, primitive } = newInstance(conductor);
+    const { uuid, primitive } = newInstance(conductor, BUILDING);
     conductor.rows.get(uuid)!.task_state = 'rebuilding';
     await manager.buildAndRunInstance(userCtx, { instance: primitive, image: image() });
     assert.deepEqual(await driver.listInstanceUuids(), []);
@@ -173,7 +144,7 @@ describe('compute/manager', () => {
 
   it('terminate_instance: container gone, deleted state saved, allocations removed, row destroyed', async () => {
     const { conductor, driver, placement, scheduler, manager } = setup();
-    const { uuid, primitive } = newInstance(conductor);
+    const { uuid, primitive } = newInstance(conductor, BUILDING);
     await manager.buildAndRunInstance(userCtx, { instance: primitive, image: image() });
     const row = conductor.rows.get(uuid)!;
     row.task_state = 'deleting';
@@ -190,7 +161,7 @@ describe('compute/manager', () => {
 
   it('a delete that arrives mid-build waits for the build (the instance lock); nothing is left on the host', async () => {
     const { conductor, driver, placement, manager } = setup();
-    const { uuid, primitive } = newInstance(conductor);
+    const { uuid, primitive } = newInstance(conductor, BUILDING);
     const order: string[] = [];
     let spawnCalled!: () => void;
     const inSpawn = new Promise<void>((r) => (spawnCalled = r));
@@ -230,7 +201,12 @@ describe('compute/manager', () => {
 
   it('an unsupported instance cast clears the task and records a fault; a call fails with NotImplementedError', async () => {
     const { conductor, manager } = setup();
-    const { uuid, primitive } = newInstance(conductor, { vm_state: 'active', task_state: 'shelving', host: HOST });
+    const { uuid, primitive } = newInstance(conductor, {
+      ...BUILDING,
+      vm_state: 'active',
+      task_state: 'shelving',
+      host: HOST,
+    });
     conductor.rows.get(uuid)!.task_state = 'shelving';
     const ep = manager.endpoint();
     await assert.rejects(
@@ -264,8 +240,8 @@ describe('compute/manager', () => {
 
   it('power-state sync saves what the containers say, skips tasks in flight', async () => {
     const { conductor, driver, manager } = setup();
-    const a = newInstance(conductor);
-    const b = newInstance(conductor);
+    const a = newInstance(conductor, BUILDING);
+    const b = newInstance(conductor, BUILDING);
     for (const i of [a, b]) await manager.buildAndRunInstance(userCtx, { instance: i.primitive, image: image() });
     const spec = (uuid: string) => ({ uuid, host: HOST, metadata: {}, flavor: {} as never });
     await driver.powerOff(spec(a.uuid), 0);
@@ -308,7 +284,7 @@ describe('compute/snapshot', () => {
   async function active(fields: Record<string, unknown> = {}, imageProps: Record<string, unknown> = {}) {
     const images = new FakeImages();
     const t = setup({}, { glance: images });
-    const { uuid, primitive } = newInstance(t.conductor);
+    const { uuid, primitive } = newInstance(t.conductor, BUILDING);
     await t.manager.buildAndRunInstance(userCtx, { instance: primitive, image: image(imageProps), node: HOST });
     const row = t.conductor.rows.get(uuid)!;
     Object.assign(row, { task_state: 'image_snapshot_pending', ...fields });

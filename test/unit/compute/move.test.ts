@@ -8,30 +8,16 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { NovaError } from '../../../src/common/errors.js';
 import type { ImageAPI } from '../../../src/compute/move.js';
-import { flavorOf } from '../../../src/compute/instance.js';
 import { NovaObject } from '../../../src/objects/base.js';
 import { contextFromValues } from '../../../src/rpc/context.js';
 import { pollUntil } from '../../../src/common/poll.js';
 import { PowerState } from '../../../src/virt/power-state.js';
 import type { FakeConductor } from '../../support/fake-conductor.js';
-import { HOST, setup as fakeNova } from '../../support/fake-nova.js';
+import { addGuest, flavor, HOST, newInstance, setup as fakeNova, TINY } from '../../support/fake-nova.js';
 
 const RP = 'rp-1';
 
-function flavor(id: number, name: string, memory_mb: number, vcpus: number) {
-  return NovaObject.create('Flavor', '1.2', {
-    id,
-    flavorid: String(id),
-    name,
-    memory_mb,
-    vcpus,
-    root_gb: 1,
-    ephemeral_gb: 0,
-    swap: 0,
-    extra_specs: {},
-  }).toPrimitive();
-}
-const TINY = flavor(1, 'm1.tiny', 512, 1);
+/** What the resizes go to; the instances start as TINY (id 1). */
 const BIG = flavor(6, 'm1.big', 1024, 2);
 
 const images: ImageAPI = {
@@ -57,34 +43,8 @@ const ctx = contextFromValues({ request_id: 'req-move', roles: ['admin'], projec
 
 /** An ACTIVE instance on HOST with a running guest and its allocation. */
 async function activeInstance(t: ReturnType<typeof setup>, fields: Record<string, unknown> = {}) {
-  const uuid = randomUUID();
-  const data: Record<string, unknown> = {
-    id: 1,
-    uuid,
-    vm_state: 'active',
-    task_state: null,
-    power_state: 1,
-    host: HOST,
-    node: HOST,
-    image_ref: 'img-1',
-    instance_type_id: 1,
-    memory_mb: 512,
-    vcpus: 1,
-    metadata: {},
-    system_metadata: {},
-    flavor: TINY,
-    ...fields,
-  };
-  t.conductor.rows.set(uuid, { ...data });
-  await t.driver.spawn(
-    {},
-    { uuid, host: HOST, metadata: {}, flavor: flavorOf(new NovaObject('Instance', '2.7', { flavor: TINY })) },
-    { id: 'img-1', properties: {} },
-    [],
-    undefined,
-    undefined,
-    [],
-  );
+  const { uuid, row } = newInstance(t.conductor, fields);
+  await addGuest(t.driver, row());
   t.placement.consumers.set(uuid, { [RP]: { VCPU: 1, MEMORY_MB: 512, DISK_GB: 1 } });
   return uuid;
 }

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { PowerState } from '../../../src/virt/power-state.js';
-import { addGuest, HOST, setup } from '../../support/fake-nova.js';
+import { addGuest, HOST, newInstance, setup } from '../../support/fake-nova.js';
 
 describe('compute/recovery at start', () => {
   let env: ReturnType<typeof setup> | undefined;
@@ -28,8 +28,8 @@ describe('compute/recovery at start', () => {
   ] as const) {
     it(`an interrupted build (${vm}/${String(task)}): ERROR with a fault, its half-made container removed`, async () => {
       const { conductor, driver, manager } = make();
-      const uuid = conductor.addInstance({ vm_state: vm, task_state: task, power_state: 0 });
-      addGuest(driver, uuid, PowerState.SHUTDOWN); // created, never started
+      const { uuid } = newInstance(conductor, { vm_state: vm, task_state: task, power_state: 0 });
+      await addGuest(driver, uuid, PowerState.SHUTDOWN); // created, never started
       await manager.start();
       assert.equal(conductor.row(uuid).vm_state, 'error');
       assert.equal(conductor.row(uuid).task_state, null);
@@ -43,7 +43,7 @@ describe('compute/recovery at start', () => {
 
   it('an interrupted build without a container: ERROR with a fault', async () => {
     const { conductor, manager } = make();
-    const uuid = conductor.addInstance({ vm_state: 'building', task_state: 'spawning', power_state: 0 });
+    const { uuid } = newInstance(conductor, { vm_state: 'building', task_state: 'spawning', power_state: 0 });
     await manager.start();
     assert.equal(conductor.row(uuid).vm_state, 'error');
     assert.equal(conductor.faults.length, 1);
@@ -51,8 +51,13 @@ describe('compute/recovery at start', () => {
 
   it('a build cut off before the instance got its host: container labelled for us → ERROR, container removed', async () => {
     const { conductor, driver, manager } = make();
-    const uuid = conductor.addInstance({ vm_state: 'building', task_state: 'scheduling', host: null, power_state: 0 });
-    addGuest(driver, uuid, PowerState.SHUTDOWN);
+    const { uuid } = newInstance(conductor, {
+      vm_state: 'building',
+      task_state: 'scheduling',
+      host: null,
+      power_state: 0,
+    });
+    await addGuest(driver, uuid, PowerState.SHUTDOWN);
     await manager.start();
     assert.equal(conductor.row(uuid).vm_state, 'error');
     assert.equal(driver.guests.has(uuid), false);
@@ -60,8 +65,8 @@ describe('compute/recovery at start', () => {
 
   it('task_state deleting: the delete is completed (container, allocations, row, scheduler)', async () => {
     const { conductor, driver, placement, scheduler, manager } = make();
-    const uuid = conductor.addInstance({ task_state: 'deleting' });
-    addGuest(driver, uuid);
+    const { uuid } = newInstance(conductor, { task_state: 'deleting' });
+    await addGuest(driver, uuid);
     await manager.start();
     assert.equal(driver.guests.has(uuid), false);
     assert.deepEqual(conductor.destroyed, [uuid]);
@@ -73,8 +78,8 @@ describe('compute/recovery at start', () => {
 
   it('vm_state deleted but the row not destroyed: the deletion is completed', async () => {
     const { conductor, driver, manager } = make();
-    const uuid = conductor.addInstance({ vm_state: 'deleted', power_state: 0 });
-    addGuest(driver, uuid, PowerState.SHUTDOWN);
+    const { uuid } = newInstance(conductor, { vm_state: 'deleted', power_state: 0 });
+    await addGuest(driver, uuid, PowerState.SHUTDOWN);
     await manager.start();
     assert.deepEqual(conductor.destroyed, [uuid]);
     assert.equal(driver.guests.has(uuid), false);
@@ -82,8 +87,8 @@ describe('compute/recovery at start', () => {
 
   it('ERROR instances are left alone', async () => {
     const { conductor, driver, manager } = make();
-    const uuid = conductor.addInstance({ vm_state: 'error', power_state: 1 });
-    addGuest(driver, uuid);
+    const { uuid } = newInstance(conductor, { vm_state: 'error', power_state: 1 });
+    await addGuest(driver, uuid);
     await manager.start();
     assert.equal(conductor.row(uuid).vm_state, 'error');
     assert.equal(driver.guests.has(uuid), true);
@@ -91,8 +96,8 @@ describe('compute/recovery at start', () => {
 
   it('powering-off: the stop is done now → STOPPED / SHUTDOWN', async () => {
     const { conductor, driver, manager } = make();
-    const uuid = conductor.addInstance({ task_state: 'powering-off' });
-    addGuest(driver, uuid);
+    const { uuid } = newInstance(conductor, { task_state: 'powering-off' });
+    await addGuest(driver, uuid);
     await manager.start();
     assert.equal(driver.guests.get(uuid)?.state, PowerState.SHUTDOWN);
     assert.equal(conductor.row(uuid).vm_state, 'stopped');
@@ -102,8 +107,8 @@ describe('compute/recovery at start', () => {
 
   it('powering-on: the start is done now → ACTIVE / RUNNING', async () => {
     const { conductor, driver, manager } = make();
-    const uuid = conductor.addInstance({ vm_state: 'stopped', task_state: 'powering-on', power_state: 4 });
-    addGuest(driver, uuid, PowerState.SHUTDOWN);
+    const { uuid } = newInstance(conductor, { vm_state: 'stopped', task_state: 'powering-on', power_state: 4 });
+    await addGuest(driver, uuid, PowerState.SHUTDOWN);
     await manager.start();
     assert.equal(driver.guests.get(uuid)?.state, PowerState.RUNNING);
     assert.equal(conductor.row(uuid).vm_state, 'active');
@@ -112,7 +117,7 @@ describe('compute/recovery at start', () => {
 
   it('powering-on whose container is gone: task reverted, a fault', async () => {
     const { conductor, manager } = make();
-    const uuid = conductor.addInstance({ vm_state: 'stopped', task_state: 'powering-on', power_state: 4 });
+    const { uuid } = newInstance(conductor, { vm_state: 'stopped', task_state: 'powering-on', power_state: 4 });
     await manager.start();
     assert.equal(conductor.row(uuid).task_state, null);
     assert.equal(conductor.row(uuid).vm_state, 'stopped');
@@ -121,8 +126,8 @@ describe('compute/recovery at start', () => {
 
   it('reboot started but the guest is not running: rebooted (HARD) → ACTIVE / RUNNING', async () => {
     const { conductor, driver, manager } = make();
-    const uuid = conductor.addInstance({ task_state: 'reboot_started' });
-    addGuest(driver, uuid, PowerState.SHUTDOWN);
+    const { uuid } = newInstance(conductor, { task_state: 'reboot_started' });
+    await addGuest(driver, uuid, PowerState.SHUTDOWN);
     await manager.start();
     assert.equal(driver.guests.get(uuid)?.state, PowerState.RUNNING);
     assert.equal(conductor.row(uuid).task_state, null);
@@ -132,8 +137,8 @@ describe('compute/recovery at start', () => {
 
   it('reboot_pending on an ACTIVE guest that runs: a SOFT reboot', async () => {
     const { conductor, driver, manager } = make();
-    const uuid = conductor.addInstance({ task_state: 'reboot_pending' });
-    addGuest(driver, uuid);
+    const { uuid } = newInstance(conductor, { task_state: 'reboot_pending' });
+    await addGuest(driver, uuid);
     await manager.start();
     assert.match(String(manager.lastRecovery[0]?.detail), /SOFT/);
     assert.equal(conductor.row(uuid).task_state, null);
@@ -142,8 +147,8 @@ describe('compute/recovery at start', () => {
   for (const task of ['reboot_started', 'pausing', 'unpausing']) {
     it(`${task} and the guest runs: task cleared, ACTIVE`, async () => {
       const { conductor, driver, manager } = make();
-      const uuid = conductor.addInstance({ task_state: task });
-      addGuest(driver, uuid);
+      const { uuid } = newInstance(conductor, { task_state: task });
+      await addGuest(driver, uuid);
       await manager.start();
       assert.equal(conductor.row(uuid).task_state, null);
       assert.equal(conductor.row(uuid).vm_state, 'active');
@@ -153,8 +158,8 @@ describe('compute/recovery at start', () => {
 
   it('unpausing and the guest is paused: unpaused', async () => {
     const { conductor, driver, manager } = make();
-    const uuid = conductor.addInstance({ vm_state: 'paused', task_state: 'unpausing', power_state: 3 });
-    addGuest(driver, uuid, PowerState.PAUSED);
+    const { uuid } = newInstance(conductor, { vm_state: 'paused', task_state: 'unpausing', power_state: 3 });
+    await addGuest(driver, uuid, PowerState.PAUSED);
     await manager.start();
     assert.equal(driver.guests.get(uuid)?.state, PowerState.RUNNING);
     assert.equal(conductor.row(uuid).vm_state, 'active');
@@ -163,10 +168,10 @@ describe('compute/recovery at start', () => {
 
   it('snapshot and resize_prep tasks are cleared', async () => {
     const { conductor, driver, manager } = make();
-    const a = conductor.addInstance({ task_state: 'image_uploading' });
-    const b = conductor.addInstance({ task_state: 'resize_prep' });
-    addGuest(driver, a);
-    addGuest(driver, b);
+    const { uuid: a } = newInstance(conductor, { task_state: 'image_uploading' });
+    const { uuid: b } = newInstance(conductor, { task_state: 'resize_prep' });
+    await addGuest(driver, a);
+    await addGuest(driver, b);
     await manager.start();
     assert.equal(conductor.row(a).task_state, null);
     assert.equal(conductor.row(b).task_state, null);
@@ -174,24 +179,24 @@ describe('compute/recovery at start', () => {
 
   it('an interrupted rebuild: ERROR', async () => {
     const { conductor, driver, manager } = make();
-    const uuid = conductor.addInstance({ task_state: 'rebuild_spawning' });
-    addGuest(driver, uuid);
+    const { uuid } = newInstance(conductor, { task_state: 'rebuild_spawning' });
+    await addGuest(driver, uuid);
     await manager.start();
     assert.equal(conductor.row(uuid).vm_state, 'error');
   });
 
   it('other tasks are left as Nova leaves them', async () => {
     const { conductor, driver, manager } = make();
-    const uuid = conductor.addInstance({ task_state: 'suspending' });
-    addGuest(driver, uuid);
+    const { uuid } = newInstance(conductor, { task_state: 'suspending' });
+    await addGuest(driver, uuid);
     await manager.start();
     assert.equal(conductor.row(uuid).task_state, 'suspending');
   });
 
   it('resume_guests_state_on_host_boot: an ACTIVE instance whose container stopped is started', async () => {
     const { conductor, driver, manager } = make({ resumeGuestsStateOnHostBoot: true });
-    const uuid = conductor.addInstance();
-    addGuest(driver, uuid, PowerState.SHUTDOWN);
+    const { uuid } = newInstance(conductor);
+    await addGuest(driver, uuid, PowerState.SHUTDOWN);
     await manager.start();
     assert.equal(driver.guests.get(uuid)?.state, PowerState.RUNNING);
     assert.equal(conductor.row(uuid).vm_state, 'active');
@@ -201,8 +206,8 @@ describe('compute/recovery at start', () => {
 
   it('without resume_guests_state_on_host_boot the startup sync stops it: STOPPED / SHUTDOWN', async () => {
     const { conductor, driver, manager } = make();
-    const uuid = conductor.addInstance();
-    addGuest(driver, uuid, PowerState.SHUTDOWN);
+    const { uuid } = newInstance(conductor);
+    await addGuest(driver, uuid, PowerState.SHUTDOWN);
     await manager.start();
     assert.equal(driver.guests.get(uuid)?.state, PowerState.SHUTDOWN);
     assert.equal(conductor.row(uuid).vm_state, 'stopped');
@@ -211,8 +216,8 @@ describe('compute/recovery at start', () => {
 
   it('a negative sync_power_state_interval disables the sync, at start too (events still work)', async () => {
     const { conductor, driver, manager } = make({ syncPowerStateIntervalS: -1 });
-    const uuid = conductor.addInstance();
-    addGuest(driver, uuid, PowerState.SHUTDOWN);
+    const { uuid } = newInstance(conductor);
+    await addGuest(driver, uuid, PowerState.SHUTDOWN);
     await manager.start();
     assert.equal(conductor.row(uuid).vm_state, 'active');
     driver.simulateExternal(uuid, PowerState.SHUTDOWN);
@@ -222,7 +227,7 @@ describe('compute/recovery at start', () => {
 
   it('an instance whose container is gone: power_state NOSTATE, vm_state kept (Nova ignores "not found")', async () => {
     const { conductor, manager } = make();
-    const uuid = conductor.addInstance();
+    const { uuid } = newInstance(conductor);
     await manager.start();
     assert.equal(conductor.row(uuid).power_state, PowerState.NOSTATE);
     assert.equal(conductor.row(uuid).vm_state, 'active');
@@ -230,7 +235,7 @@ describe('compute/recovery at start', () => {
 
   it('…and with resume_guests_state_on_host_boot it cannot be resumed: ERROR with a fault', async () => {
     const { conductor, manager } = make({ resumeGuestsStateOnHostBoot: true });
-    const uuid = conductor.addInstance();
+    const { uuid } = newInstance(conductor);
     await manager.start();
     assert.equal(conductor.row(uuid).vm_state, 'error');
     assert.equal(conductor.faults.length, 1);
@@ -238,8 +243,8 @@ describe('compute/recovery at start', () => {
 
   it('a STOPPED instance is not started by resume_guests_state_on_host_boot', async () => {
     const { conductor, driver, manager } = make({ resumeGuestsStateOnHostBoot: true });
-    const uuid = conductor.addInstance({ vm_state: 'stopped', power_state: PowerState.SHUTDOWN });
-    addGuest(driver, uuid, PowerState.SHUTDOWN);
+    const { uuid } = newInstance(conductor, { vm_state: 'stopped', power_state: PowerState.SHUTDOWN });
+    await addGuest(driver, uuid, PowerState.SHUTDOWN);
     await manager.start();
     assert.equal(driver.guests.get(uuid)?.state, PowerState.SHUTDOWN);
   });
@@ -248,10 +253,10 @@ describe('compute/recovery at start', () => {
     const { conductor, driver, manager } = make();
     const orphan = randomUUID();
     const deleted = randomUUID();
-    const elsewhere = conductor.addInstance({ host: 'other-host' });
-    addGuest(driver, orphan);
-    addGuest(driver, deleted, PowerState.SHUTDOWN);
-    addGuest(driver, elsewhere);
+    const { uuid: elsewhere } = newInstance(conductor, { host: 'other-host' });
+    await addGuest(driver, orphan);
+    await addGuest(driver, deleted, PowerState.SHUTDOWN);
+    await addGuest(driver, elsewhere);
     await manager.start();
     assert.equal(driver.guests.has(orphan), false);
     assert.equal(driver.guests.has(deleted), false);
@@ -264,7 +269,7 @@ describe('compute/recovery at start', () => {
   it('when Nova cannot be asked about unknown containers, nothing is removed and the host still starts', async () => {
     const { conductor, driver, manager } = make();
     const orphan = randomUUID();
-    addGuest(driver, orphan);
+    await addGuest(driver, orphan);
     const classAction = conductor.classAction.bind(conductor);
     conductor.classAction = (ctx, objname, objmethod, args) =>
       objmethod === 'get_by_filters'
@@ -277,7 +282,7 @@ describe('compute/recovery at start', () => {
   it('orphan_policy = log keeps them and reports them', async () => {
     const { driver, manager } = make({ orphanPolicy: 'log' });
     const orphan = randomUUID();
-    addGuest(driver, orphan);
+    await addGuest(driver, orphan);
     await manager.start();
     assert.equal(driver.guests.has(orphan), true);
     assert.deepEqual(actionOf(orphan), ['orphan-logged']);
@@ -285,8 +290,8 @@ describe('compute/recovery at start', () => {
 
   it('a healthy host: nothing done, one list from each side, the scheduler told', async () => {
     const { conductor, driver, scheduler, manager } = make();
-    const uuid = conductor.addInstance();
-    addGuest(driver, uuid);
+    const { uuid } = newInstance(conductor);
+    await addGuest(driver, uuid);
     const saves = conductor.saves.length;
     await manager.start();
     assert.deepEqual(manager.lastRecovery, []);
@@ -298,8 +303,8 @@ describe('compute/recovery at start', () => {
 
   it('the API moving the task meanwhile wins over recovery', async () => {
     const { conductor, driver, manager } = make();
-    const uuid = conductor.addInstance({ task_state: 'powering-off' });
-    addGuest(driver, uuid);
+    const { uuid } = newInstance(conductor, { task_state: 'powering-off' });
+    await addGuest(driver, uuid);
     const powerOff = driver.powerOff.bind(driver);
     driver.powerOff = async (i, t) => {
       conductor.row(uuid).task_state = 'deleting';
