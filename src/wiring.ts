@@ -147,6 +147,11 @@ export function buildAgent(
       syncPowerStateIntervalS: D.sync_power_state_interval === 0 ? 60 : D.sync_power_state_interval,
       resumeGuestsStateOnHostBoot: D.resume_guests_state_on_host_boot,
       orphanPolicy: config.docker.orphan_policy,
+      runningDeleted: {
+        action: D.running_deleted_instance_action,
+        pollIntervalS: D.running_deleted_instance_poll_interval,
+        timeoutS: D.running_deleted_instance_timeout,
+      },
       schedulerSyncIntervalS: 120,
       myIp: D.my_ip,
       allocationRatios: {

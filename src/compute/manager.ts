@@ -22,6 +22,7 @@ import { imageMetaOf } from './instance.js';
 import { deletedMeanwhile, driverContext, InstanceStore, type LogLevel } from './instance-store.js';
 import { InstanceLocks } from './instance-lock.js';
 import { PowerStateSync } from './power-sync.js';
+import { cleanupRunningDeletedInstances, type RunningDeletedAction } from './running-deleted.js';
 import { recoverHost, type OrphanPolicy, type RecoveryAction } from './recovery.js';
 import { SnapshotActions, type SnapshotImageApi } from './snapshot.js';
 import { MoveActions, type ComputeCaster, type ImageAPI } from './move.js';
@@ -75,6 +76,8 @@ export interface ComputeManagerOptions {
   resumeGuestsStateOnHostBoot?: boolean;
   /** [docker] orphan_policy: containers of this host Nova does not know (default remove) */
   orphanPolicy?: OrphanPolicy;
+  /** running_deleted_instance_action / _poll_interval (s; ≤ 0 disables) / _timeout (s) */
+  runningDeleted?: { action: RunningDeletedAction; pollIntervalS: number; timeoutS: number };
   /** Told about every finished boot, successful or not (metrics). Must not throw. */
   onBoot?: ((timing: BootTiming) => void) | undefined;
 }
@@ -234,6 +237,9 @@ export class ComputeManager {
       release();
     }
     await this.ensureService(ctx);
+    // up from now, not one report_interval later: while a restarted host looks
+    // down, the API deletes its instances itself and their containers run on
+    await this.reportState();
     await this.updateAvailableResource(ctx);
     // _sync_power_states runs at start (run_immediately=True) unless disabled (a negative interval)
     if (this.opts.syncPowerStateIntervalS > 0) await this.syncPowerStates();
@@ -255,6 +261,28 @@ export class ComputeManager {
     }
     if (this.opts.syncPowerStateIntervalS > 0) {
       this.timers.push(setInterval(() => void this.syncPowerStates(), this.opts.syncPowerStateIntervalS * 1000));
+    }
+    const rd = this.opts.runningDeleted;
+    if (rd && rd.action !== 'noop' && rd.pollIntervalS > 0) {
+      // not run at start as Nova's is: the start-up recovery already removed these
+      this.timers.push(setInterval(() => void this.cleanupRunningDeletedInstances(), rd.pollIntervalS * 1000));
+    }
+  }
+
+  /** The running_deleted_instance periodic task; returns the uuids acted on. Never throws. */
+  async cleanupRunningDeletedInstances(): Promise<string[]> {
+    const rd = this.opts.runningDeleted ?? { action: 'reap', pollIntervalS: 1800, timeoutS: 0 };
+    try {
+      return await cleanupRunningDeletedInstances({
+        store: this.store,
+        driver: this.driver,
+        locks: this.locks,
+        action: rd.action,
+        timeoutS: rd.timeoutS,
+      });
+    } catch (err) {
+      this.log('warn', `Unable to check for running deleted instances: ${errorMessage(err)}`);
+      return [];
     }
   }
 

@@ -55,6 +55,16 @@ export class FakeConductor {
   readonly calls: string[] = [];
   /** Instances that vanish at their next save: a delete racing the flow under test. */
   readonly deleteOnSave = new Set<string>();
+  /** Soft-deleted rows (deleted_at set): what read_deleted="yes" still finds. */
+  readonly deletedRows = new Map<string, Record<string, unknown>>();
+
+  /** The API's own delete (the host looked down): the row is deleted, the host is not told. */
+  localDelete(uuid: string, deletedAt = new Date()): void {
+    const row = this.rows.get(uuid);
+    if (!row) return;
+    this.rows.delete(uuid);
+    this.deletedRows.set(uuid, { ...row, vm_state: 'deleted', deleted: true, deleted_at: deletedAt.toISOString() });
+  }
 
   ping(): Promise<unknown> {
     return Promise.resolve({ service: 'conductor' });
@@ -73,9 +83,10 @@ export class FakeConductor {
       return Promise.resolve(instanceList([...this.rows.values()].filter((r) => r.host === args[0])));
     }
     if (objname === 'InstanceList' && objmethod === 'get_by_filters') {
-      const f = args[0] as { uuid?: string[] };
+      const f = args[0] as { uuid?: string[]; deleted?: boolean };
+      const rows = f.deleted === true ? this.deletedRows : this.rows;
       return Promise.resolve(
-        instanceList([...this.rows.values()].filter((r) => !f.uuid || f.uuid.includes(String(r.uuid)))),
+        instanceList([...rows.values()].filter((r) => !f.uuid || f.uuid.includes(String(r.uuid)))),
       );
     }
     return Promise.resolve(null);
@@ -104,6 +115,8 @@ export class FakeConductor {
     kwargs: Record<string, unknown> = {},
   ): Promise<null> {
     if (obj.name === 'Service' || obj.name === 'ComputeNode') {
+      if (obj.name === 'Service')
+        this.calls.push(`Service.${objmethod} report_count=${String(obj.get('report_count'))}`);
       if (objmethod === 'create') obj.applyUpdates({ id: 1, uuid: randomUUID(), obj_what_changed: [] });
       return Promise.resolve(null);
     }
@@ -129,7 +142,7 @@ export class FakeConductor {
     const row = this.rows.get(uuid);
     if (!row || this.deleteOnSave.has(uuid)) return Promise.reject(notFound(uuid));
     if (objmethod === 'destroy') {
-      this.rows.delete(uuid);
+      this.localDelete(uuid);
       this.destroyed.push(uuid);
       return Promise.resolve(null);
     }
