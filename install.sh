@@ -43,6 +43,9 @@ NODE_MIN=20.12
 # A 1 MB young generation: bench/image-load measured a Glance image stream's
 # peak RSS growth at 4-9 MB with it against 12-22 MB without, at the same speed.
 NODE_FLAGS=(--max-semi-space-size=1)
+# Two glibc malloc arenas instead of one per thread: bench/boot measured the
+# agent's idle RSS after 10+10 boots at 61.5 MB with it against 66 MB without.
+AGENT_ENV=(MALLOC_ARENA_MAX=2)
 DRY_RUN=0
 
 say() { echo "install.sh: $*"; }
@@ -193,6 +196,7 @@ Type=simple
 User=$AGENT_USER
 SupplementaryGroups=docker
 WorkingDirectory=$STATE_DIR
+Environment=${AGENT_ENV[*]}
 ExecStart=${AGENT_ARGV[*]}
 Restart=on-failure
 RestartSec=5
@@ -269,7 +273,7 @@ start_background() {
   # execs (setpriv execs node), so the file names the agent itself
   # shellcheck disable=SC2016 # $$ and $@ belong to the inner shell
   (cd "$STATE_DIR" 2>/dev/null || cd /
-   setsid -f env AGENT_PID_FILE="$DESTDIR$PID_FILE" bash -c 'echo $$ > "$AGENT_PID_FILE"; exec "$@"' \
+   setsid -f env "${AGENT_ENV[@]}" AGENT_PID_FILE="$DESTDIR$PID_FILE" bash -c 'echo $$ > "$AGENT_PID_FILE"; exec "$@"' \
      agent "${USER_PREFIX[@]}" "${AGENT_ARGV[@]}" >>"$DESTDIR$LOG_FILE" 2>&1 </dev/null)
   for _ in $(seq 50); do pid=$(agent_pid) && break; sleep 0.1; done
   [ -n "${pid:-}" ] || die "$SERVICE did not start; see $LOG_FILE"

@@ -559,6 +559,8 @@ async function main(): Promise<void> {
     await stopFakeCompute();
     const extra = ARGS.spawnCheckMs === undefined ? '' : `\n[docker]\nspawn_check_ms = ${ARGS.spawnCheckMs}\n`;
     // launched as install.sh's service launches it (a 1 MB young generation: lower peak RSS while streaming images)
+    // the flags and environment install.sh gives the service
+    process.env.MALLOC_ARENA_MAX ??= '2';
     agent = await startAgent(HOST, extra, ['--max-semi-space-size=1']);
     const pid = agent.proc.pid!;
     console.log(`agent pid ${pid} serving; RSS after start ${mb(rssKb(pid))}`);

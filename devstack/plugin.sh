@@ -85,6 +85,7 @@ function nova_docker_agent_command {
     [[ ${#files[@]} -gt 0 ]] || files=("${NOVA_CPU_CONF:-$NOVA_CONF}")
     local cmd
     cmd="$(nova_docker_node) $NOVA_DOCKER_NODE_FLAGS $NOVA_DOCKER_DIR/dist/src/cli.js compute"
+    [[ -z ${NOVA_DOCKER_ENV:-} ]] || cmd="/usr/bin/env $NOVA_DOCKER_ENV $cmd"
     for word in "${files[@]}" "$NOVA_DOCKER_CONF"; do
         cmd+=" --config-file $word"
     done

@@ -69,7 +69,7 @@ describe('devstack plugin', function () {
       .map((l) => l.split('\t'));
   }
   const agentCommand = (): string =>
-    `${process.execPath} --max-semi-space-size=1 ${repo}/dist/src/cli.js compute ` +
+    `/usr/bin/env MALLOC_ARENA_MAX=2 ${process.execPath} --max-semi-space-size=1 ${repo}/dist/src/cli.js compute ` +
     `--config-file ${tmp.dir}/etc/nova/nova-cpu.conf --config-file ${tmp.dir}/etc/nova/nova-docker.conf`;
   const named = (calls: Call[], name: string): Call[] => calls.filter((c) => c[0] === name);
   const ini = (name: string): string => readFileSync(tmp.path(name), 'utf8');

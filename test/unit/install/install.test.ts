@@ -114,6 +114,7 @@ describe('install.sh', function () {
     for (const line of [
       `User=${userInfo().username}`,
       'SupplementaryGroups=docker',
+      'Environment=MALLOC_ARENA_MAX=2',
       'Restart=on-failure',
       'KillSignal=SIGTERM',
       'WantedBy=multi-user.target',
