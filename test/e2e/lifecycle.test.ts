@@ -7,7 +7,10 @@
  *   does not know) is created and an instance's container stopped; the agent
  *   starts with resume_guests_state_on_host_boot = true → the orphan is gone,
  *   the instance's container runs again and the server is ACTIVE / Running,
- *   and a server the user had stopped stays SHUTOFF.
+ *   and a server the user had stopped stays SHUTOFF;
+ * - with the host forced down, `server delete` is done by nova-api alone (the
+ *   agent is never told): the running-deleted periodic task reaps the
+ *   container within seconds.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
@@ -27,7 +30,9 @@ import {
 } from '../support/lab.js';
 
 const HOST = 'nd-lifecycle-1';
-const CONF = '\n[DEFAULT]\nsync_power_state_interval = 3600\nresume_guests_state_on_host_boot = true\n';
+const CONF =
+  '\n[DEFAULT]\nsync_power_state_interval = 3600\nresume_guests_state_on_host_boot = true\n' +
+  'running_deleted_instance_poll_interval = 3\n';
 
 describe('e2e: lifecycle events and recovery at start', function () {
   this.timeout(900_000);
@@ -155,5 +160,25 @@ describe('e2e: lifecycle events and recovery at start', function () {
     const log = agent.log();
     assert.match(log, new RegExp(`Recovery at start: orphan-removed`));
     assert.match(log, new RegExp(`Recovery at start: resumed`));
+  });
+
+  it('a server nova-api deleted itself (host forced down): its container is reaped by the periodic task', async () => {
+    const s = await boot('reap');
+    const service = ['--os-compute-api-version', '2.11', 'compute', 'service', 'set'];
+    await openstack([...service, '--down', HOST, 'nova-compute']);
+    try {
+      await openstack(['server', 'delete', '--wait', s.id], 120_000);
+    } finally {
+      await openstack([...service, '--up', HOST, 'nova-compute']);
+    }
+    const t0 = Date.now();
+    await pollUntil(
+      async () => ((await hostContainers(HOST)).some((l) => l.startsWith(`nova-${s.id}`)) ? undefined : true),
+      { timeoutMs: 30_000, intervalMs: 250, what: 'the container of the deleted server removed' },
+    );
+    console.log(`      local delete → container reaped: ${Date.now() - t0} ms after the API said gone`);
+    const log = agent?.log() ?? '';
+    assert.match(log, new RegExp(`\\[instance: ${s.id}\\] Destroying instance which is marked as DELETED`));
+    assert.doesNotMatch(log, new RegExp(`\\[instance: ${s.id}\\] Terminated instance`), 'the agent was never told');
   });
 });
