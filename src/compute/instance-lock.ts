@@ -23,9 +23,4 @@ export class InstanceLocks {
       if (this.tails.get(uuid) === tail) this.tails.delete(uuid);
     }
   }
-
-  /** Instances with an operation running or waiting. */
-  get size(): number {
-    return this.tails.size;
-  }
 }
