@@ -14,6 +14,10 @@ import { placementReporter } from './compute/placement-reporter.js';
 import { AgentMetrics } from './metrics/metrics.js';
 import { startMetricsServer, type MetricsServer } from './metrics/server.js';
 import { buildAgent } from './wiring.js';
+import { ConductorAPI } from './objects/conductor.js';
+import { describeControlPlane, resolveRelease } from './objects/release-select.js';
+import { ZED, type NovaRelease } from './objects/releases.js';
+import { adminContext } from './rpc/context.js';
 
 const LOGGER = 'nova_docker.service';
 /** How long SIGTERM waits for handlers in flight before closing. */
@@ -32,10 +36,18 @@ export async function startComputeService(config: Config, logger: Logger, versio
   const messaging = new Messaging({ ...messagingOptionsFromConfig(config, logger), rpcObserver: metrics?.rpc });
   logger.info(`Starting compute node (nova-docker ${version}) on host ${D.host}`, { logger: LOGGER });
   await messaging.start();
-  const agent = buildAgent(config, messaging, logger, (keystone) => placementReporter(keystone, config, logger), {
-    images: metrics?.images,
-    boot: metrics?.boot,
-  });
+  const release = await chooseRelease(config, messaging, logger);
+  const agent = buildAgent(
+    config,
+    release,
+    messaging,
+    logger,
+    (keystone) => placementReporter(keystone, config, logger),
+    {
+      images: metrics?.images,
+      boot: metrics?.boot,
+    },
+  );
   let metricsServer: MetricsServer | undefined;
   if (metrics) {
     metrics.watchInstances(() => agent.driver.listInstancePowerStates());
@@ -50,7 +62,9 @@ export async function startComputeService(config: Config, logger: Logger, versio
     }
   }
   await agent.manager.start();
-  await messaging.server('compute', D.host, [agent.manager.endpoint(), baseApiEndpoint('compute')]);
+  for (const topic of release.computeTopics) {
+    await messaging.server(topic, D.host, [agent.manager.endpoint(), baseApiEndpoint(topic)]);
+  }
   let stopping: Promise<void> | undefined;
   return {
     messaging,
@@ -62,6 +76,22 @@ export async function startComputeService(config: Config, logger: Logger, versio
         await metricsServer?.close();
       })()),
   };
+}
+
+/** [docker] nova_release against the control plane nova-conductor reports (release-select.ts). */
+async function chooseRelease(config: Config, messaging: Messaging, logger: Logger): Promise<NovaRelease> {
+  // the Service calls used to ask are the same in every release's tables
+  const conductor = new ConductorAPI(messaging.client('conductor'), ZED);
+  const setting = config.docker.nova_release;
+  const { release, controlPlane } = await resolveRelease(conductor, adminContext(), setting, (attempt, err) =>
+    logger.warn(`Timed out waiting for nova-conductor (attempt ${attempt}): ${errorMessage(err)}`, { logger: LOGGER }),
+  );
+  logger.info(
+    `Speaking Nova ${release.name} (service version ${release.serviceVersion}, compute RPC ${release.computeRpcVersion}, ` +
+      `topics ${release.computeTopics.join(', ')}) to ${describeControlPlane(controlPlane)}; [docker] nova_release = ${setting}`,
+    { logger: LOGGER },
+  );
+  return release;
 }
 
 /** Runs until a signal; resolves with the process exit code. */

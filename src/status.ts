@@ -7,9 +7,10 @@ import type { Config } from './config/index.js';
 import { errorMessage } from './common/errors.js';
 import { nullLogger } from './common/log.js';
 import { DockerClient, type DockerContainerSummary } from './clients/docker/index.js';
-import { listObjects } from './objects/base.js';
+import { isObjectPrimitive, listObjects, NovaObject } from './objects/base.js';
 import { ConductorAPI } from './objects/conductor.js';
-import { RELEASES } from './objects/releases.js';
+import { controlPlaneFor, describeControlPlane } from './objects/release-select.js';
+import { RELEASES, ZED } from './objects/releases.js';
 import { adminContext } from './rpc/context.js';
 import { messagingOptionsFromConfig } from './rpc/config.js';
 import { Messaging } from './rpc/messaging.js';
@@ -47,7 +48,14 @@ export interface StatusRow {
 
 export interface StatusReport {
   host: string;
-  nova: { reachable: boolean; error?: string };
+  nova: {
+    reachable: boolean;
+    error?: string;
+    /** The release this host's Service record reports (e.g. "2025.1 (service version 68)"). */
+    release?: string;
+    /** The control plane, from nova-conductor's service version. */
+    control_plane?: string;
+  };
   instances: StatusRow[];
 }
 
@@ -118,6 +126,8 @@ export function formatStatusTable(report: StatusReport): string {
       .trimEnd();
   const out = [line(head), ...cells.map(line)];
   if (report.instances.length === 0) out.push(`(no instances on host ${report.host})`);
+  if (report.nova.release)
+    out.push(`nova release: ${report.nova.release}; control plane: ${report.nova.control_plane ?? '?'}`);
   if (!withNova) {
     out.push(
       `note: Nova's view is missing (${report.nova.error ?? 'not asked'}); showing Docker only, ` +
@@ -131,10 +141,13 @@ export function formatStatusJson(report: StatusReport): string {
   return `${JSON.stringify(report, null, 2)}\n`;
 }
 
-/** InstanceList.get_by_host through the conductor, bounded by `timeoutMs` including the connection. */
-async function novaInstances(config: Config, timeoutMs: number): Promise<NovaInstanceState[]> {
-  const release = RELEASES.zed;
-  if (!release) throw new Error('no Nova release table');
+/** InstanceList.get_by_host, this host's Service version and the conductor's, through the conductor, bounded by `timeoutMs` including the connection. */
+async function novaView(
+  config: Config,
+  timeoutMs: number,
+): Promise<{ instances: NovaInstanceState[]; release: string; controlPlane: string }> {
+  // every release's InstanceList and Service are read alike; the conductor backports to what we ask
+  const release = ZED;
   const options = messagingOptionsFromConfig(config, nullLogger());
   const messaging = new Messaging(options);
   let timer: NodeJS.Timeout | undefined;
@@ -152,21 +165,46 @@ async function novaInstances(config: Config, timeoutMs: number): Promise<NovaIns
     ]);
     clearTimeout(timer);
     const conductor = new ConductorAPI(messaging.client('conductor'), release);
-    const list = await conductor.classAction(
-      adminContext(),
-      'InstanceList',
-      'get_by_host',
-      [config.DEFAULT.host],
-      { expected_attrs: [], use_slave: true },
-      { timeoutS: Math.max(1, Math.ceil(timeoutMs / 1000)) },
-    );
-    return listObjects(list).map((i) => ({
-      uuid: i.str('uuid') ?? '',
-      display_name: i.str('display_name') ?? null,
-      vm_state: i.str('vm_state') ?? null,
-      task_state: i.str('task_state') ?? null,
-      power_state: i.num('power_state') ?? null,
-    }));
+    const ctx = adminContext();
+    const timeoutS = Math.max(1, Math.ceil(timeoutMs / 1000));
+    const [list, service, conductorVersion] = await Promise.all([
+      conductor.classAction(
+        ctx,
+        'InstanceList',
+        'get_by_host',
+        [config.DEFAULT.host],
+        { expected_attrs: [], use_slave: true },
+        { timeoutS },
+      ),
+      conductor.classAction(
+        ctx,
+        'Service',
+        'get_by_host_and_binary',
+        [config.DEFAULT.host, 'nova-compute'],
+        {},
+        {
+          timeoutS,
+        },
+      ),
+      conductor.classAction(ctx, 'Service', 'get_minimum_version', ['nova-conductor'], {}, { timeoutS }),
+    ]);
+    const version = isObjectPrimitive(service) ? NovaObject.fromPrimitive(service).num('version') : undefined;
+    const known = RELEASES.find((r) => r.serviceVersion === version);
+    return {
+      instances: listObjects(list).map((i) => ({
+        uuid: i.str('uuid') ?? '',
+        display_name: i.str('display_name') ?? null,
+        vm_state: i.str('vm_state') ?? null,
+        task_state: i.str('task_state') ?? null,
+        power_state: i.num('power_state') ?? null,
+      })),
+      release:
+        version === undefined
+          ? 'not registered'
+          : `${known?.name ?? 'unknown'} (service version ${version}, [docker] nova_release = ${config.docker.nova_release})`,
+      controlPlane:
+        typeof conductorVersion === 'number' ? describeControlPlane(controlPlaneFor(conductorVersion)) : '?',
+    };
   } finally {
     clearTimeout(timer);
     await messaging.close(0).catch(() => undefined);
@@ -178,16 +216,18 @@ export async function gatherStatus(config: Config, opts: { novaTimeoutMs?: numbe
   const host = config.DEFAULT.host;
   const docker = new DockerClient(dockerClientOptions(config));
   const containers = await docker.listContainers({ all: true, filters: { label: hostLabelFilter(host) } });
-  let nova: NovaInstanceState[] | undefined;
+  let view: Awaited<ReturnType<typeof novaView>> | undefined;
   let error: string | undefined;
   try {
-    nova = await novaInstances(config, opts.novaTimeoutMs ?? 10_000);
+    view = await novaView(config, opts.novaTimeoutMs ?? 10_000);
   } catch (err) {
     error = errorMessage(err);
   }
   return {
     host,
-    nova: nova ? { reachable: true } : { reachable: false, ...(error ? { error } : {}) },
-    instances: statusRows(containers, nova),
+    nova: view
+      ? { reachable: true, release: view.release, control_plane: view.controlPlane }
+      : { reachable: false, ...(error ? { error } : {}) },
+    instances: statusRows(containers, view?.instances),
   };
 }

@@ -14,7 +14,7 @@ import { ComputeManager, type BootTiming, type PlacementReporter } from './compu
 import { computeCaster, glanceImageAPI } from './compute/move-services.js';
 import { schedulerNotifier } from './compute/scheduler-notifier.js';
 import { ConductorAPI } from './objects/conductor.js';
-import { RELEASES } from './objects/releases.js';
+import type { NovaRelease } from './objects/releases.js';
 import type { Messaging } from './rpc/messaging.js';
 import { DockerDriver } from './virt/docker/driver.js';
 import { ImageService, type ImageCacheObserver } from './virt/docker/images.js';
@@ -87,13 +87,12 @@ export interface AgentObservers {
 
 export function buildAgent(
   config: Config,
+  release: NovaRelease,
   messaging: Messaging,
   logger: Logger,
   makePlacement: (keystone: KeystoneClient) => PlacementReporter,
   observers: AgentObservers = {},
 ): Agent {
-  const release = RELEASES.zed;
-  if (!release) throw new Error('no Nova release table');
   const D = config.DEFAULT;
   const keystone = keystoneFromGroup(config.placement, 'placement', logger);
   const docker = new DockerClient(dockerClientOptions(config));
@@ -140,6 +139,7 @@ export function buildAgent(
     {
       host: D.host,
       release,
+      statePath: D.state_path,
       reportIntervalS: D.report_interval,
       // nova: 0 means the default periodic spacing (60 s), negative disables
       resourceIntervalS: D.update_resources_interval === 0 ? 60 : D.update_resources_interval,

@@ -8,7 +8,7 @@ import type { Logger } from '../common/log.js';
 import { errorMessage, findCause, NovaError } from '../common/errors.js';
 import { NovaObject } from '../objects/base.js';
 import { type ConductorAPI, isRemote } from '../objects/conductor.js';
-import type { NovaRelease } from '../objects/releases.js';
+import { versionAtLeast, type NovaRelease } from '../objects/releases.js';
 import { contextLogFields, type RequestContext } from '../rpc/context.js';
 import type { DriverContext, InstanceSpec } from '../virt/types.js';
 import { instanceSpec } from './instance.js';
@@ -39,6 +39,9 @@ export function isNovaException(err: unknown, ...klass: string[]): boolean {
 }
 
 export class InstanceStore {
+  /** ComputeNode.id of this host's node: Instance 2.8 pairs every `node` with it (compute_id). */
+  computeNodeId: number | null = null;
+
   constructor(
     readonly conductor: ConductorAPI,
     readonly release: NovaRelease,
@@ -71,6 +74,10 @@ export class InstanceStore {
     expectedTaskState?: ExpectedTaskState,
   ): Promise<void> {
     for (const [k, v] of Object.entries(fields)) instance.set(k, v);
+    // Instance 2.8 (nova 2023.1+): the conductor refuses a node change without compute_id
+    if ('node' in fields && versionAtLeast(instance.version, '2.8')) {
+      instance.set('compute_id', fields.node === null ? null : this.computeNodeId);
+    }
     const kwargs = expectedTaskState === undefined ? {} : { expected_task_state: expectedTaskState };
     await this.conductor.objectAction(ctx, instance, 'save', [], kwargs);
   }

@@ -5,6 +5,7 @@
  * `expected_task_state` on every save (protocol ref §6).
  */
 import { hostname as osHostname } from 'node:os';
+import { join } from 'node:path';
 import type { Logger } from '../common/log.js';
 import type { ConsumerAllocations } from '../clients/placement/types.js';
 import { errorMessage, NovaError } from '../common/errors.js';
@@ -21,6 +22,7 @@ import { InstanceActions } from './actions.js';
 import { imageMetaOf } from './instance.js';
 import { deletedMeanwhile, driverContext, InstanceStore, type LogLevel } from './instance-store.js';
 import { InstanceLocks } from './instance-lock.js';
+import { COMPUTE_ID_FILE, readNodeIdentity, writeNodeIdentity } from './node-identity.js';
 import { PowerStateSync } from './power-sync.js';
 import { cleanupRunningDeletedInstances, type RunningDeletedAction } from './running-deleted.js';
 import { recoverHost, type OrphanPolicy, type RecoveryAction } from './recovery.js';
@@ -61,6 +63,8 @@ export interface ComputeManagerOptions {
   /** hypervisor_hostname = placement provider name; default: the driver's first node */
   nodename?: string | undefined;
   release: NovaRelease;
+  /** [DEFAULT] state_path: where `compute_id` (the stable node identity) lives; undefined = no file (tests). */
+  statePath?: string | undefined;
   reportIntervalS: number;
   /** update_available_resource period, s (nova: 60); ≤ 0 disables */
   resourceIntervalS: number;
@@ -113,7 +117,6 @@ export const UNSUPPORTED_CALLS = [
   'set_admin_password',
   'host_power_action',
   'host_maintenance_mode',
-  'set_host_enabled',
   'attach_interface',
   'reserve_block_device_name',
   'check_can_live_migrate_destination',
@@ -121,6 +124,7 @@ export const UNSUPPORTED_CALLS = [
   'pre_live_migration',
   'supports_numa_live_migration',
   'check_instance_shared_storage',
+  'remove_volume_connection',
   'volume_snapshot_create',
   'volume_snapshot_delete',
   'cache_images',
@@ -155,6 +159,8 @@ export const UNSUPPORTED_INSTANCE_CASTS = [
 export class ComputeManager {
   private service: NovaObject | undefined;
   private computeNode: NovaObject | undefined;
+  /** The uuid in `$state_path/compute_id` (read at start, written once the node is known). */
+  private nodeIdentity: string | undefined;
   private nodename = '';
   private readonly timers: NodeJS.Timeout[] = [];
   private reporting: Promise<void> | undefined;
@@ -218,6 +224,7 @@ export class ComputeManager {
     const ctx = adminContext();
     await this.waitForConductor(ctx);
     await this.driver.initHost(this.opts.host);
+    if (this.opts.statePath !== undefined) this.nodeIdentity = readNodeIdentity(this.opts.statePath);
     this.nodename = this.opts.nodename ?? (await this.driver.getAvailableNodes())[0] ?? osHostname();
     // init_virt_events before _init_instance: events of the recovery window are queued, not lost
     let release = (): void => undefined;
@@ -375,23 +382,14 @@ export class ComputeManager {
   /** The periodic resource update: ComputeNode row, then Placement. */
   async updateAvailableResource(ctx: RequestContext): Promise<void> {
     const r = await this.driver.getAvailableResource(this.nodename);
-    const fields = this.computeNodeFields(r);
-    let cn: NovaObject | null | undefined = this.computeNode;
-    if (!cn) {
-      try {
-        cn = await this.conductor.classActionObject(ctx, 'ComputeNode', 'get_by_host_and_nodename', [
-          this.opts.host,
-          this.nodename,
-        ]);
-      } catch (err) {
-        if (!isRemote(err, 'ComputeHostNotFound', 'NotFound')) throw err;
-        cn = null;
-      }
-    }
+    const fields = { ...this.computeNodeFields(r), stats: { uptime: await this.driver.getHostUptime() } };
+    let cn = this.computeNode ?? (await this.findComputeNode(ctx));
     if (!cn) {
       cn = NovaObject.create('ComputeNode', this.opts.release.objects.ComputeNode ?? '1.19', {
         host: this.opts.host,
         hypervisor_hostname: this.nodename,
+        ...(this.nodeIdentity ? { uuid: this.nodeIdentity } : {}),
+        ...(this.service?.get('id') !== undefined ? { service_id: this.service.get('id') } : {}),
         ...fields,
       });
       await this.conductor.objectAction(ctx, cn, 'create');
@@ -405,9 +403,46 @@ export class ComputeManager {
     }
     cn.resetChanges();
     this.computeNode = cn;
+    this.store.computeNodeId = cn.num('id') ?? null;
     const uuid = cn.str('uuid');
+    if (uuid && this.opts.statePath !== undefined && this.nodeIdentity !== uuid) {
+      writeNodeIdentity(this.opts.statePath, uuid);
+      this.nodeIdentity = uuid;
+    }
     if (uuid)
       await this.placement.syncProvider(ctx, { uuid, name: this.nodename }, r, this.service?.get('disabled') === true);
+  }
+
+  /**
+   * The node this host has in Nova: by the uuid of `$state_path/compute_id`
+   * when there is one (nova 27+ looks nodes up by uuid), else by host and
+   * nodename (a host that predates the file gets it written from the row).
+   * A uuid that names another host's node stops the agent, as nova-compute's
+   * _check_for_host_rename does.
+   */
+  private async findComputeNode(ctx: RequestContext): Promise<NovaObject | null> {
+    const uuid = this.nodeIdentity;
+    const lookup = async (method: string, args: unknown[]): Promise<NovaObject | null> => {
+      try {
+        return await this.conductor.classActionObject(ctx, 'ComputeNode', method, args);
+      } catch (err) {
+        if (isRemote(err, 'ComputeHostNotFound', 'NotFound')) return null;
+        throw err;
+      }
+    };
+    if (uuid) {
+      const cn = await lookup('get_by_uuid', [uuid]);
+      if (cn && (cn.str('host') !== this.opts.host || cn.str('hypervisor_hostname') !== this.nodename)) {
+        throw new NovaError(
+          'InvalidConfiguration',
+          `${join(this.opts.statePath ?? '', COMPUTE_ID_FILE)} names compute node ${uuid} of ` +
+            `${cn.str('host')}:${cn.str('hypervisor_hostname')}, but this host is ${this.opts.host}:${this.nodename}: ` +
+            'a renamed host keeps its node; move the file away only if this is really a new host',
+        );
+      }
+      if (cn) return cn;
+    }
+    return await lookup('get_by_host_and_nodename', [this.opts.host, this.nodename]);
   }
 
   private computeNodeFields(r: AvailableResource): Record<string, unknown> {
@@ -437,7 +472,6 @@ export class ComputeManager {
       ram_allocation_ratio: this.opts.allocationRatios.ram,
       disk_allocation_ratio: this.opts.allocationRatios.disk,
       host_ip: this.opts.myIp,
-      stats: {},
       metrics: '[]',
       numa_topology: null,
     };
@@ -514,6 +548,10 @@ export class ComputeManager {
       terminate_instance: (ctx, a) => this.terminateInstance(ctx, a),
       get_host_uptime: () => this.driver.getHostUptime(),
       get_console_output: (ctx, a) => this.getConsoleOutput(ctx, a),
+      set_host_enabled: (ctx, a) => this.setHostEnabled(ctx, a.enabled === true),
+      // compute RPC 6.4 (nova 2025.1): Manila shares through virtiofs
+      allow_share: (ctx, a) => this.refuseShare(ctx, 'allow_share', a),
+      deny_share: (ctx, a) => this.refuseShare(ctx, 'deny_share', a),
     };
     for (const m of UNSUPPORTED_CALLS) {
       methods[m] = () => {
@@ -718,6 +756,53 @@ export class ComputeManager {
    * fault and on the action event (`openstack server event show`), never
    * leave the instance stuck.
    */
+  /**
+   * set_host_enabled (the API calls it when an operator disables or enables
+   * the compute service): COMPUTE_STATUS_DISABLED on the node's provider at
+   * once, so the scheduler's pre-filter stops (or resumes) picking this host
+   * without waiting for the periodic update. Answers as nova-compute does
+   * with a driver that cannot switch the hypervisor itself.
+   */
+  async setHostEnabled(ctx: RequestContext, enabled: boolean): Promise<string> {
+    this.service?.set('disabled', !enabled);
+    try {
+      await this.updateAvailableResource(ctx);
+    } catch (err) {
+      this.log('warn', `Unable to add/remove trait COMPUTE_STATUS_DISABLED: ${errorMessage(err)}`, ctx);
+    }
+    return enabled ? 'enabled' : 'disabled';
+  }
+
+  /**
+   * allow_share/deny_share (compute RPC 6.4): this host never reports
+   * COMPUTE_STORAGE_VIRTIO_FS, so the API refuses shares before casting; a
+   * stray cast still ends cleanly: the share mapping in error, the action
+   * event finished with the reason.
+   */
+  private async refuseShare(ctx: RequestContext, method: string, args: RpcArgs): Promise<void> {
+    const err = new NovaError(
+      'NotImplementedError',
+      'nova-docker does not support shares (virtiofs)',
+      {},
+      {
+        novaModule: 'builtins',
+      },
+    );
+    const instance = this.store.instanceArg(args);
+    const uuid = instance.str('uuid') ?? '';
+    this.log('warn', `${method}: ${err.message}`, ctx, uuid);
+    await this.store.withEvent(ctx, uuid, method, async () => {
+      const mapping = NovaObject.fromPrimitive(args.share_mapping, 'ShareMapping');
+      mapping.set('status', 'error');
+      await this.conductor
+        .objectAction(ctx, mapping, 'save')
+        .catch((e: unknown) =>
+          this.log('error', `could not set the share mapping to error: ${errorMessage(e)}`, ctx, uuid),
+        );
+      throw err;
+    });
+  }
+
   private async unsupportedInstanceAction(ctx: RequestContext, method: string, args: RpcArgs): Promise<void> {
     const err = new NovaError(
       'NotImplementedError',

@@ -301,6 +301,15 @@ export class MoveActions {
   ): Promise<void> {
     const uuid = instance.str('uuid') ?? '';
     const origVmState = instance.str('vm_state');
+    // compute RPC 6.2 (nova 2023.1+): target_state is the state an evacuated instance should end in
+    const targetState = str(args, 'target_state');
+    if (evacuate && targetState && origVmState !== VmState.ERROR && targetState !== VmState.STOPPED) {
+      throw new NovaError(
+        'InstanceEvacuateNotSupportedTargetState',
+        `Target state ${targetState} is not supported for evacuate.`,
+        { target_state: targetState },
+      );
+    }
     if (evacuate && !this.d.driver.capabilities.supports_evacuate) {
       throw new NovaError('InstanceEvacuateNotSupported', 'Instance evacuate is not supported.');
     }

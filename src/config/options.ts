@@ -490,6 +490,14 @@ export const OPTIONS = [
   // ------------------------------------------------------------------ [docker]
   {
     group: 'docker',
+    name: 'nova_release',
+    type: 'enum',
+    default: 'auto',
+    choices: ['auto', 'zed', '2025.1', '2026.1'],
+    help: '(nova-docker) The Nova release this compute speaks: its service version, compute RPC version, topics and object versions. auto asks nova-conductor at start and takes the newest release the control plane accepts; a fixed release the control plane would refuse (older than its oldest supported compute, or newer than itself) stops the agent at start with an error naming both.',
+  },
+  {
+    group: 'docker',
     name: 'host_url',
     type: 'str',
     default: 'unix:///var/run/docker.sock',

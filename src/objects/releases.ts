@@ -1,16 +1,27 @@
 /**
- * Per-release numbers a compute must speak exactly (protocol ref §2.4, §3.1,
- * §5.3). A later release is one more entry here plus a recorded trace; Zed is
- * the one tested.
+ * Per-release numbers a compute must speak exactly: one table per Nova
+ * release this agent joins (Zed, 2025.1 Epoxy, 2026.1 Gazpacho), read from
+ * that release's Nova source (nova/objects/service.py SERVICE_VERSION and
+ * OLDEST_SUPPORTED_SERVICE_VERSION, ComputeManager.target, each object's
+ * VERSION). A new release is one more entry here.
  */
 export interface NovaRelease {
+  /** The name operators use ([docker] nova_release): zed, 2025.1, 2026.1. */
   name: string;
-  /** nova.objects.service.SERVICE_VERSION */
+  /** nova.objects.service.SERVICE_VERSION: what our Service record reports. */
   serviceVersion: number;
+  /** SERVICE_VERSION_ALIASES[OLDEST_SUPPORTED_SERVICE_VERSION]: the oldest compute this release's control plane accepts. */
+  oldestSupportedServiceVersion: number;
   /** Highest compute RPC API version served (ComputeManager.target). */
   computeRpcVersion: string;
   /** Conductor RPC API version we send. */
   conductorRpcVersion: string;
+  /**
+   * The topics the compute serves, each as `<topic>` and `<topic>.<host>` plus
+   * its fanout: `compute-alt` from service version 71 (the second RPC server
+   * nova 2026.1 routes external events, resize steps and console checks to).
+   */
+  computeTopics: readonly string[];
   /** Object name → version we send and expect. */
   objects: Readonly<Record<string, string>>;
 }
@@ -22,6 +33,7 @@ const ZED_OBJECTS: Record<string, string> = {
   ServiceList: '1.19',
   ComputeNode: '1.19',
   ComputeNodeList: '1.17',
+  ConsoleAuthToken: '1.1',
   Flavor: '1.2',
   ImageMeta: '1.8',
   ImageMetaProps: '1.34',
@@ -64,15 +76,82 @@ const ZED_OBJECTS: Record<string, string> = {
   VirtCPUTopology: '1.0',
 };
 
-export const RELEASES: Readonly<Record<string, NovaRelease>> = {
-  zed: {
-    name: 'zed',
-    serviceVersion: 64,
-    computeRpcVersion: '6.1',
-    conductorRpcVersion: '3.0',
-    objects: ZED_OBJECTS,
-  },
+/** Epoxy: Instance 2.8 (compute_id), Migration 1.8 (dest_compute_id), RequestSpec 1.15, shares. */
+const EPOXY_OBJECTS: Record<string, string> = {
+  ...ZED_OBJECTS,
+  Instance: '2.8',
+  Migration: '1.8',
+  ImageMetaProps: '1.39',
+  RequestSpec: '1.15',
+  ConsoleAuthToken: '1.3',
+  ShareMapping: '1.2',
+  ShareMappingList: '1.0',
 };
+
+/** Gazpacho: only ImageMetaProps moved (sound/USB models, vTPM secret security). */
+const GAZPACHO_OBJECTS: Record<string, string> = { ...EPOXY_OBJECTS, ImageMetaProps: '1.42' };
+
+export const ZED: NovaRelease = {
+  name: 'zed',
+  serviceVersion: 64,
+  oldestSupportedServiceVersion: 61, // 'Yoga'
+  computeRpcVersion: '6.1',
+  conductorRpcVersion: '3.0',
+  computeTopics: ['compute'],
+  objects: ZED_OBJECTS,
+};
+
+/** The releases this agent can be, oldest first. */
+export const RELEASES: readonly NovaRelease[] = [
+  ZED,
+  {
+    name: '2025.1',
+    serviceVersion: 68,
+    oldestSupportedServiceVersion: 66, // 'Caracal'
+    computeRpcVersion: '6.4',
+    conductorRpcVersion: '3.0',
+    computeTopics: ['compute'],
+    objects: EPOXY_OBJECTS,
+  },
+  {
+    name: '2026.1',
+    serviceVersion: 72,
+    oldestSupportedServiceVersion: 68, // 'Epoxy'
+    computeRpcVersion: '6.5',
+    conductorRpcVersion: '3.0',
+    computeTopics: ['compute', 'compute-alt'],
+    objects: GAZPACHO_OBJECTS,
+  },
+];
+
+/** The table named `name` (zed, 2025.1, 2026.1), or undefined. */
+export function releaseNamed(name: string): NovaRelease | undefined {
+  return RELEASES.find((r) => r.name === name);
+}
+
+/**
+ * Every Nova release since Zed as its control plane sees computes:
+ * SERVICE_VERSION and the oldest compute service version it accepts
+ * (nova/objects/service.py of each tag). Used to name a control plane from
+ * its conductor's service version and to refuse what it would refuse.
+ */
+export const CONTROL_PLANES: ReadonlyArray<{ name: string; serviceVersion: number; oldestSupported: number }> = [
+  { name: 'zed', serviceVersion: 64, oldestSupported: 61 },
+  { name: '2023.1', serviceVersion: 66, oldestSupported: 61 },
+  { name: '2023.2', serviceVersion: 66, oldestSupported: 66 },
+  { name: '2024.1', serviceVersion: 67, oldestSupported: 66 },
+  { name: '2024.2', serviceVersion: 67, oldestSupported: 66 },
+  { name: '2025.1', serviceVersion: 68, oldestSupported: 66 },
+  { name: '2025.2', serviceVersion: 70, oldestSupported: 68 },
+  { name: '2026.1', serviceVersion: 72, oldestSupported: 68 },
+];
+
+/** True when object version `a` (major.minor) is at least `b`. */
+export function versionAtLeast(a: string, b: string): boolean {
+  const [am = 0, an = 0] = a.split('.').map(Number);
+  const [bm = 0, bn = 0] = b.split('.').map(Number);
+  return am !== bm ? am > bm : an >= bn;
+}
 
 /** Objects reachable from each class, for the `object_versions` manifest (obj_tree_get_versions). */
 const TREES: Record<string, readonly string[]> = {

@@ -7,12 +7,15 @@
  */
 import { randomUUID } from 'node:crypto';
 import { NovaObject } from '../../src/objects/base.js';
+import { versionAtLeast } from '../../src/objects/releases.js';
 import { RemoteError } from '../../src/rpc/errors.js';
 
 /** One object_action save as the conductor received it. */
 export interface Save {
-  /** The object saved: 'Instance' or 'Migration'. */
+  /** The object saved: 'Instance', 'Migration' or 'ShareMapping'. */
   obj: string;
+  /** The object version it was sent at. */
+  version: string;
   uuid: string;
   changes: string[];
   fields: Record<string, unknown>;
@@ -55,6 +58,8 @@ export class FakeConductor {
   readonly calls: string[] = [];
   /** Instances that vanish at their next save: a delete racing the flow under test. */
   readonly deleteOnSave = new Set<string>();
+  /** ComputeNode rows by uuid (ComputeNode.create, get_by_uuid, get_by_host_and_nodename). */
+  readonly nodes = new Map<string, Record<string, unknown>>();
   /** Soft-deleted rows (deleted_at set): what read_deleted="yes" still finds. */
   readonly deletedRows = new Map<string, Record<string, unknown>>();
 
@@ -100,6 +105,13 @@ export class FakeConductor {
       // as loaded from the DB: nothing changed yet
       return Promise.resolve(new NovaObject('Instance', '2.7', { ...row }));
     }
+    if (objname === 'ComputeNode') {
+      const found = [...this.nodes.values()].find((n) =>
+        objmethod === 'get_by_uuid' ? n.uuid === args[0] : n.host === args[0] && n.hypervisor_hostname === args[1],
+      );
+      if (!found) return Promise.reject(new RemoteError('ComputeHostNotFound', 'nova.exception', 'not found'));
+      return Promise.resolve(new NovaObject('ComputeNode', '1.19', { ...found }));
+    }
     if (objname === 'MigrationContext') {
       const mc = this.rows.get(String(args[0]))?.migration_context;
       return Promise.resolve(mc ? NovaObject.fromPrimitive(mc) : null);
@@ -117,7 +129,12 @@ export class FakeConductor {
     if (obj.name === 'Service' || obj.name === 'ComputeNode') {
       if (obj.name === 'Service')
         this.calls.push(`Service.${objmethod} report_count=${String(obj.get('report_count'))}`);
-      if (objmethod === 'create') obj.applyUpdates({ id: 1, uuid: randomUUID(), obj_what_changed: [] });
+      if (objmethod === 'create') {
+        const id = obj.name === 'ComputeNode' ? this.nodes.size + 1 : 1;
+        // as ComputeNode.create: the uuid the compute chose (its compute_id file), else a new one
+        obj.applyUpdates({ id, uuid: obj.str('uuid') ?? randomUUID(), obj_what_changed: [] });
+      }
+      if (obj.name === 'ComputeNode') this.nodes.set(obj.str('uuid') ?? '', obj.toPrimitive()['nova_object.data']);
       return Promise.resolve(null);
     }
     if (obj.name === 'InstanceFault') {
@@ -126,10 +143,23 @@ export class FakeConductor {
     }
     const fields: Record<string, unknown> = {};
     for (const c of obj.changes) fields[c] = obj.get(c);
+    if (obj.name === 'ShareMapping') {
+      this.saves.push({
+        obj: 'ShareMapping',
+        version: obj.version,
+        uuid: obj.str('uuid') ?? '',
+        changes: obj.changes,
+        fields,
+        expected: undefined,
+      });
+      obj.applyUpdates({ obj_what_changed: [] });
+      return Promise.resolve(null);
+    }
     if (obj.name === 'Migration') {
       Object.assign(this.migrations.get(obj.num('id') ?? 0) ?? {}, fields);
       this.saves.push({
         obj: 'Migration',
+        version: obj.version,
         uuid: obj.str('uuid') ?? '',
         changes: obj.changes,
         fields,
@@ -166,8 +196,14 @@ export class FakeConductor {
         );
       }
     }
+    // Instance.save in nova 2023.1+: a 2.8 object must pair every node change with compute_id
+    if (versionAtLeast(obj.version, '2.8') && obj.changes.includes('node') && !obj.changes.includes('compute_id')) {
+      return Promise.reject(
+        new RemoteError('ObjectActionError', 'nova.exception', 'Instance.node is being updated but compute_id is not'),
+      );
+    }
     Object.assign(row, fields);
-    this.saves.push({ obj: 'Instance', uuid, changes: obj.changes, fields, expected });
+    this.saves.push({ obj: 'Instance', version: obj.version, uuid, changes: obj.changes, fields, expected });
     obj.applyUpdates({ obj_what_changed: [] });
     return Promise.resolve(null);
   }

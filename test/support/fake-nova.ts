@@ -16,7 +16,7 @@ import {
 import { instanceSpec } from '../../src/compute/instance.js';
 import { NovaObject, type ObjectPrimitive } from '../../src/objects/base.js';
 import type { ConductorAPI } from '../../src/objects/conductor.js';
-import { RELEASES } from '../../src/objects/releases.js';
+import { ZED } from '../../src/objects/releases.js';
 import { FakeDriver } from '../../src/virt/fake/driver.js';
 import { PowerState } from '../../src/virt/power-state.js';
 import { FakeConductor } from './fake-conductor.js';
@@ -47,7 +47,7 @@ export const TINY = flavor(1, 'm1.tiny', 512, 1);
  * no host). `primitive` is the instance as the API casts it (nothing
  * changed); `row()` is the conductor's row as the flow leaves it.
  */
-export function newInstance(conductor: FakeConductor, fields: Record<string, unknown> = {}) {
+export function newInstance(conductor: FakeConductor, fields: Record<string, unknown> = {}, version = '2.7') {
   const uuid = typeof fields.uuid === 'string' ? fields.uuid : randomUUID();
   const data: Record<string, unknown> = {
     id: conductor.rows.size + 1,
@@ -67,7 +67,7 @@ export function newInstance(conductor: FakeConductor, fields: Record<string, unk
     ...fields,
   };
   conductor.rows.set(uuid, { ...data });
-  const primitive = new NovaObject('Instance', '2.7', data).toPrimitive();
+  const primitive = new NovaObject('Instance', version, data).toPrimitive();
   return { uuid, primitive, row: () => conductor.row(uuid) };
 }
 
@@ -84,8 +84,11 @@ export class FakePlacement implements PlacementReporter {
   /** moveAllocations calls: [source, target]. */
   readonly moves: Array<[string, string]> = [];
   synced = 0;
-  syncProvider(): Promise<void> {
+  /** The `disabled` (COMPUTE_STATUS_DISABLED) of the last syncProvider. */
+  disabled: boolean | undefined;
+  syncProvider(_ctx: unknown, _node: unknown, _r: unknown, disabled: boolean): Promise<void> {
     this.synced++;
+    this.disabled = disabled;
     return Promise.resolve();
   }
   deleteAllocations(_ctx: unknown, uuid: string): Promise<void> {
@@ -166,7 +169,7 @@ export function setup(opts: Partial<ComputeManagerOptions> = {}, services: Manag
     scheduler,
     {
       host: HOST,
-      release: RELEASES.zed!,
+      release: ZED,
       reportIntervalS: 3600,
       resourceIntervalS: 0,
       syncPowerStateIntervalS: 3600,
