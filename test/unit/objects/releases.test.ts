@@ -180,11 +180,14 @@ describe('release selection against a control plane', () => {
 
   it('refuses a control plane no table can join, naming it', () => {
     // 2024.1/2024.2 (67) accept 66–67: Zed is too old, 2025.1 too new
-    assert.throws(() => auto(67), (err: Error) => {
-      assert.ok(err instanceof ReleaseMismatchError);
-      assert.match(err.message, /Nova 2024\.1\/2024\.2 \(service version 67, accepts computes from 66\)/);
-      return true;
-    });
+    assert.throws(
+      () => auto(67),
+      (err: Error) => {
+        assert.ok(err instanceof ReleaseMismatchError);
+        assert.match(err.message, /Nova 2024\.1\/2024\.2 \(service version 67, accepts computes from 66\)/);
+        return true;
+      },
+    );
   });
 
   it('refuses a control plane newer than the newest table, naming both releases', () => {
