@@ -12,6 +12,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { pollUntil } from '../../src/common/poll.js';
 import { execFileP, rabbitmqctl, REPO_ROOT, SYSTEM_ENV } from '../support/broker.js';
+import { LAB_ENDPOINTS } from '../support/lab-env.js';
 import {
   discoverHosts,
   docker,
@@ -23,10 +24,10 @@ import {
   type AgentProcess,
 } from '../support/lab.js';
 
-const KEYSTONE = 'http://127.0.0.1:5000/v3';
-const NOVA = 'http://127.0.0.1:8774/v2.1';
-const PLACEMENT = 'http://127.0.0.1:8778';
-const GLANCE = 'http://127.0.0.1:9292';
+const KEYSTONE = LAB_ENDPOINTS.keystone;
+const NOVA = LAB_ENDPOINTS.nova;
+const PLACEMENT = LAB_ENDPOINTS.placement;
+const GLANCE = LAB_ENDPOINTS.glance;
 const NOVA_VERSION = { 'OpenStack-API-Version': 'compute 2.37', 'X-OpenStack-Nova-API-Version': '2.37' };
 const PLACEMENT_VERSION = { 'OpenStack-API-Version': 'placement 1.28' };
 

@@ -8,13 +8,14 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { pollUntil } from '../../src/common/poll.js';
 import { execFileP, REPO_ROOT, SYSTEM_ENV } from './broker.js';
+import { LAB_ENDPOINTS, labExec } from './lab-env.js';
 
 export const LAB = `${REPO_ROOT}../shared/lab`;
 
 /** admin-openrc, as an environment. */
 export const OS_ENV: NodeJS.ProcessEnv = {
   ...SYSTEM_ENV,
-  OS_AUTH_URL: 'http://127.0.0.1:5000/v3',
+  OS_AUTH_URL: LAB_ENDPOINTS.keystone,
   OS_IDENTITY_API_VERSION: '3',
   OS_USERNAME: 'admin',
   OS_PASSWORD: 'labadmin',
@@ -41,10 +42,7 @@ export async function nova(args: string[]): Promise<string> {
 }
 
 export async function discoverHosts(): Promise<void> {
-  await execFileP('su', ['-s', '/bin/sh', 'nova', '-c', 'nova-manage cell_v2 discover_hosts'], {
-    env: SYSTEM_ENV,
-    timeout: 120_000,
-  });
+  await labExec(['su', '-s', '/bin/sh', 'nova', '-c', 'nova-manage cell_v2 discover_hosts']);
 }
 
 /** Stops the lab's real nova-compute so only our agent serves. */
@@ -55,15 +53,17 @@ export async function stopFakeCompute(): Promise<void> {
 export function labNovaConf(host: string, extra = ''): string {
   return `[DEFAULT]
 host = ${host}
-transport_url = rabbit://openstack:labrabbit@127.0.0.1:5672/
+transport_url = ${LAB_ENDPOINTS.transportUrl}
 my_ip = 127.0.0.1
+# the node identity file (compute_id) is per host: several agents share this machine
+state_path = ${join(tmpdir(), 'nova-docker-e2e-state', host)}
 debug = true
 # several agents share this machine: a test that scrapes /metrics sets its own port in extra
 metrics_port = 0
 
 [placement]
 auth_type = password
-auth_url = http://127.0.0.1:5000/v3
+auth_url = ${LAB_ENDPOINTS.keystone}
 project_domain_name = Default
 user_domain_name = Default
 project_name = service
@@ -72,10 +72,10 @@ password = labservice
 region_name = RegionOne
 
 [glance]
-api_servers = http://127.0.0.1:9292
+api_servers = ${LAB_ENDPOINTS.glance}
 
 [docker]
-registry_url = 127.0.0.1:5042
+registry_url = ${LAB_ENDPOINTS.registry}
 ${extra}`;
 }
 

@@ -6,8 +6,9 @@
 import { KeystoneClient } from '../../src/clients/keystone/client.js';
 import { pollUntil } from '../../src/common/poll.js';
 import type { LabServer } from './lab.js';
+import { LAB_ENDPOINTS } from './lab-env.js';
 
-const NOVA = 'http://127.0.0.1:8774/v2.1';
+const NOVA = LAB_ENDPOINTS.nova;
 const MICROVERSION = '2.37';
 
 let keystone: KeystoneClient | undefined;
@@ -15,7 +16,7 @@ let keystone: KeystoneClient | undefined;
 /** GET `path` (under /v2.1) as the lab admin; the parsed JSON body, or throws with the status. */
 export async function novaGet<T>(path: string): Promise<T> {
   keystone ??= new KeystoneClient({
-    authUrl: 'http://127.0.0.1:5000/v3',
+    authUrl: LAB_ENDPOINTS.keystone,
     username: 'admin',
     password: 'labadmin',
     projectName: 'admin',
