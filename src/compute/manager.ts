@@ -382,7 +382,11 @@ export class ComputeManager {
   /** The periodic resource update: ComputeNode row, then Placement. */
   async updateAvailableResource(ctx: RequestContext): Promise<void> {
     const r = await this.driver.getAvailableResource(this.nodename);
-    const fields = { ...this.computeNodeFields(r), stats: { uptime: await this.driver.getHostUptime() } };
+    const fields: Record<string, unknown> = {
+      ...this.computeNodeFields(r),
+      // nova 2025.2+ API reads the hypervisor uptime from here instead of a get_host_uptime call per host
+      stats: { uptime: await this.driver.getHostUptime() },
+    };
     let cn = this.computeNode ?? (await this.findComputeNode(ctx));
     if (!cn) {
       cn = NovaObject.create('ComputeNode', this.opts.release.objects.ComputeNode ?? '1.19', {
@@ -411,6 +415,13 @@ export class ComputeManager {
     }
     if (uuid)
       await this.placement.syncProvider(ctx, { uuid, name: this.nodename }, r, this.service?.get('disabled') === true);
+    // resource_tracker._report_final_resource_view, word for word: operators grep for it
+    this.log(
+      'info',
+      `Final resource view: name=${this.nodename} phys_ram=${r.memory_mb}MB used_ram=${String(fields.memory_mb_used)}MB ` +
+        `phys_disk=${r.local_gb}GB used_disk=${String(fields.local_gb_used)}GB total_vcpus=${r.vcpus} ` +
+        `used_vcpus=${r.vcpus_used}`,
+    );
   }
 
   /**
