@@ -123,6 +123,32 @@ describe(`e2e: the Nova release the agent speaks (lab ${LAB_RELEASE})`, function
     }
   });
 
+  it('a second agent pinned to a release this control plane would refuse stops at start, naming both', async () => {
+    // on Zed: a 2025.1 agent would report a version Zed does not know; on 2025.1/2026.1: a Zed agent is too old
+    const wrong = LAB_RELEASE === 'zed' ? '2025.1' : 'zed';
+    const dir = mkdtempSync(join(tmpdir(), 'nd-rel-'));
+    try {
+      const conf = join(dir, 'nova.conf');
+      writeFileSync(conf, labNovaConf(`${HOST}-pinned`, `[docker]\nnova_release = ${wrong}\n`));
+      const run = execFileP(process.execPath, [join(REPO_ROOT, 'dist/src/cli.js'), 'compute', '--config-file', conf], {
+        env: SYSTEM_ENV,
+        timeout: 120_000,
+      });
+      const err = await run.then(
+        () => assert.fail('the pinned agent kept running'),
+        (e: Error & { code?: number; stderr?: string }) => e,
+      );
+      assert.equal(err.code, 1);
+      assert.match(err.stderr ?? '', new RegExp(`nova_release = ${wrong.replace('.', '\\.')} \\(service version`));
+      assert.match(err.stderr ?? '', new RegExp(`Nova [^ ]*${LAB_RELEASE.replace('.', '\\.')}`));
+      // it never registered: the cloud is not pinned to it
+      const services = await openstackJson<Array<{ Host: string }>>(['compute', 'service', 'list']);
+      assert.ok(!services.some((s) => s.Host === `${HOST}-pinned`));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('`nova-status upgrade check` passes with the agent registered', async () => {
     // exit 0 = all passed, 1 = warnings only (hw_machine_type on non-libvirt instances), 2 = a failure
     const out = await labExec(['nova-status', 'upgrade', 'check']).catch(
