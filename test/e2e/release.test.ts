@@ -182,6 +182,13 @@ describe(`e2e: the Nova release the agent speaks (lab ${LAB_RELEASE})`, function
   it('an availability zone is a Placement aggregate the agent never overwrites; a boot into it lands here', async () => {
     const suffix = randomUUID().slice(0, 6);
     const zone = `nd-az-${suffix}`;
+    // a host is in one zone at most: drop what an interrupted earlier run left
+    for (const a of await openstackJson<Array<{ ID: number; Name: string }>>(['aggregate', 'list'])) {
+      if (a.Name.startsWith('nd-agg-')) {
+        await openstack(['aggregate', 'remove', 'host', String(a.ID), HOST]).catch(() => undefined);
+        await openstack(['aggregate', 'delete', String(a.ID)]).catch(() => undefined);
+      }
+    }
     // aggregates show their uuid (the Placement aggregate's) from compute API 2.41
     const agg = await openstackJson<{ id: number; uuid: string }>([
       '--os-compute-api-version',
