@@ -78,16 +78,41 @@ apt_install() {   # apt_install PKG...: install the missing ones (refresh lists 
 
 node_bin() { echo "${NOVA_DOCKER_NODE:-$(command -v node || true)}"; }
 
+# The npm that comes with NODE (a Node.js build's bin/npm, or the npm-cli.js
+# under its lib/node_modules), run by that node: sets NPM, fails when there is none.
+node_npm() {
+  local node=$1 dir cli real
+  for dir in "$(dirname "$node")" "$(dirname "$(readlink -f "$node")")"; do
+    for cli in "$dir/npm" "$dir/../lib/node_modules/npm/bin/npm-cli.js"; do
+      [ -e "$cli" ] || continue
+      real=$(readlink -f "$cli")
+      case $real in
+        *.js) NPM=("$node" "$real"); return 0 ;;
+        *) if [ -x "$real" ]; then NPM=("$real"); return 0; fi ;;
+      esac
+    done
+  done
+  return 1
+}
+
+# A node >= NODE_MIN (Debian's nodejs when there is none) and the npm to go with it:
+# its own, else one on PATH, and only then Debian's npm package (hundreds of packages).
 install_node() {
   command -v node >/dev/null || [ -n "${NOVA_DOCKER_NODE:-}" ] || apt_install nodejs
-  command -v npm >/dev/null || apt_install npm
-  [ "$DRY_RUN" = 1 ] && [ -z "$(node_bin)" ] && return 0
+  NPM=(npm)
+  if [ "$DRY_RUN" = 1 ] && [ -z "$(node_bin)" ]; then
+    command -v npm >/dev/null || apt_install npm
+    return 0
+  fi
   local node version
   node=$(node_bin)
   [ -x "$node" ] || die "no node binary (set NOVA_DOCKER_NODE)"
   version=$("$node" -p 'process.versions.node')
   printf '%s\n%s\n' "$NODE_MIN" "$version" | sort -C -V ||
     die "node $version found at $node; nova-docker needs node >= $NODE_MIN (Debian 13's nodejs, or set NOVA_DOCKER_NODE)"
+  # npm runs package scripts (tsc) with `#!/usr/bin/env node`: this node, not another on PATH
+  PATH=$(dirname "$node"):$PATH
+  node_npm "$node" || command -v npm >/dev/null || apt_install npm
 }
 
 # Newer than the last build: sources, compiler settings or dependencies.
@@ -105,18 +130,18 @@ deps_current() {
   hash=$(sha256sum < "$SRC_DIR/package-lock.json")
   [ -d "$SRC_DIR/node_modules" ] || return 1
   [ "$(cat "$stamp" 2>/dev/null)" = "$hash" ] && return 0
-  (cd "$SRC_DIR" && npm ls --all >/dev/null 2>&1) || return 1
+  (cd "$SRC_DIR" && "${NPM[@]}" ls --all >/dev/null 2>&1) || return 1
   [ "$DRY_RUN" = 1 ] || { mkdir -p "$SRC_DIR/dist" && echo "$hash" > "$stamp"; }
 }
 
 build() {
   cd "$SRC_DIR"
   if ! deps_current; then
-    run npm ci --no-audit --no-fund
+    run "${NPM[@]}" ci --no-audit --no-fund
     [ "$DRY_RUN" = 1 ] || { mkdir -p dist && sha256sum < package-lock.json > dist/.deps-stamp; }
   fi
   if build_stale; then
-    run npm run build --silent
+    run "${NPM[@]}" run build --silent
     run touch dist/.build-stamp
     [ "$DRY_RUN" = 1 ] || say "built: node $SRC_DIR/dist/src/cli.js --help"
   else
