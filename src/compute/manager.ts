@@ -82,11 +82,15 @@ export interface ComputeManagerOptions {
   runningDeleted?: { action: RunningDeletedAction; pollIntervalS: number; timeoutS: number };
   /** Told about every finished boot, successful or not (metrics). Must not throw. */
   onBoot?: ((timing: BootTiming) => void) | undefined;
-  /** Start-up: the first and the longest pause between tries of a hypervisor that does not answer (1 s, 30 s). */
+  /** Start-up: the first and the longest pause between tries of a hypervisor that does not answer (1 s, 5 s). */
   hypervisorRetryMs?: { first: number; max: number };
 }
 
-const HYPERVISOR_RETRY_MS = { first: 1000, max: 30_000 };
+/**
+ * 1, 2, 4, then every 5 s: serving within seconds of dockerd answering matters
+ * more than the cost of a failed connect (one GET /version) every few seconds.
+ */
+const HYPERVISOR_RETRY_MS = { first: 1000, max: 5000 };
 
 /**
  * Phase timings of one boot, ms since the cast arrived (for bench/boot and
