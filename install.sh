@@ -382,7 +382,7 @@ start_background() {
    setsid -f env "${AGENT_ENV[@]}" AGENT_PID_FILE="$DESTDIR$PID_FILE" bash -c 'echo $$ > "$AGENT_PID_FILE"; exec "$@"' \
      agent "${USER_PREFIX[@]}" "${AGENT_ARGV[@]}" >>"$DESTDIR$LOG_FILE" 2>&1 </dev/null)
   for _ in $(seq 50); do pid=$(agent_pid) && break; sleep 0.1; done
-  [ -n "${pid:-}" ] || die "$SERVICE did not start; see $LOG_FILE"
+  [ -n "${pid:-}" ] || die "$SERVICE did not start; see $(agent_logs)"
   say "started $SERVICE (pid $pid, log $LOG_FILE)"
 }
 
