@@ -105,10 +105,12 @@ describe('e2e: the agent waits for a dockerd that is not there yet', function ()
     const code = await agent?.stop();
     await proxy.close();
     rmSync(dir, { recursive: true, force: true });
-    // a host name of this run only: its service record (and with it the compute node and provider) goes too
+    // a host name of this run only: its service record (and with it the compute node and provider) and
+    // its compute queue (kept across the agent's restarts) go too
     for (const s of await computeServices().catch(() => [])) {
       await openstack(['compute', 'service', 'delete', s.ID]).catch(() => undefined);
     }
+    await rabbitmqctl('-q', 'delete_queue', `compute.${HOST}`).catch(() => undefined);
     assert.equal(code, 0, `the agent exits 0 on SIGTERM:\n${agent?.log().slice(-4000) ?? ''}`);
     assert.deepEqual(await hostContainers(HOST), [], `no container left for ${HOST}`);
   });
