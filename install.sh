@@ -2,7 +2,8 @@
 # install.sh -- install nova-docker on a Debian 12 host.  Idempotent: a second
 # run finds everything in place, changes nothing and reuses the running agent.
 #   ./install.sh              operator install: Docker Engine (docker.io), node
-#                             dependencies and build, the `nova` system user (in
+#                             dependencies and build, the built agent into
+#                             /usr/lib/nova-docker (below), the `nova` system user (in
 #                             group docker), /etc/nova/nova-docker.conf from the
 #                             sample (never overwritten), the service
 #                             nova-docker-compute, started once /etc/nova/nova.conf
