@@ -2,7 +2,8 @@
 # install.sh -- install nova-docker on a Debian 12 host.  Idempotent: a second
 # run finds everything in place, changes nothing and reuses the running agent.
 #   ./install.sh              operator install: Docker Engine (docker.io), node
-#                             dependencies and build, the `nova` system user (in
+#                             dependencies and build, the built agent into
+#                             /usr/lib/nova-docker (below), the `nova` system user (in
 #                             group docker), /etc/nova/nova-docker.conf from the
 #                             sample (never overwritten), the service
 #                             nova-docker-compute, started once /etc/nova/nova.conf
@@ -15,15 +16,24 @@
 #                             what the tests need (RabbitMQ on 127.0.0.1, Python's
 #                             oslo.messaging, Docker Engine, shellcheck); no user,
 #                             config, service or agent: the tests start their own
-#   ./install.sh --build      node dependencies and build only
+#   ./install.sh --build      node dependencies and build only (in this checkout)
+#   ./install.sh --install-agent  the agent --build built, into /usr/lib/nova-docker
+#                             (below) and nothing else (the DevStack plugin, as root)
 #   ./install.sh --all-in-one node dependencies and build, then a single-node
 #                             OpenStack control plane on this machine, the agent
 #                             running against it and a busybox image in Glance
 #                             (scripts/all-in-one.sh)
 #   --dry-run                 with any of them: print what would change, change nothing
+# The operator install and the all-in-one run the agent from a copy owned by root
+# and readable by all, never from this checkout (which may sit in a private home
+# directory): /usr/lib/nova-docker/releases/<version>-<hash> holds the built
+# agent (dist/src, package.json, production node_modules, the sample config, the
+# all-in-one's neutron stand-in), /usr/lib/nova-docker/current points at the one
+# in use, switched in one rename when the build changed; the previous release
+# stays (a running agent keeps its files) until the next one replaces it.
 # Only Debian and npm packages are fetched.  Environment: DESTDIR (prefix of every
-# file installed outside this directory), NOVA_DOCKER_NODE (node binary),
-# NOVA_DOCKER_USER (nova).
+# file installed outside this directory), NOVA_DOCKER_PREFIX (/usr/lib/nova-docker),
+# NOVA_DOCKER_NODE (node binary; its own npm is used), NOVA_DOCKER_USER (nova).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
@@ -39,6 +49,9 @@ LOG_DIR=/var/log/nova-docker
 PID_FILE=$RUN_DIR/$SERVICE.pid
 LOG_FILE=$LOG_DIR/$SERVICE.log
 STATE_DIR=/var/lib/nova
+PREFIX=${NOVA_DOCKER_PREFIX:-/usr/lib/nova-docker}
+# the installed agent the service runs: a symlink to releases/<version>-<hash>
+AGENT_DIR=$PREFIX/current
 NODE_MIN=20.12
 # A 1 MB young generation: bench/image-load measured a Glance image stream's
 # peak RSS growth at 4-9 MB with it against 12-22 MB without, at the same speed.
@@ -78,16 +91,41 @@ apt_install() {   # apt_install PKG...: install the missing ones (refresh lists 
 
 node_bin() { echo "${NOVA_DOCKER_NODE:-$(command -v node || true)}"; }
 
+# The npm that comes with NODE (a Node.js build's bin/npm, or the npm-cli.js
+# under its lib/node_modules), run by that node: sets NPM, fails when there is none.
+node_npm() {
+  local node=$1 dir cli real
+  for dir in "$(dirname "$node")" "$(dirname "$(readlink -f "$node")")"; do
+    for cli in "$dir/npm" "$dir/../lib/node_modules/npm/bin/npm-cli.js"; do
+      [ -e "$cli" ] || continue
+      real=$(readlink -f "$cli")
+      case $real in
+        *.js) NPM=("$node" "$real"); return 0 ;;
+        *) if [ -x "$real" ]; then NPM=("$real"); return 0; fi ;;
+      esac
+    done
+  done
+  return 1
+}
+
+# A node >= NODE_MIN (Debian's nodejs when there is none) and the npm to go with it:
+# its own, else one on PATH, and only then Debian's npm package (hundreds of packages).
 install_node() {
   command -v node >/dev/null || [ -n "${NOVA_DOCKER_NODE:-}" ] || apt_install nodejs
-  command -v npm >/dev/null || apt_install npm
-  [ "$DRY_RUN" = 1 ] && [ -z "$(node_bin)" ] && return 0
+  NPM=(npm)
+  if [ "$DRY_RUN" = 1 ] && [ -z "$(node_bin)" ]; then
+    command -v npm >/dev/null || apt_install npm
+    return 0
+  fi
   local node version
   node=$(node_bin)
   [ -x "$node" ] || die "no node binary (set NOVA_DOCKER_NODE)"
   version=$("$node" -p 'process.versions.node')
   printf '%s\n%s\n' "$NODE_MIN" "$version" | sort -C -V ||
     die "node $version found at $node; nova-docker needs node >= $NODE_MIN (Debian 13's nodejs, or set NOVA_DOCKER_NODE)"
+  # npm runs package scripts (tsc) with `#!/usr/bin/env node`: this node, not another on PATH
+  PATH=$(dirname "$node"):$PATH
+  node_npm "$node" || command -v npm >/dev/null || apt_install npm
 }
 
 # Newer than the last build: sources, compiler settings or dependencies.
@@ -105,23 +143,91 @@ deps_current() {
   hash=$(sha256sum < "$SRC_DIR/package-lock.json")
   [ -d "$SRC_DIR/node_modules" ] || return 1
   [ "$(cat "$stamp" 2>/dev/null)" = "$hash" ] && return 0
-  (cd "$SRC_DIR" && npm ls --all >/dev/null 2>&1) || return 1
+  (cd "$SRC_DIR" && "${NPM[@]}" ls --all >/dev/null 2>&1) || return 1
   [ "$DRY_RUN" = 1 ] || { mkdir -p "$SRC_DIR/dist" && echo "$hash" > "$stamp"; }
 }
 
 build() {
   cd "$SRC_DIR"
   if ! deps_current; then
-    run npm ci --no-audit --no-fund
+    run "${NPM[@]}" ci --no-audit --no-fund
     [ "$DRY_RUN" = 1 ] || { mkdir -p dist && sha256sum < package-lock.json > dist/.deps-stamp; }
   fi
   if build_stale; then
-    run npm run build --silent
+    run "${NPM[@]}" run build --silent
     run touch dist/.build-stamp
     [ "$DRY_RUN" = 1 ] || say "built: node $SRC_DIR/dist/src/cli.js --help"
   else
     say "build is up to date"
   fi
+}
+
+# ---------------------------------------------------------------- the installed agent
+
+# What a release holds, from this checkout (node_modules apart).
+RELEASE_FILES=(dist/src package.json package-lock.json README.md etc/nova-docker.conf.sample scripts/neutron-stub.py)
+
+# <version>-<hash of what goes in>: the same build gives the same release.  The
+# production node_modules follow from package-lock.json, which is hashed.
+release_id() {
+  local version hash
+  version=$(sed -n 's/^  "version": "\([^"]*\)".*/\1/p' "$SRC_DIR/package.json")
+  hash=$(cd "$SRC_DIR" && find "${RELEASE_FILES[@]}" -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum |
+           sha256sum | cut -c1-12)
+  echo "${version:-0}-$hash"
+}
+
+# Copies the build and the production node_modules (as `npm ls --omit=dev`
+# lists them: a package's own node_modules come with it) into a new release
+# directory, checks the agent starts from there, then renames it into place.
+stage_release() {   # stage_release RELEASES_DIR ID
+  local dir=$1 id=$2 stage p rel parent=// files=("${RELEASE_FILES[@]}")
+  stage=$(mktemp -d "$dir/.staging.XXXXXX")
+  while IFS= read -r p; do
+    case $p in */node_modules/*) rel=node_modules/${p#*/node_modules/} ;; *) continue ;; esac
+    case $rel in "$parent"/*) continue ;; esac   # comes with its parent package
+    files+=("$rel")
+    parent=$rel
+  done < <(cd "$SRC_DIR" && "${NPM[@]}" ls --omit=dev --all --parseable 2>/dev/null | LC_ALL=C sort)
+  (cd "$SRC_DIR" && cp -R --parents "${files[@]}" "$stage/")
+  # root's, readable by all (the agent's user reads it; a umask of 077 must not leak in)
+  chmod -R u+rwX,go+rX,go-w "$stage"
+  "$(node_bin)" "$stage/dist/src/cli.js" --version >/dev/null ||
+    { rm -rf "$stage"; die "the agent copied to $stage does not start"; }
+  rm -rf "${dir:?}/$id"
+  mv -T "$stage" "$dir/$id"
+}
+
+# The built agent into PREFIX/releases/<id>, PREFIX/current switched to it in one
+# rename (a service starting meanwhile sees the old or the new one, whole).  Keeps
+# the release that was current (a running agent still uses its files), removes
+# older ones.  AGENT_UPDATED=1 when current moved.
+AGENT_UPDATED=0
+install_agent() {
+  local root=$DESTDIR$PREFIX id old d
+  if [ ! -e "$SRC_DIR/dist/src/cli.js" ]; then
+    [ "$DRY_RUN" = 1 ] || die "no build in $SRC_DIR/dist: run install.sh --build first"
+    echo "would install the built agent into $PREFIX"
+    return 0
+  fi
+  id=$(release_id)
+  old=$(readlink "$root/current" 2>/dev/null || true)
+  if [ "$old" = "releases/$id" ] && [ -d "$root/releases/$id" ]; then
+    say "installed agent is up to date ($AGENT_DIR -> releases/$id)"
+    return 0
+  fi
+  if [ "$DRY_RUN" = 1 ]; then echo "would install the agent into $PREFIX/releases/$id and point $AGENT_DIR at it"; return 0; fi
+  install -d -m 0755 "$root" "$root/releases"
+  [ -d "$root/releases/$id" ] || stage_release "$root/releases" "$id"
+  ln -sfn "releases/$id" "$root/.current.new"
+  mv -T "$root/.current.new" "$root/current"
+  AGENT_UPDATED=1
+  say "installed the agent: $AGENT_DIR -> releases/$id"
+  for d in "$root"/releases/* "$root"/releases/.staging.*; do
+    [ -e "$d" ] || continue
+    case $d in "$root/releases/$id" | "$root/$old") continue ;; esac
+    rm -rf "$d"
+  done
 }
 
 # ---------------------------------------------------------------- test deps
@@ -178,7 +284,7 @@ install_config() {
 
 # The agent's argv; the background mode also uses it to recognise its process.
 agent_argv() {
-  AGENT_ARGV=("$(node_bin)" "${NODE_FLAGS[@]}" "$SRC_DIR/dist/src/cli.js" compute
+  AGENT_ARGV=("$(node_bin)" "${NODE_FLAGS[@]}" "$AGENT_DIR/dist/src/cli.js" compute
               --config-file "$NOVA_CONF" --config-file "$AGENT_CONF")
 }
 
@@ -187,7 +293,7 @@ unit_text() {
   cat <<UNIT
 [Unit]
 Description=nova-docker compute agent: OpenStack Nova instances as Docker containers
-Documentation=file://$SRC_DIR/README.md
+Documentation=file://$AGENT_DIR/README.md
 After=network-online.target docker.service rabbitmq-server.service
 Wants=network-online.target docker.service
 
@@ -227,7 +333,8 @@ config_ready() {
   fi
   [ "$DRY_RUN" = 1 ] && return 0
   local out
-  if ! out=$(as_agent_user "$(node_bin)" "$SRC_DIR/dist/src/cli.js" check-config \
+  # as the agent's user, from where the service runs it: it must read both
+  if ! out=$(as_agent_user "$(node_bin)" "$DESTDIR$AGENT_DIR/dist/src/cli.js" check-config \
                --config-file "$DESTDIR$NOVA_CONF" --config-file "$DESTDIR$AGENT_CONF" 2>&1 >/dev/null); then
     printf '%s\n' "$out" >&2
     die "not starting $SERVICE: fix the configuration above, then run install.sh again"
@@ -276,7 +383,7 @@ start_background() {
    setsid -f env "${AGENT_ENV[@]}" AGENT_PID_FILE="$DESTDIR$PID_FILE" bash -c 'echo $$ > "$AGENT_PID_FILE"; exec "$@"' \
      agent "${USER_PREFIX[@]}" "${AGENT_ARGV[@]}" >>"$DESTDIR$LOG_FILE" 2>&1 </dev/null)
   for _ in $(seq 50); do pid=$(agent_pid) && break; sleep 0.1; done
-  [ -n "${pid:-}" ] || die "$SERVICE did not start; see $LOG_FILE"
+  [ -n "${pid:-}" ] || die "$SERVICE did not start; see $(agent_logs)"
   say "started $SERVICE (pid $pid, log $LOG_FILE)"
 }
 
@@ -297,11 +404,12 @@ stop_background() {
 # A running agent is reused without a look at the configuration; starting (or
 # restarting) needs a valid one, and is skipped while nova.conf is missing.
 start_agent() {   # start_agent RESTART(0|1) UNIT_CHANGED(0|1)
-  local restart=$1 unit_changed=$2 pid
+  local restart=$1 unit_changed=$2 pid upgrade="--restart after an upgrade"
+  [ "$AGENT_UPDATED" = 0 ] || upgrade="it runs the previous release until install.sh --restart"
   if systemd_running; then
     [ "$unit_changed" = 1 ] && run systemctl daemon-reload
     if [ "$restart" = 0 ] && [ "$unit_changed" = 0 ] && systemctl is-active --quiet "$SERVICE"; then
-      say "$SERVICE is running, reused (--restart after an upgrade)"
+      say "$SERVICE is running, reused ($upgrade)"
       return 0
     fi
     config_ready || return 0
@@ -309,13 +417,31 @@ start_agent() {   # start_agent RESTART(0|1) UNIT_CHANGED(0|1)
     run systemctl restart "$SERVICE"
   else
     if [ "$restart" = 0 ] && pid=$(agent_pid); then
-      say "$SERVICE is running (pid $pid), reused (--restart after an upgrade)"
+      say "$SERVICE is running (pid $pid), reused ($upgrade)"
       return 0
     fi
     config_ready || return 0
     if agent_pid >/dev/null; then stop_background; fi
     start_background
   fi
+  [ "$DRY_RUN" = 1 ] || say "the agent logs to $(agent_logs)"
+}
+
+# The file the agent logs to, as the agent itself reads nova.conf's log_file and
+# log_dir (check-config names it); nothing when it logs to stderr.
+agent_log_file() {
+  "$(node_bin)" "$DESTDIR$AGENT_DIR/dist/src/cli.js" check-config \
+    --config-file "$DESTDIR$NOVA_CONF" --config-file "$DESTDIR$AGENT_CONF" 2>/dev/null |
+    sed -n 's|^# the compute agent logs to \(/.*\)$|\1|p' || true
+}
+
+# Where to look when the agent misbehaves: its log file, and where its own
+# output goes (errors before it reads its configuration).
+agent_logs() {
+  local file out
+  file=$(agent_log_file)
+  if systemd_running; then out="journalctl -u $SERVICE"; else out=$LOG_FILE; fi
+  if [ -n "$file" ]; then echo "$file (its output: $out)"; else echo "$out"; fi
 }
 
 stop_agent() {
@@ -327,6 +453,7 @@ operator_install() {   # operator_install START(0|1) RESTART(0|1)
   install_docker
   install_node
   build
+  install_agent
   install_user
   install_dirs
   install_config
@@ -344,6 +471,7 @@ main() {
     case $a in
       --test-deps) mode=test-deps ;;
       --build) mode=build ;;
+      --install-agent) mode=install-agent ;;
       --all-in-one) mode=all-in-one ;;
       --stop) mode=stop ;;
       --no-start) start=0 ;;
@@ -360,7 +488,10 @@ main() {
     operator) operator_install "$start" "$restart" ;;
     test-deps) install_test_deps; install_node; build ;;
     build) install_node; build ;;
-    all-in-one) install_node; build; bash "$SRC_DIR/scripts/all-in-one.sh" ;;
+    install-agent) install_node; install_agent ;;
+    # all-in-one.sh runs with Debian's PATH: it (and the install.sh it calls) must use this node
+    all-in-one) install_node; build; install_agent
+                NOVA_DOCKER_NODE=$(node_bin) bash "$SRC_DIR/scripts/all-in-one.sh" ;;
     stop) stop_agent ;;
   esac
 }

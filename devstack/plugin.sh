@@ -2,7 +2,8 @@
 # nova-docker DevStack plugin: with VIRT_DRIVER=docker, installs Docker Engine
 # and the nova-docker agent, and runs the agent as DevStack's n-cpu.
 #
-#   stack install      docker.io, node, the stack user in group docker, build
+#   stack install      docker.io, node, the stack user in group docker, build,
+#                      the built agent into $NOVA_DOCKER_PREFIX (/usr/lib/nova-docker)
 #   stack post-config  compute_driver and [docker] options, Glance accepts
 #                      container_format docker, n-cpu's command becomes the agent
 #   stack extra        uploads $NOVA_DOCKER_IMAGES to Glance
@@ -28,16 +29,29 @@ function nova_docker_node {
     command -v "$NOVA_DOCKER_NODE" || echo "$NOVA_DOCKER_NODE"
 }
 
-# Docker Engine and node from the distribution, the stack user in group docker
-# (systemd gives service processes their user's groups), then the build.
+# The node in use comes with its own npm (a Node.js build's bin/npm, which
+# install.sh uses), or there is one on PATH.
+function nova_docker_has_npm {
+    local node
+    node=$(nova_docker_node)
+    [[ -e $(dirname "$node")/npm || -e $(dirname "$(readlink -f "$node")")/npm ]] || command -v npm >/dev/null
+}
+
+# Docker Engine and node from the distribution (npm only when the node has
+# none), the stack user in group docker (systemd gives service processes their
+# user's groups), the build in this checkout, then the built agent installed
+# where n-cpu runs it from (root's, readable by all).
 function install_nova_docker {
     command -v dockerd >/dev/null || install_package docker.io
     command -v "$NOVA_DOCKER_NODE" >/dev/null || install_package nodejs
-    command -v npm >/dev/null || install_package npm
+    nova_docker_has_npm || install_package npm
     add_user_to_group "$STACK_USER" "$DOCKER_GROUP"
     start_service docker
     NOVA_DOCKER_NODE=$(nova_docker_node) bash "$NOVA_DOCKER_DIR/install.sh" --build ||
         die $LINENO "nova-docker: build failed (install.sh --build)"
+    sudo env NOVA_DOCKER_NODE="$(nova_docker_node)" NOVA_DOCKER_PREFIX="$NOVA_DOCKER_PREFIX" \
+        bash "$NOVA_DOCKER_DIR/install.sh" --install-agent ||
+        die $LINENO "nova-docker: installing the agent failed (install.sh --install-agent)"
 }
 
 # Appends docker to Glance's container formats (keeping the configured ones).
@@ -84,7 +98,7 @@ function nova_docker_agent_command {
     done
     [[ ${#files[@]} -gt 0 ]] || files=("${NOVA_CPU_CONF:-$NOVA_CONF}")
     local cmd
-    cmd="$(nova_docker_node) $NOVA_DOCKER_NODE_FLAGS $NOVA_DOCKER_DIR/dist/src/cli.js compute"
+    cmd="$(nova_docker_node) $NOVA_DOCKER_NODE_FLAGS $NOVA_DOCKER_PREFIX/current/dist/src/cli.js compute"
     [[ -z ${NOVA_DOCKER_ENV:-} ]] || cmd="/usr/bin/env $NOVA_DOCKER_ENV $cmd"
     for word in "${files[@]}" "$NOVA_DOCKER_CONF"; do
         cmd+=" --config-file $word"

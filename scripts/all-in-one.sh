@@ -17,6 +17,10 @@ set -euo pipefail
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin    # Debian's python3, which has the OpenStack modules
 export DEBIAN_FRONTEND=noninteractive
 SRC=$(cd "$(dirname "$0")/.." && pwd)
+# install.sh's paths and steps (sourced, it only defines them): where the agent
+# is installed ($AGENT_DIR), its configuration and where it logs (agent_logs)
+# shellcheck source-path=SCRIPTDIR/.. source=install.sh
+. "$SRC/install.sh"
 LOG=/var/log/nova-docker RUN=/run/nova-docker ETC=/etc/nova-docker
 mkdir -p $LOG $RUN $ETC && chmod 1777 $LOG   # every service logs here as its own user
 T0=$(date +%s)
@@ -61,8 +65,8 @@ EOF
 PKGS="mariadb-server rabbitmq-server keystone glance-api placement-api nova-api nova-conductor
  nova-scheduler python3-openstackclient python3-novaclient docker-registry docker.io busybox-static
  uwsgi-plugin-python3 curl"
-missing=$(for p in $PKGS; do dpkg-query -W -f='${db:Status-Status}\n' "$p" 2>/dev/null | grep -qx installed || echo "$p"; done)
-if [ -n "$missing" ]; then
+missing_pkgs=$(for p in $PKGS; do dpkg-query -W -f='${db:Status-Status}\n' "$p" 2>/dev/null | grep -qx installed || echo "$p"; done)
+if [ -n "$missing_pkgs" ]; then
   # the OpenStack packages must not configure DBs/endpoints nor start daemons themselves
   for q in keystone/configure_db keystone/create-admin-tenant keystone/register-endpoint \
            glance-common/configure_db glance-common/configure_rabbit glance-common/configure_ksat \
@@ -73,11 +77,11 @@ if [ -n "$missing" ]; then
     echo "${q%%/*} $q boolean false"
   done | debconf-set-selections
   [ -e /usr/sbin/policy-rc.d ] || { printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; }
-  say "installing $(echo $missing | tr '\n' ' ')"
+  say "installing ${missing_pkgs//$'\n'/ }"
   apt_opts=(-y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold)
   # shellcheck disable=SC2086
-  apt-get install "${apt_opts[@]}" $missing >$LOG/apt-all-in-one.log 2>&1 ||
-    { apt-get update -q >>$LOG/apt-all-in-one.log 2>&1 && apt-get install "${apt_opts[@]}" $missing >>$LOG/apt-all-in-one.log 2>&1; } ||
+  apt-get install "${apt_opts[@]}" $missing_pkgs >$LOG/apt-all-in-one.log 2>&1 ||
+    { apt-get update -q >>$LOG/apt-all-in-one.log 2>&1 && apt-get install "${apt_opts[@]}" $missing_pkgs >>$LOG/apt-all-in-one.log 2>&1; } ||
     { tail -20 $LOG/apt-all-in-one.log >&2; exit 1; }
 fi
 
@@ -87,16 +91,16 @@ port_open() { (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null; }
 start() {
   local name=$1 port=$2 user=$3; shift 3
   if port_open "$port"; then say "$name: reusing what answers on 127.0.0.1:$port"; return 0; fi
-  if [ "$user" = root ]; then setsid -f "$@" >>$LOG/$name.out 2>&1 </dev/null
-  else setsid -f setpriv --reuid="$user" --regid="$(id -g "$user")" --init-groups "$@" >>$LOG/$name.out 2>&1 </dev/null; fi
+  if [ "$user" = root ]; then setsid -f "$@" >>"$LOG/$name.out" 2>&1 </dev/null
+  else setsid -f setpriv --reuid="$user" --regid="$(id -g "$user")" --init-groups "$@" >>"$LOG/$name.out" 2>&1 </dev/null; fi
   say "started $name"
 }
 # start_daemon NAME USER CMD...: for services without a port (conductor, scheduler), tracked by PID file
 start_daemon() {
   local name=$1 user=$2; shift 2
   if pgrep -f "^/usr/bin/python3 /usr/bin/$name " >/dev/null; then say "$name: already running"; return 0; fi
-  setsid setpriv --reuid="$user" --regid="$(id -g "$user")" --init-groups "$@" >>$LOG/$name.out 2>&1 </dev/null &
-  echo $! > $RUN/$name.pid
+  setsid setpriv --reuid="$user" --regid="$(id -g "$user")" --init-groups "$@" >>"$LOG/$name.out" 2>&1 </dev/null &
+  echo $! > "$RUN/$name.pid"
   say "started $name"
 }
 wait_for() {   # wait_for DESC SECONDS CMD...
@@ -133,7 +137,7 @@ region_name = RegionOne
 EOF
 }
 uwsgi_ini() {   # NAME PORT WSGI_FILE USER: small process counts, loopback only
-cat > $ETC/$1-uwsgi.ini <<EOF
+cat > "$ETC/$1-uwsgi.ini" <<EOF
 [uwsgi]
 plugins = python3
 http-socket = 127.0.0.1:$2
@@ -327,7 +331,8 @@ http:
 EOF
 mkdir -p /var/lib/docker-registry && chown docker-registry: /var/lib/docker-registry
 start docker-registry 5042 docker-registry docker-registry serve $ETC/registry.yml
-start neutron-stub 9696 nobody python3 "$SRC/scripts/neutron-stub.py" --host 127.0.0.1 --port 9696
+# from the installed agent: `nobody` may not read this checkout (a home directory)
+start neutron-stub 9696 nobody python3 "$AGENT_DIR/scripts/neutron-stub.py" --host 127.0.0.1 --port 9696
 wait_for glance-api 60 curl -sf -m 3 http://127.0.0.1:9292/versions
 wait_for placement-api 60 curl -s -o /dev/null -m 3 http://127.0.0.1:8778/
 wait_for nova-api 90 curl -sf -m 3 http://127.0.0.1:8774/
@@ -350,7 +355,6 @@ if ! docker version >/dev/null 2>&1; then
   setsid -f dockerd --host unix:///var/run/docker.sock >>$LOG/dockerd.log 2>&1 </dev/null
   wait_for dockerd 30 docker version
 fi
-AGENT_CONF=/etc/nova/nova-docker.conf
 if [ ! -s $AGENT_CONF ] || grep -q '^# nova-docker all-in-one' $AGENT_CONF || cmp -s $AGENT_CONF "$SRC/etc/nova-docker.conf.sample"; then
   put_conf $AGENT_CONF <<EOF
 # nova-docker all-in-one: written by scripts/all-in-one.sh (rewritten on re-runs while this line is here)
@@ -380,7 +384,7 @@ for _ in $(seq 60); do
   sleep 1
 done
 mysql -N nova_api -e "select count(*) from host_mappings where host='$AGENT_HOST'" | grep -qx 1 ||
-  { echo "all-in-one: compute host $AGENT_HOST never registered; see /var/log/nova-docker/nova-docker-compute.log or journalctl -u nova-docker-compute" >&2; exit 1; }
+  { echo "all-in-one: compute host $AGENT_HOST never registered; see $(agent_logs)" >&2; exit 1; }
 say "compute host $AGENT_HOST mapped"
 
 # ---------------------------------------------------------------- a busybox image (no image hub needed)

@@ -17,11 +17,15 @@ if ! command -v rabbitmq-server >/dev/null; then
   [ -e /usr/sbin/policy-rc.d ] || { printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; }
   echo "installing rabbitmq-server"
   apt-get install -y -q rabbitmq-server >$LOG/apt-rabbitmq.log 2>&1 ||
-    { apt-get update -q >>$LOG/apt-rabbitmq.log 2>&1 && apt-get install -y -q rabbitmq-server >>$LOG/apt-rabbitmq.log 2>&1; }
+    { apt-get update -q >>$LOG/apt-rabbitmq.log 2>&1 && apt-get install -y -q rabbitmq-server >>$LOG/apt-rabbitmq.log 2>&1; } ||
+    { tail -20 $LOG/apt-rabbitmq.log >&2; exit 1; }
 fi
 
 export ERL_EPMD_ADDRESS=127.0.0.1 RABBITMQ_NODENAME=rabbit@localhost
+# where to look when the broker does not come up: what we started logs here
+why="see $LOG/rabbitmq.out and /var/log/rabbitmq/rabbit.log"
 if port_open; then
+  why="the broker on 127.0.0.1:5672 was not started here: rabbitmqctl cannot reach it as rabbit@localhost or rabbit@$(hostname -s)"
   # a running broker: find its node name so rabbitmqctl can reach it
   for n in rabbit@localhost "rabbit@$(hostname -s)"; do
     RABBITMQ_NODENAME=$n rabbitmqctl -q await_startup -t 5 >/dev/null 2>&1 && { export RABBITMQ_NODENAME=$n; break; }
@@ -29,6 +33,7 @@ if port_open; then
   echo "reusing the broker on 127.0.0.1:5672 (node $RABBITMQ_NODENAME)"
 else
   # same node name and loopback listeners as the OpenStack lab, so either can start first
+  # shellcheck disable=SC2015 # missing or different: (re)written either way
   [ -s /etc/rabbitmq/rabbitmq-env.conf ] && grep -q '^NODENAME=rabbit@localhost' /etc/rabbitmq/rabbitmq-env.conf || cat > /etc/rabbitmq/rabbitmq-env.conf <<CONF
 NODENAME=rabbit@localhost
 NODE_IP_ADDRESS=127.0.0.1
@@ -51,7 +56,7 @@ for _ in $(seq 120); do
   pgrep -u rabbitmq -f 'beam.*rabbit' >/dev/null || { sleep 1; pgrep -u rabbitmq -f 'beam.*rabbit' >/dev/null; } || break
   sleep 0.5
 done
-rabbitmqctl -q await_startup -t 5 >/dev/null || { echo "rabbitmq did not start; see $LOG/rabbitmq.out" >&2; exit 1; }
+rabbitmqctl -q await_startup -t 5 >/dev/null || { echo "rabbitmq did not start; $why" >&2; exit 1; }
 rabbitmqctl -q list_users | grep -q "^$RABBIT_USER\b" || rabbitmqctl -q add_user "$RABBIT_USER" "$RABBIT_PASS" >/dev/null
 rabbitmqctl -q change_password "$RABBIT_USER" "$RABBIT_PASS" >/dev/null
 rabbitmqctl -q set_user_tags "$RABBIT_USER" administrator >/dev/null

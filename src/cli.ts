@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { ConfigError, loadConfig, parseArgs, renderConfig, type Config } from './config/index.js';
 import { errorMessage } from './common/errors.js';
+import { logFilePath } from './common/log.js';
 import { runCompute } from './main.js';
 import { parseSyncArgs, runRegistrySync, SYNC_USAGE, type SyncArgs } from './registry-sync.js';
 import { formatStatusJson, formatStatusTable, gatherStatus } from './status.js';
@@ -69,11 +70,16 @@ function loadFromArgs(
   }
 }
 
-/** `check-config`: 0 and the effective config on stdout, 1 and every problem on stderr, 2 on usage errors. */
+/**
+ * `check-config`: 0 and the effective config on stdout, 1 and every problem on
+ * stderr, 2 on usage errors. The last line names the file the compute agent
+ * logs to (log_file, log_dir), so scripts point at the log the agent writes.
+ */
 function checkConfig(args: string[]): number {
   const config = loadFromArgs('check-config', args);
   if (typeof config === 'number') return config;
-  process.stdout.write(renderConfig(config));
+  const logFile = logFilePath(config.DEFAULT.log_file, config.DEFAULT.log_dir);
+  process.stdout.write(`${renderConfig(config)}\n# the compute agent logs to ${logFile ?? 'stderr'}\n`);
   return 0;
 }
 

@@ -13,7 +13,7 @@ import { Messaging } from './rpc/messaging.js';
 import { placementReporter } from './compute/placement-reporter.js';
 import { AgentMetrics } from './metrics/metrics.js';
 import { startMetricsServer, type MetricsServer } from './metrics/server.js';
-import { buildAgent } from './wiring.js';
+import { buildAgent, type Agent } from './wiring.js';
 import { ConductorAPI } from './objects/conductor.js';
 import { describeControlPlane, resolveRelease } from './objects/release-select.js';
 import { ZED, type NovaRelease } from './objects/releases.js';
@@ -30,62 +30,89 @@ export interface RunningService {
   stop(): Promise<void>;
 }
 
-export async function startComputeService(config: Config, logger: Logger, version = '0.0.0'): Promise<RunningService> {
+/**
+ * Connects, waits for the conductor and the hypervisor, registers and serves.
+ * A failure, or `signal` aborting before it serves, closes what it opened
+ * (connection, /metrics, timers) and rejects, so the process can exit.
+ */
+export async function startComputeService(
+  config: Config,
+  logger: Logger,
+  version = '0.0.0',
+  signal?: AbortSignal,
+): Promise<RunningService> {
   const D = config.DEFAULT;
   const metrics = D.metrics_port > 0 ? new AgentMetrics({ version, host: D.host }) : undefined;
   const messaging = new Messaging({ ...messagingOptionsFromConfig(config, logger), rpcObserver: metrics?.rpc });
   logger.info(`Starting compute node (nova-docker ${version}) on host ${D.host}`, { logger: LOGGER });
-  await messaging.start();
-  const release = await chooseRelease(config, messaging, logger);
-  const agent = buildAgent(
-    config,
-    release,
-    messaging,
-    logger,
-    (keystone) => placementReporter(keystone, config, logger),
-    {
+  // a stop asked for while the broker is still out of reach ends the wait for it
+  const onAbort = (): void => void messaging.close(0);
+  signal?.addEventListener('abort', onAbort, { once: true });
+  let agent: Agent | undefined;
+  let metricsServer: MetricsServer | undefined;
+  try {
+    await messaging.start();
+    signal?.throwIfAborted();
+    const release = await chooseRelease(config, messaging, logger, signal);
+    agent = buildAgent(config, release, messaging, logger, (keystone) => placementReporter(keystone, config, logger), {
       images: metrics?.images,
       boot: metrics?.boot,
-    },
-  );
-  let metricsServer: MetricsServer | undefined;
-  if (metrics) {
-    metrics.watchInstances(() => agent.driver.listInstancePowerStates());
-    try {
-      metricsServer = await startMetricsServer(metrics, D.metrics_host, D.metrics_port);
-      logger.info(`Serving metrics on http://${D.metrics_host}:${metricsServer.port}/metrics`, { logger: LOGGER });
-    } catch (err) {
-      // metrics are for the operator; the compute service itself still works without them
-      logger.error(`could not serve metrics on ${D.metrics_host}:${D.metrics_port}: ${errorMessage(err)}`, {
-        logger: LOGGER,
-      });
+    });
+    if (metrics) {
+      const driver = agent.driver;
+      metrics.watchInstances(() => driver.listInstancePowerStates());
+      try {
+        metricsServer = await startMetricsServer(metrics, D.metrics_host, D.metrics_port);
+        logger.info(`Serving metrics on http://${D.metrics_host}:${metricsServer.port}/metrics`, { logger: LOGGER });
+      } catch (err) {
+        // metrics are for the operator; the compute service itself still works without them
+        logger.error(`could not serve metrics on ${D.metrics_host}:${D.metrics_port}: ${errorMessage(err)}`, {
+          logger: LOGGER,
+        });
+      }
     }
+    // waits for nova-conductor and the hypervisor: not up, no compute queue until both answer
+    await agent.manager.start(signal);
+    for (const topic of release.computeTopics) {
+      await messaging.server(topic, D.host, [agent.manager.endpoint(), baseApiEndpoint(topic)]);
+    }
+  } catch (err) {
+    agent?.manager.stop();
+    await metricsServer?.close().catch(() => undefined);
+    await messaging.close(0).catch(() => undefined);
+    throw err;
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
   }
-  await agent.manager.start();
-  for (const topic of release.computeTopics) {
-    await messaging.server(topic, D.host, [agent.manager.endpoint(), baseApiEndpoint(topic)]);
-  }
+  const manager = agent.manager;
+  const served = metricsServer;
   let stopping: Promise<void> | undefined;
   return {
     messaging,
-    metricsServer,
+    metricsServer: served,
     stop: () =>
       (stopping ??= (async () => {
-        agent.manager.stop();
+        manager.stop();
         await messaging.close(DRAIN_MS);
-        await metricsServer?.close();
+        await served?.close();
       })()),
   };
 }
 
 /** [docker] nova_release against the control plane nova-conductor reports (release-select.ts). */
-async function chooseRelease(config: Config, messaging: Messaging, logger: Logger): Promise<NovaRelease> {
+async function chooseRelease(
+  config: Config,
+  messaging: Messaging,
+  logger: Logger,
+  signal: AbortSignal | undefined,
+): Promise<NovaRelease> {
   // the Service calls used to ask are the same in every release's tables
   const conductor = new ConductorAPI(messaging.client('conductor'), ZED);
   const setting = config.docker.nova_release;
-  const { release, controlPlane } = await resolveRelease(conductor, adminContext(), setting, (attempt, err) =>
-    logger.warn(`Timed out waiting for nova-conductor (attempt ${attempt}): ${errorMessage(err)}`, { logger: LOGGER }),
-  );
+  const { release, controlPlane } = await resolveRelease(conductor, adminContext(), setting, (attempt, err) => {
+    signal?.throwIfAborted();
+    logger.warn(`Timed out waiting for nova-conductor (attempt ${attempt}): ${errorMessage(err)}`, { logger: LOGGER });
+  });
   logger.info(
     `Speaking Nova ${release.name} (service version ${release.serviceVersion}, compute RPC ${release.computeRpcVersion}, ` +
       `topics ${release.computeTopics.join(', ')}) to ${describeControlPlane(controlPlane)}; [docker] nova_release = ${setting}`,
@@ -110,11 +137,13 @@ export async function runCompute(config: Config, version?: string): Promise<numb
   });
   let service: RunningService | undefined;
   let signalled = false;
+  const starting = new AbortController();
   const done = new Promise<number>((resolve) => {
     const onSignal = (sig: NodeJS.Signals): void => {
       if (signalled) return;
       signalled = true;
       logger.info(`Caught ${sig}, stopping children`, { logger: LOGGER });
+      starting.abort();
       void (async () => {
         try {
           await service?.stop();
@@ -129,9 +158,13 @@ export async function runCompute(config: Config, version?: string): Promise<numb
     process.once('SIGINT', onSignal);
   });
   try {
-    service = await startComputeService(config, logger, version);
+    service = await startComputeService(config, logger, version, starting.signal);
     if (signalled) await service.stop();
   } catch (err) {
+    // stopped while still waiting (for the broker, the conductor or the hypervisor): a clean stop
+    if (signalled) return 0;
+    // what waiting does not fix (the hypervisor refuses us, Nova refuses the service): exit,
+    // so the service manager sees the failure (systemd's Restart=on-failure)
     logger.error(`compute service failed to start: ${errorMessage(err)}`, { logger: LOGGER });
     return 1;
   }

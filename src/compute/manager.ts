@@ -6,6 +6,7 @@
  */
 import { hostname as osHostname } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../common/log.js';
 import type { ConsumerAllocations } from '../clients/placement/types.js';
 import { errorMessage, NovaError } from '../common/errors.js';
@@ -15,6 +16,7 @@ import type { NovaRelease } from '../objects/releases.js';
 import { adminContext, type RequestContext } from '../rpc/context.js';
 import type { Endpoint, RpcArgs, RpcHandler } from '../rpc/dispatcher.js';
 import type { ComputeDriver } from '../virt/driver.js';
+import { isHypervisorUnavailable } from '../virt/errors.js';
 import type { DriverEvent } from '../virt/event.js';
 import { PowerState } from '../virt/power-state.js';
 import type { AvailableResource } from '../virt/types.js';
@@ -84,7 +86,15 @@ export interface ComputeManagerOptions {
   runningDeleted?: { action: RunningDeletedAction; pollIntervalS: number; timeoutS: number };
   /** Told about every finished boot, successful or not (metrics). Must not throw. */
   onBoot?: ((timing: BootTiming) => void) | undefined;
+  /** Start-up: the first and the longest pause between tries of a hypervisor that does not answer (1 s, 5 s). */
+  hypervisorRetryMs?: { first: number; max: number };
 }
+
+/**
+ * 1, 2, 4, then every 5 s: serving within seconds of dockerd answering matters
+ * more than the cost of a failed connect (one GET /version) every few seconds.
+ */
+const HYPERVISOR_RETRY_MS = { first: 1000, max: 5000 };
 
 /**
  * Phase timings of one boot, ms since the cast arrived (for bench/boot and
@@ -219,11 +229,13 @@ export class ComputeManager {
    * events, recovery of what a previous run left), service record, compute
    * node, placement, one power-state sync and the scheduler's instance list,
    * then the periodic tasks. The caller starts consuming RPC after this.
+   * Waits for the conductor and the hypervisor as long as it takes (or until
+   * `signal` aborts): nothing is reported to Nova before both answer.
    */
-  async start(): Promise<void> {
+  async start(signal?: AbortSignal): Promise<void> {
     const ctx = adminContext();
-    await this.waitForConductor(ctx);
-    await this.driver.initHost(this.opts.host);
+    await this.waitForConductor(ctx, signal);
+    await this.waitForHypervisor(signal);
     if (this.opts.statePath !== undefined) this.nodeIdentity = readNodeIdentity(this.opts.statePath);
     this.nodename = this.opts.nodename ?? (await this.driver.getAvailableNodes())[0] ?? osHostname();
     // init_virt_events before _init_instance: events of the recovery window are queued, not lost
@@ -327,14 +339,50 @@ export class ComputeManager {
     while (this.eventChains.size > 0) await Promise.all([...this.eventChains.values()]);
   }
 
-  private async waitForConductor(ctx: RequestContext): Promise<void> {
+  private async waitForConductor(ctx: RequestContext, signal?: AbortSignal): Promise<void> {
     for (let attempt = 1; ; attempt++) {
+      signal?.throwIfAborted();
       try {
         await this.conductor.ping(ctx, 10);
         return;
       } catch (err) {
+        signal?.throwIfAborted();
         this.log('warn', `Timed out waiting for nova-conductor (attempt ${attempt}): ${errorMessage(err)}`, ctx);
       }
+    }
+  }
+
+  /**
+   * init_host's driver check, tried again while the hypervisor does not answer
+   * (dockerd starting after the agent at boot), with a doubling pause up to a
+   * cap. One WARNING when the wait starts and whenever its reason changes, one
+   * INFO when it ends; the tries in between only at DEBUG. Any other error
+   * (the hypervisor refuses us) is thrown: waiting would not change it.
+   */
+  private async waitForHypervisor(signal?: AbortSignal): Promise<void> {
+    const { first, max } = this.opts.hypervisorRetryMs ?? HYPERVISOR_RETRY_MS;
+    const since = Date.now();
+    let delay = first;
+    let reason: string | undefined;
+    for (;;) {
+      signal?.throwIfAborted();
+      try {
+        await this.driver.initHost(this.opts.host);
+        if (reason !== undefined) {
+          const s = ((Date.now() - since) / 1000).toFixed(1);
+          this.log('info', `The hypervisor answers after ${s} s of waiting; starting the compute service`);
+        }
+        return;
+      } catch (err) {
+        if (!isHypervisorUnavailable(err)) throw err;
+        const why = err.cause === undefined ? err.message : `${err.message}: ${errorMessage(err.cause)}`;
+        const retry = `trying again every ${first / 1000}-${max / 1000} s; not reporting the service up until it answers`;
+        if (why !== reason) this.log('warn', `Waiting for the hypervisor (${why}); ${retry}`);
+        this.log('debug', `The hypervisor does not answer; next try in ${delay} ms`);
+        reason = why;
+      }
+      await sleep(delay, undefined, signal ? { signal } : undefined);
+      delay = Math.min(delay * 2, max);
     }
   }
 

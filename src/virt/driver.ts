@@ -37,8 +37,10 @@ export interface ComputeDriver {
   readonly capabilities: DriverCapabilities;
 
   /**
-   * Called once at service start, before anything else. Checks the hypervisor
-   * answers. Throws HypervisorUnavailable when it does not. Idempotent.
+   * Called at service start, before anything else. Checks the hypervisor
+   * answers. Throws HypervisorUnavailable when it does not (the manager waits
+   * and calls it again); any other error means it cannot be used as
+   * configured, which waiting does not change. Idempotent.
    */
   initHost(host: string): Promise<void>;
 

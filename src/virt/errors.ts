@@ -3,7 +3,7 @@
  * kwargs fit nova/exception.py's message templates, so the Python side
  * re-raises the right class with a sensible message.
  */
-import { NovaError } from '../common/errors.js';
+import { AgentError, NovaError } from '../common/errors.js';
 
 function opts(cause: unknown, instanceUuid?: string, imageId?: string) {
   return {
@@ -83,7 +83,7 @@ export function instanceInvalidState(uuid: string, state: string, method: string
   );
 }
 
-/** The hypervisor (dockerd) does not answer. */
+/** The hypervisor (dockerd) does not answer: waiting may help (it is starting, or restarting). */
 export function hypervisorUnavailable(host: string, cause?: unknown): NovaError {
   return new NovaError(
     'HypervisorUnavailable',
@@ -92,6 +92,19 @@ export function hypervisorUnavailable(host: string, cause?: unknown): NovaError 
     opts(cause),
   );
 }
+
+/** Whether `err` is hypervisorUnavailable's: the hypervisor did not answer (as opposed to refusing us). */
+export function isHypervisorUnavailable(err: unknown): err is NovaError {
+  return err instanceof NovaError && err.novaClass === 'HypervisorUnavailable';
+}
+
+/**
+ * The hypervisor answered, or its endpoint refused us, in a way waiting will
+ * not change (permission denied on the socket, a certificate that does not
+ * verify, something other than a Docker Engine at the address): the
+ * configuration or the host must change first.
+ */
+export class HypervisorRefusedError extends AgentError {}
 
 /** Python's builtin NotImplementedError: the compute manager treats it as "driver does not support this". */
 export function notImplemented(what: string): NovaError {

@@ -5,7 +5,7 @@
  * guests tests start from. One set for every compute unit test.
  */
 import { randomUUID } from 'node:crypto';
-import { nullLogger } from '../../src/common/log.js';
+import { nullLogger, type Logger } from '../../src/common/log.js';
 import type { ConsumerAllocations } from '../../src/clients/placement/types.js';
 import {
   ComputeManager,
@@ -157,7 +157,11 @@ export type ManagerServices = NonNullable<ConstructorParameters<typeof ComputeMa
  * intervals only matter once a test calls manager.start(): then recovery and
  * the power-state sync run, the periodic resource update does not (0).
  */
-export function setup(opts: Partial<ComputeManagerOptions> = {}, services: ManagerServices = {}) {
+export function setup(
+  opts: Partial<ComputeManagerOptions> = {},
+  services: ManagerServices = {},
+  logger: Logger = nullLogger(),
+) {
   const conductor = new FakeConductor();
   const driver = new FakeDriver({ host: HOST });
   const placement = new FakePlacement();
@@ -180,7 +184,7 @@ export function setup(opts: Partial<ComputeManagerOptions> = {}, services: Manag
       reservedHostDiskMb: 0,
       ...opts,
     },
-    nullLogger(),
+    logger,
     services,
   );
   return { conductor, driver, placement, scheduler, manager };

@@ -85,8 +85,19 @@ export interface AgentProcess {
   stop(): Promise<number | null>;
 }
 
-/** Starts `nova-docker compute` with a lab nova.conf; resolves once its compute node is reported. */
-export async function startAgent(host: string, extraConf = '', nodeFlags: string[] = []): Promise<AgentProcess> {
+/** Resolves once the agent consumes its compute queue (it serves); rejects when it exits first. */
+export async function agentServing(agent: AgentProcess, timeoutMs = 60_000): Promise<void> {
+  await pollUntil(
+    () => {
+      if (agent.proc.exitCode !== null) throw new Error(`agent exited ${agent.proc.exitCode}:\n${agent.log()}`);
+      return agent.log().includes('RPC server consuming') ? true : undefined;
+    },
+    { timeoutMs, intervalMs: 50, what: 'the agent to start serving' },
+  );
+}
+
+/** Starts `nova-docker compute` with a lab nova.conf and returns at once (see agentServing). */
+export function spawnAgent(host: string, extraConf = '', nodeFlags: string[] = []): AgentProcess {
   const dir = mkdtempSync(join(tmpdir(), 'nd-e2e-'));
   const conf = join(dir, 'nova.conf');
   writeFileSync(conf, labNovaConf(host, extraConf));
@@ -104,16 +115,6 @@ export async function startAgent(host: string, extraConf = '', nodeFlags: string
   // NOVA_DOCKER_E2E_LOG=FILE keeps the agent's log for a look after the run
   const keep = process.env.NOVA_DOCKER_E2E_LOG;
   if (keep) void exited.then(() => writeFileSync(keep, log));
-  await pollUntil(
-    () => {
-      if (proc.exitCode !== null) throw new Error(`agent exited ${proc.exitCode}:\n${log}`);
-      return log.includes('RPC server consuming') ? true : undefined;
-    },
-    { timeoutMs: 60_000, intervalMs: 200, what: 'the agent to start serving' },
-  ).catch((err: unknown) => {
-    proc.kill('SIGKILL');
-    throw new Error(`${String(err)}\n${log}`);
-  });
   return {
     proc,
     log: () => log,
@@ -122,6 +123,16 @@ export async function startAgent(host: string, extraConf = '', nodeFlags: string
       return await exited;
     },
   };
+}
+
+/** Starts `nova-docker compute` with a lab nova.conf; resolves once its compute node is reported. */
+export async function startAgent(host: string, extraConf = '', nodeFlags: string[] = []): Promise<AgentProcess> {
+  const agent = spawnAgent(host, extraConf, nodeFlags);
+  await agentServing(agent).catch((err: unknown) => {
+    agent.proc.kill('SIGKILL');
+    throw new Error(`${String(err)}\n${agent.log()}`);
+  });
+  return agent;
 }
 
 /** `docker save IMAGE` into a temp file; returns its path. */

@@ -10,12 +10,13 @@ import type { DockerClient } from '../../clients/docker/client.js';
 import type { DockerContainerInspect, DockerContainerSummary } from '../../clients/docker/types.js';
 import { ConflictError, NotFoundError, UnavailableError } from '../../clients/errors.js';
 import type { GlanceImage, ImagePatchOp } from '../../clients/glance/client.js';
-import type { CallContext } from '../../clients/http.js';
+import { HttpRequestError, type CallContext } from '../../clients/http.js';
 import { AgentError, NovaError, errorMessage, findCause } from '../../common/errors.js';
 import { type Logger, nullLogger } from '../../common/log.js';
 import { pollUntil } from '../../common/poll.js';
 import { CONTAINER_DRIVER_CAPABILITIES, type ComputeDriver, formatUptime, versionToInt } from '../driver.js';
 import {
+  HypervisorRefusedError,
   hypervisorUnavailable,
   imageNotFound,
   imageServiceUnavailable,
@@ -191,7 +192,8 @@ export class DockerDriver implements ComputeDriver {
       const prefix = await this.docker.apiPrefix();
       this.log.info(`docker engine ${v.Version} (API ${v.ApiVersion}, using ${prefix})`);
     } catch (err) {
-      throw hypervisorUnavailable(this.opts.host, err);
+      if (findCause(err, UnavailableError) && !refusedForGood(err)) throw hypervisorUnavailable(this.opts.host, err);
+      throw new HypervisorRefusedError(`the Docker Engine cannot be used: ${errorMessage(err)}`, { cause: err });
     }
   }
 
@@ -787,6 +789,20 @@ export class DockerDriver implements ComputeDriver {
       return '';
     }
   }
+}
+
+/**
+ * No answer from the Engine's address that waiting will not change: the
+ * socket's permissions (the agent's user is not in group docker) or a TLS
+ * peer whose certificate does not verify. A socket that is missing or
+ * refuses connections is dockerd not (yet) running.
+ */
+const REFUSED_FOR_GOOD =
+  /^(EACCES|EPERM|CERT_|ERR_TLS_CERT|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_(GET|VERIFY)_)/;
+
+function refusedForGood(err: unknown): boolean {
+  const code = findCause(err, HttpRequestError)?.code;
+  return code !== undefined && REFUSED_FOR_GOOD.test(code);
 }
 
 /**

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { pollUntil } from '../../../src/common/poll.js';
 import { adminContext } from '../../../src/rpc/context.js';
@@ -97,6 +98,62 @@ describe('nova-docker compute (process, against the lab)', function () {
       if (proc.exitCode === null) proc.kill('SIGKILL');
       await client.transport.deleteQueue(`compute.${host}`);
       await client.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  /** The agent with the lab's nova.conf and `[docker] host_url = unix://<sock>`; its output collected. */
+  function agentOn(host: string, dir: string, sock: string) {
+    const conf = join(dir, 'nova.conf');
+    writeFileSync(conf, labNovaConf(host, `[docker]\nhost_url = unix://${sock}\n`));
+    const proc = spawn(process.execPath, [join(REPO_ROOT, 'dist/src/cli.js'), 'compute', '--config-file', conf], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let log = '';
+    proc.stderr.on('data', (d: Buffer) => (log += d.toString()));
+    proc.stdout.on('data', (d: Buffer) => (log += d.toString()));
+    const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+    return { proc, exited, log: () => log };
+  }
+
+  it('exits 1, connection closed, when the Docker socket answers as no Docker Engine does (waiting would not help)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nd-cli-'));
+    const sock = join(dir, 'not-docker.sock');
+    const server = createServer((_req, res) => {
+      res.writeHead(404).end('404 page not found');
+    });
+    await new Promise<void>((r) => server.listen(sock, r));
+    const agent = agentOn('i15-cli-refused', dir, sock);
+    try {
+      // exits by itself: nothing left open (broker connection, timers) keeps it alive
+      assert.equal(await agent.exited, 1, agent.log());
+      assert.match(
+        agent.log(),
+        / ERROR nova_docker\.service \[-\] compute service failed to start: the Docker Engine cannot be used: docker GET \/version: not found \(404\)/,
+      );
+      assert.doesNotMatch(agent.log(), /Waiting for the hypervisor|RPC server consuming/);
+    } finally {
+      if (agent.proc.exitCode === null) agent.proc.kill('SIGKILL');
+      await new Promise((r) => server.close(r));
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('waits for a Docker socket that is not there yet, and exits 0 on SIGTERM meanwhile', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nd-cli-'));
+    const agent = agentOn('i15-cli-waiting', dir, join(dir, 'docker.sock'));
+    try {
+      await pollUntil(() => (agent.log().includes('Waiting for the hypervisor') ? true : undefined), {
+        timeoutMs: 30_000,
+        what: `the agent to wait for dockerd (log so far: ${agent.log()})`,
+      });
+      assert.equal(agent.proc.exitCode, null, 'waiting, not exited');
+      agent.proc.kill('SIGTERM');
+      assert.equal(await agent.exited, 0, agent.log());
+      assert.match(agent.log(), /Caught SIGTERM, stopping children/);
+      assert.doesNotMatch(agent.log(), /failed to start|RPC server consuming/);
+    } finally {
+      if (agent.proc.exitCode === null) agent.proc.kill('SIGKILL');
       rmSync(dir, { recursive: true, force: true });
     }
   });

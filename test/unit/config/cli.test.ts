@@ -31,6 +31,21 @@ describe('nova-docker check-config', () => {
     assert.match(r.stdout, /^debug = true$/m);
     assert.match(r.stdout, /^registry_password = \*\*\*$/m);
     assert.ok(!r.stdout.includes('hunter2') && !r.stdout.includes('t0psecret'));
+    assert.match(r.stdout, /\n# the compute agent logs to stderr\n$/);
+  });
+
+  it('names the file the compute agent logs to, as log_file and log_dir give it', () => {
+    const cases: Array<[string, string]> = [
+      ['log_dir = /var/log/nova-docker\n', '/var/log/nova-docker/nova-docker.log'],
+      ['log_dir = /var/log/nova\nlog_file = compute.log\n', '/var/log/nova/compute.log'],
+      ['log_file = /tmp/agent.log\n', '/tmp/agent.log'],
+    ];
+    for (const [conf, path] of cases) {
+      const file = tmp.write('log.conf', `[DEFAULT]\ntransport_url = rabbit://u:p@127.0.0.1:5672/\n${conf}`);
+      const r = run('check-config', '--config-file', file);
+      assert.equal(r.status, 0, r.stderr);
+      assert.ok(r.stdout.endsWith(`\n# the compute agent logs to ${path}\n`), `${conf}: ${r.stdout.slice(-200)}`);
+    }
   });
 
   it('lists every problem on stderr and exits 1', () => {

@@ -69,24 +69,43 @@ describe('devstack plugin', function () {
       .map((l) => l.split('\t'));
   }
   const agentCommand = (): string =>
-    `/usr/bin/env MALLOC_ARENA_MAX=2 ${process.execPath} --max-semi-space-size=1 ${repo}/dist/src/cli.js compute ` +
+    `/usr/bin/env MALLOC_ARENA_MAX=2 ${process.execPath} --max-semi-space-size=1 /usr/lib/nova-docker/current/dist/src/cli.js compute ` +
     `--config-file ${tmp.dir}/etc/nova/nova-cpu.conf --config-file ${tmp.dir}/etc/nova/nova-docker.conf`;
   const named = (calls: Call[], name: string): Call[] => calls.filter((c) => c[0] === name);
   const ini = (name: string): string => readFileSync(tmp.path(name), 'utf8');
 
-  it('stack install: Docker Engine and npm from packages when missing, stack user in group docker, the build', () => {
-    const calls = run(['stack:install'], { MISSING_COMMANDS: 'dockerd npm' });
+  it('stack install: Docker Engine and npm from packages when missing, stack user in group docker, build, install', () => {
+    // a node without an npm of its own, and none on PATH
+    const node = tmp.write('node/bin/node', `#!/bin/sh\nexec ${process.execPath} "$@"\n`);
+    chmodSync(node, 0o755);
+    const calls = run(['stack:install'], { MISSING_COMMANDS: 'dockerd npm', NOVA_DOCKER_NODE: node });
     assert.deepEqual(named(calls, 'install_package'), [
       ['install_package', 'docker.io'],
       ['install_package', 'npm'],
     ]);
     assert.deepEqual(named(calls, 'add_user_to_group'), [['add_user_to_group', 'stack', 'docker']]);
     assert.deepEqual(named(calls, 'start_service'), [['start_service', 'docker']]);
-    // node resolved to a full path: systemd units do not search PATH the same way
-    assert.equal(ini('install.log'), `install.sh --build NOVA_DOCKER_NODE=${process.execPath}\n`);
+    // the build as the stack user, then the built agent installed as root, node as a full path
+    // (systemd units do not search PATH the same way)
+    assert.equal(
+      ini('install.log'),
+      `install.sh --build NOVA_DOCKER_NODE=${node}\ninstall.sh --install-agent NOVA_DOCKER_NODE=${node}\n`,
+    );
+    assert.deepEqual(
+      named(calls, 'sudo').map((c) => c.slice(1, 4)),
+      [['env', `NOVA_DOCKER_NODE=${node}`, 'NOVA_DOCKER_PREFIX=/usr/lib/nova-docker']],
+    );
 
     const present = run(['stack:install']);
     assert.deepEqual(named(present, 'install_package'), []);
+  });
+
+  it("stack install: a node's own npm is used, no npm package even with none on PATH", () => {
+    const node = tmp.write('node/bin/node', `#!/bin/sh\nexec ${process.execPath} "$@"\n`);
+    chmodSync(node, 0o755);
+    tmp.write('node/bin/npm', '#!/bin/sh\n');
+    const calls = run(['stack:install'], { MISSING_COMMANDS: 'npm', NOVA_DOCKER_NODE: node });
+    assert.deepEqual(named(calls, 'install_package'), []);
   });
 
   it('stack post-config: compute_driver, the [docker] options and Glance container formats', () => {
@@ -244,10 +263,19 @@ describe('devstack plugin', function () {
     }
   });
 
-  it('passes shellcheck (plugin, settings, harness, install.sh)', function () {
+  it('passes shellcheck (plugin, settings, harness, install.sh, all-in-one.sh with the install.sh it sources)', function () {
     const r = spawnSync(
       'shellcheck',
-      ['-s', 'bash', `${ROOT}devstack/plugin.sh`, `${ROOT}devstack/settings`, HARNESS, `${ROOT}install.sh`],
+      [
+        '-s',
+        'bash',
+        '-x',
+        `${ROOT}devstack/plugin.sh`,
+        `${ROOT}devstack/settings`,
+        HARNESS,
+        `${ROOT}install.sh`,
+        `${ROOT}scripts/all-in-one.sh`,
+      ],
       { encoding: 'utf8' },
     );
     assert.ok(!r.error, 'shellcheck is missing: bash install.sh --test-deps installs it');

@@ -6,7 +6,21 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import {
+  appendFileSync,
+  chmodSync,
+  cpSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  readlinkSync,
+  realpathSync,
+  rmSync,
+  symlinkSync,
+} from 'node:fs';
+import { join } from 'node:path';
 import { userInfo } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { TmpDir, MINIMAL } from '../config/tmp.js';
@@ -57,6 +71,12 @@ describe('install.sh', function () {
   });
   afterEach(() => tmp.cleanup());
 
+  /** This checkout stands in for the installed agent (install_agent has tests of its own below). */
+  function fakeInstalledAgent(): void {
+    mkdirSync(tmp.path('usr/lib/nova-docker'), { recursive: true });
+    symlinkSync(ROOT, tmp.path('usr/lib/nova-docker/current'));
+  }
+
   it('prints its modes on --help and rejects unknown options and mixed modes', () => {
     const help = bash(`bash ${INSTALL} --help`);
     assert.equal(help.status, 0);
@@ -106,9 +126,10 @@ describe('install.sh', function () {
     );
     const unit = readFileSync(tmp.path('etc/systemd/system/nova-docker-compute.service'), 'utf8');
     const execStart = /^ExecStart=(.*)$/m.exec(unit)?.[1];
+    // the installed agent, never this checkout
     assert.equal(
       execStart,
-      `${process.execPath} --max-semi-space-size=1 ${ROOT}dist/src/cli.js compute ` +
+      `${process.execPath} --max-semi-space-size=1 /usr/lib/nova-docker/current/dist/src/cli.js compute ` +
         '--config-file /etc/nova/nova.conf --config-file /etc/nova/nova-docker.conf',
     );
     for (const line of [
@@ -124,6 +145,7 @@ describe('install.sh', function () {
   });
 
   it('starts the agent only with a valid configuration, naming the problem otherwise', () => {
+    fakeInstalledAgent();
     tmp.write('etc/nova/nova-docker.conf', '[DEFAULT]\n');
     tmp.write('etc/nova/nova.conf', '[DEFAULT]\nhost = h\n');
     const bad = steps('config_ready', env);
@@ -138,6 +160,7 @@ describe('install.sh', function () {
   it('reuses a running agent without checking the configuration, but restarts only with a valid one', () => {
     // no systemd whatever the test machine runs; `sleep` stands in for node
     const fake = `systemd_running() { false; }\nagent_argv() { AGENT_ARGV=(/bin/sleep 298.${process.pid}); }`;
+    fakeInstalledAgent();
     tmp.write('etc/nova/nova.conf', MINIMAL);
     tmp.write('etc/nova/nova-docker.conf', '[docker]\n');
     const first = steps(`${fake}\nstart_agent 0 0`, env);
@@ -214,5 +237,186 @@ describe('install.sh', function () {
     } finally {
       if (alive(pid)) process.kill(pid, 'SIGKILL');
     }
+  });
+});
+
+/** Every file and directory under `dir` (symlinks not followed) with its mode. */
+function walk(dir: string): Array<{ path: string; mode: number; dir: boolean }> {
+  const out: Array<{ path: string; mode: number; dir: boolean }> = [];
+  for (const name of readdirSync(dir)) {
+    const path = join(dir, name);
+    const st = lstatSync(path);
+    if (st.isSymbolicLink()) continue;
+    out.push({ path, mode: st.mode & 0o777, dir: st.isDirectory() });
+    if (st.isDirectory()) out.push(...walk(path));
+  }
+  return out;
+}
+
+describe('install.sh: the agent installed apart from the checkout', function () {
+  this.timeout(120_000);
+  const version = (JSON.parse(readFileSync(`${ROOT}package.json`, 'utf8')) as { version: string }).version;
+  let tmp: TmpDir;
+  let repo: string;
+  let dest: string;
+  let prefix: string;
+  let env: Record<string, string>;
+
+  beforeEach(() => {
+    tmp = new TmpDir();
+    // others must reach DESTDIR's installed files through the scratch directory, not the checkout
+    chmodSync(tmp.dir, 0o755);
+    // the checkout in a private home directory (Debian's 0700), as a user may clone it
+    const home = tmp.path('home');
+    mkdirSync(home, { mode: 0o700 });
+    chmodSync(home, 0o700);
+    repo = join(home, 'nova-docker');
+    for (const part of ['install.sh', 'package.json', 'package-lock.json', 'README.md', 'etc', 'scripts', 'dist/src']) {
+      cpSync(`${ROOT}${part}`, join(repo, part), { recursive: true });
+    }
+    symlinkSync(realpathSync(`${ROOT}node_modules`), join(repo, 'node_modules'));
+    dest = tmp.path('dest');
+    prefix = join(dest, 'opt/nd');
+    env = { DESTDIR: dest, NOVA_DOCKER_PREFIX: '/opt/nd', NOVA_DOCKER_NODE: process.execPath };
+  });
+  afterEach(() => tmp.cleanup());
+
+  const install = (): Run => bash(`bash ${repo}/install.sh --install-agent`, env);
+  const releases = (): string[] => readdirSync(join(prefix, 'releases')).sort();
+  const current = (): string => readlinkSync(join(prefix, 'current'));
+
+  it('installs the build and production dependencies only, root-owned and readable by all', () => {
+    const r = install();
+    assert.equal(r.status, 0, r.stderr);
+    const id = new RegExp(`^releases/${version.replace(/\./g, '\\.')}-[0-9a-f]{12}$`);
+    assert.match(current(), id);
+    assert.match(r.stdout, new RegExp(`installed the agent: /opt/nd/current -> ${current()}$`, 'm'));
+    const agent = join(prefix, 'current');
+    for (const f of ['dist/src/cli.js', 'package.json', 'etc/nova-docker.conf.sample', 'scripts/neutron-stub.py']) {
+      assert.ok(existsSync(join(agent, f)), f);
+    }
+    for (const dep of ['amqplib', 'winston', 'prom-client', 'logform/node_modules/@colors/colors']) {
+      assert.ok(existsSync(join(agent, 'node_modules', dep, 'package.json')), `dependency ${dep}`);
+    }
+    for (const dev of ['typescript', 'mocha', 'eslint', 'nock']) {
+      assert.ok(!existsSync(join(agent, 'node_modules', dev)), `no devDependency ${dev}`);
+    }
+    assert.ok(!existsSync(join(agent, 'dist/test')), 'no compiled tests');
+    for (const f of walk(join(prefix, 'releases'))) {
+      assert.equal(f.mode & 0o444, 0o444, `${f.path} readable by all: ${f.mode.toString(8)}`);
+      if (f.dir) assert.equal(f.mode & 0o111, 0o111, `${f.path} searchable by all`);
+      assert.equal(f.mode & 0o022, 0, `${f.path} writable by its owner only`);
+      assert.equal(lstatSync(f.path).uid, process.getuid?.(), `${f.path} is the installer's`);
+    }
+  });
+
+  it('runs as an unprivileged user from a checkout that user cannot read', function () {
+    if (process.getuid?.() !== 0) this.skip(); // setpriv needs root
+    assert.equal(install().status, 0);
+    const asNobody = (...argv: string[]) =>
+      spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', ...argv], {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'pipe'],
+        cwd: '/',
+      });
+    const installed = asNobody(process.execPath, join(prefix, 'current/dist/src/cli.js'), '--version');
+    assert.equal(installed.status, 0, installed.stderr);
+    assert.equal(installed.stdout, `${version}\n`);
+    const stub = asNobody('head', '-c', '18', join(prefix, 'current/scripts/neutron-stub.py'));
+    assert.equal(stub.stdout, '#!/usr/bin/python3');
+    // the same user cannot run it from the checkout: what the installed copy is for
+    const fromCheckout = asNobody(process.execPath, join(repo, 'dist/src/cli.js'), '--version');
+    assert.notEqual(fromCheckout.status, 0);
+    // (node reports a path it may not search as not found)
+    assert.match(fromCheckout.stderr, /EACCES|permission denied|Cannot find module/i);
+  });
+
+  it('changes nothing when re-run; an upgrade switches current and keeps the release before it only', () => {
+    assert.equal(install().status, 0);
+    const first = current();
+    const again = install();
+    assert.equal(again.status, 0, again.stderr);
+    assert.match(again.stdout, new RegExp(`installed agent is up to date \\(/opt/nd/current -> ${first}\\)`));
+    assert.equal(current(), first);
+    assert.deepEqual(releases(), [first.slice('releases/'.length)]);
+
+    const upgrade = (n: number): string => {
+      appendFileSync(join(repo, 'dist/src/cli.js'), `\n// upgrade ${n}\n`);
+      const dry = bash(`bash ${repo}/install.sh --install-agent --dry-run`, env);
+      assert.match(
+        dry.stdout,
+        /would install the agent into \/opt\/nd\/releases\/\S+ and point \/opt\/nd\/current at it/,
+      );
+      const r = install();
+      assert.equal(r.status, 0, r.stderr);
+      return current();
+    };
+    const second = upgrade(1);
+    assert.notEqual(second, first);
+    assert.deepEqual(releases(), [first, second].map((r) => r.slice('releases/'.length)).sort());
+    assert.match(readFileSync(join(prefix, 'current/dist/src/cli.js'), 'utf8'), /upgrade 1/);
+    const third = upgrade(2);
+    assert.deepEqual(releases(), [second, third].map((r) => r.slice('releases/'.length)).sort(), 'the oldest removed');
+    assert.deepEqual(readdirSync(prefix).sort(), ['current', 'releases'], 'nothing left over from the switch');
+    const v = spawnSync(process.execPath, [join(prefix, 'current/dist/src/cli.js'), '--version'], { encoding: 'utf8' });
+    assert.equal(v.stdout, `${version}\n`);
+  });
+
+  it('--install-agent without a build says to build first', () => {
+    rmSync(join(repo, 'dist'), { recursive: true });
+    const r = install();
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /no build in \S+\/dist: run install\.sh --build first/);
+  });
+});
+
+describe('install.sh: the npm of the node it uses', function () {
+  this.timeout(60_000);
+  let tmp: TmpDir;
+  beforeEach(() => (tmp = new TmpDir()));
+  afterEach(() => tmp.cleanup());
+
+  /** A node (a wrapper of this one) in DIR/bin, optionally with npm-cli.js laid out as Node.js builds ship it. */
+  function node(dir: string, withNpm: boolean): string {
+    const bin = tmp.write(`${dir}/bin/node`, `#!/bin/sh\nexec ${process.execPath} "$@"\n`);
+    chmodSync(bin, 0o755);
+    if (withNpm) {
+      tmp.write(`${dir}/lib/node_modules/npm/bin/npm-cli.js`, '');
+      symlinkSync('../lib/node_modules/npm/bin/npm-cli.js', tmp.path(`${dir}/bin/npm`));
+    }
+    return bin;
+  }
+  // apt_install only reports; `hide` makes `command -v` miss npm, as on a host without one on PATH
+  const probe = (hide: boolean) =>
+    `apt_install() { echo "apt $*"; }\n` +
+    (hide ? 'command() { if [ "$1 $2" = "-v npm" ]; then return 1; fi; builtin command "$@"; }\n' : '') +
+    'install_node\necho "NPM=${NPM[*]}"';
+
+  it('uses the npm that comes with NOVA_DOCKER_NODE, run by that node; no Debian npm', () => {
+    const bin = node('node20', true);
+    const r = steps(probe(true), { NOVA_DOCKER_NODE: bin });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`^NPM=${bin} ${tmp.path('node20/lib/node_modules/npm/bin/npm-cli.js')}$`, 'm'));
+    assert.doesNotMatch(r.stdout, /^apt /m);
+  });
+
+  it('falls back to an npm on PATH, and only without one to Debian npm', () => {
+    const bin = node('bare', false);
+    const onPath = steps(probe(false), { NOVA_DOCKER_NODE: bin });
+    assert.equal(onPath.status, 0, onPath.stderr);
+    assert.match(onPath.stdout, /^NPM=npm$/m);
+    assert.doesNotMatch(onPath.stdout, /^apt /m);
+    const none = steps(probe(true), { NOVA_DOCKER_NODE: bin });
+    assert.equal(none.status, 0, none.stderr);
+    assert.match(none.stdout, /^apt npm$/m);
+  });
+
+  it('refuses a node that is too old before installing anything for it', () => {
+    const old = tmp.write('old/bin/node', '#!/bin/sh\necho 18.20.4\n');
+    chmodSync(old, 0o755);
+    const r = steps(probe(true), { NOVA_DOCKER_NODE: old });
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /node 18\.20\.4 found at \S+; nova-docker needs node >= 20\.12/);
+    assert.doesNotMatch(r.stdout, /^apt /m);
   });
 });
