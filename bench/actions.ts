@@ -20,6 +20,7 @@
  * Everything created (servers, Glance images, docker images and containers)
  * is removed and the agent SIGTERMed at the end, also on failure.
  */
+import { LAB_ENDPOINTS } from '../test/support/lab-env.js';
 import { randomUUID } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -45,9 +46,10 @@ const N = Number(process.argv[2] ?? 5);
 const MB = Number(process.argv[3] ?? 200);
 const HOST = 'nd-bench-actions';
 const RUN = randomUUID().slice(0, 8);
-const KEYSTONE = 'http://127.0.0.1:5000/v3';
-const NOVA = 'http://127.0.0.1:8774/v2.1';
-const GLANCE = 'http://127.0.0.1:9292';
+// the lab NOVA_DOCKER_LAB names (zed, 2025.1, 2026.1): the same bench on every release
+const KEYSTONE = LAB_ENDPOINTS.keystone;
+const NOVA = LAB_ENDPOINTS.nova;
+const GLANCE = LAB_ENDPOINTS.glance;
 const MICROVERSION = { 'OpenStack-API-Version': 'compute 2.51', 'X-OpenStack-Nova-API-Version': '2.51' };
 const POLL_MS = 100;
 const WAIT_MS = 600_000;

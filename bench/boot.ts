@@ -28,6 +28,7 @@
  * is removed and the agent stopped with SIGTERM at the end, also on failure
  * or Ctrl-C. Talks only to 127.0.0.1 and /var/run/docker.sock.
  */
+import { LAB_ENDPOINTS } from '../test/support/lab-env.js';
 import { randomUUID } from 'node:crypto';
 import { readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
@@ -60,9 +61,10 @@ const N = ARGS.n;
 const HOST = 'nova-docker-bench';
 const RUN = randomUUID().slice(0, 8);
 const PREFIX = `nd-bench-${RUN}`;
-const KEYSTONE = 'http://127.0.0.1:5000/v3';
-const NOVA = 'http://127.0.0.1:8774/v2.1';
-const GLANCE = 'http://127.0.0.1:9292';
+// the lab NOVA_DOCKER_LAB names (zed, 2025.1, 2026.1): the same bench on every release
+const KEYSTONE = LAB_ENDPOINTS.keystone;
+const NOVA = LAB_ENDPOINTS.nova;
+const GLANCE = LAB_ENDPOINTS.glance;
 const MICROVERSION = { 'OpenStack-API-Version': 'compute 2.37', 'X-OpenStack-Nova-API-Version': '2.37' };
 const POLL_MS = 50;
 const WAIT_MS = 180_000;
