@@ -83,11 +83,15 @@ export class FakeConductor {
       return Promise.resolve(instanceList([...this.rows.values()].filter((r) => r.host === args[0])));
     }
     if (objname === 'InstanceList' && objmethod === 'get_by_filters') {
+      // instance_get_all_by_filters_sort: without a `deleted` filter deleted rows come too (read_deleted is not applied)
       const f = args[0] as { uuid?: string[]; deleted?: boolean };
-      const rows = f.deleted === true ? this.deletedRows : this.rows;
-      return Promise.resolve(
-        instanceList([...rows.values()].filter((r) => !f.uuid || f.uuid.includes(String(r.uuid)))),
-      );
+      const rows =
+        f.deleted === true
+          ? [...this.deletedRows.values()]
+          : f.deleted === false
+            ? [...this.rows.values()]
+            : [...this.rows.values(), ...this.deletedRows.values()];
+      return Promise.resolve(instanceList(rows.filter((r) => !f.uuid || f.uuid.includes(String(r.uuid)))));
     }
     return Promise.resolve(null);
   }
