@@ -22,6 +22,7 @@ import { imageMetaOf } from './instance.js';
 import { deletedMeanwhile, driverContext, InstanceStore, type LogLevel } from './instance-store.js';
 import { InstanceLocks } from './instance-lock.js';
 import { PowerStateSync } from './power-sync.js';
+import { countedInstances } from './resource-tracker-math.js';
 import { cleanupRunningDeletedInstances, type RunningDeletedAction } from './running-deleted.js';
 import { recoverHost, type OrphanPolicy, type RecoveryAction } from './recovery.js';
 import { SnapshotActions, type SnapshotImageApi } from './snapshot.js';
@@ -374,8 +375,8 @@ export class ComputeManager {
 
   /** The periodic resource update: ComputeNode row, then Placement. */
   async updateAvailableResource(ctx: RequestContext): Promise<void> {
-    const r = await this.driver.getAvailableResource(this.nodename);
-    const fields = this.computeNodeFields(r);
+    const [r, runningVms] = await Promise.all([this.driver.getAvailableResource(this.nodename), this.runningVms(ctx)]);
+    const fields = { ...this.computeNodeFields(r), running_vms: runningVms };
     let cn: NovaObject | null | undefined = this.computeNode;
     if (!cn) {
       try {
@@ -408,6 +409,29 @@ export class ComputeManager {
     const uuid = cn.str('uuid');
     if (uuid)
       await this.placement.syncProvider(ctx, { uuid, name: this.nodename }, r, this.service?.get('disabled') === true);
+  }
+
+  /**
+   * ComputeNode.running_vms as _update_usage_from_instances counts it: Nova's
+   * instances on this node (InstanceList.get_by_host_and_node, deleted rows
+   * excluded) whose resources are not being removed. Never left NULL: the
+   * os-hypervisors API schema wants an integer.
+   */
+  private async runningVms(ctx: RequestContext): Promise<number> {
+    const list = await this.conductor.classAction(
+      ctx,
+      'InstanceList',
+      'get_by_host_and_node',
+      [this.opts.host, this.nodename],
+      { expected_attrs: [] },
+    );
+    return countedInstances(
+      listObjects(list).map((i) => ({
+        uuid: i.str('uuid') ?? '',
+        vm_state: i.str('vm_state') ?? '',
+        task_state: i.str('task_state'),
+      })),
+    ).length;
   }
 
   private computeNodeFields(r: AvailableResource): Record<string, unknown> {

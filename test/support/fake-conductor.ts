@@ -55,6 +55,8 @@ export class FakeConductor {
   readonly calls: string[] = [];
   /** Instances that vanish at their next save: a delete racing the flow under test. */
   readonly deleteOnSave = new Set<string>();
+  /** ComputeNode create/save calls: the method and the fields it sent. */
+  readonly computeNodeWrites: Array<{ method: string; fields: Record<string, unknown> }> = [];
   /** Soft-deleted rows (deleted_at set): what read_deleted="yes" still finds. */
   readonly deletedRows = new Map<string, Record<string, unknown>>();
 
@@ -81,6 +83,11 @@ export class FakeConductor {
     if (objname === 'InstanceActionEvent') this.events.push({ kind: objmethod, args, kwargs });
     if (objname === 'InstanceList' && objmethod === 'get_by_host') {
       return Promise.resolve(instanceList([...this.rows.values()].filter((r) => r.host === args[0])));
+    }
+    if (objname === 'InstanceList' && objmethod === 'get_by_host_and_node') {
+      return Promise.resolve(
+        instanceList([...this.rows.values()].filter((r) => r.host === args[0] && r.node === args[1])),
+      );
     }
     if (objname === 'InstanceList' && objmethod === 'get_by_filters') {
       // instance_get_all_by_filters_sort: without a `deleted` filter deleted rows come too (read_deleted is not applied)
@@ -121,6 +128,11 @@ export class FakeConductor {
     if (obj.name === 'Service' || obj.name === 'ComputeNode') {
       if (obj.name === 'Service')
         this.calls.push(`Service.${objmethod} report_count=${String(obj.get('report_count'))}`);
+      else
+        this.computeNodeWrites.push({
+          method: objmethod,
+          fields: Object.fromEntries(obj.changes.map((c) => [c, obj.get(c)])),
+        });
       if (objmethod === 'create') obj.applyUpdates({ id: 1, uuid: randomUUID(), obj_what_changed: [] });
       return Promise.resolve(null);
     }
