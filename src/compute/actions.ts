@@ -14,6 +14,7 @@ import type { ComputeDriver } from '../virt/driver.js';
 import { PowerState } from '../virt/power-state.js';
 import type { RebootType } from '../virt/types.js';
 import type { InstanceLocks } from './instance-lock.js';
+import { shutdownTimeout } from './instance.js';
 import { driverContext, type ExpectedTaskState, type InstanceStore, isNovaException } from './instance-store.js';
 import { VmState } from './states.js';
 
@@ -258,16 +259,4 @@ export class InstanceActions {
 function systemMetadata(instance: NovaObject): Record<string, unknown> | undefined {
   const v = instance.get('system_metadata');
   return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
-}
-
-/**
- * _get_power_off_values: a clean shutdown waits the image's os_shutdown_timeout
- * (system_metadata image_os_shutdown_timeout) or the driver's default
- * ([docker] stop_timeout standing in for nova's shutdown_timeout); otherwise 0.
- */
-function shutdownTimeout(instance: NovaObject, cleanShutdown: boolean): number | undefined {
-  if (!cleanShutdown) return 0;
-  const v = systemMetadata(instance)?.image_os_shutdown_timeout;
-  const n = typeof v === 'number' ? v : typeof v === 'string' && /^\d+$/.test(v.trim()) ? Number(v) : undefined;
-  return n;
 }

@@ -18,7 +18,7 @@ import type { RequestContext } from '../rpc/context.js';
 import type { RpcArgs, RpcHandler } from '../rpc/dispatcher.js';
 import type { ComputeDriver } from '../virt/driver.js';
 import type { ImageMeta } from '../virt/types.js';
-import { flavorOf, imageMetaOf } from './instance.js';
+import { flavorOf, imageMetaOf, shutdownTimeout } from './instance.js';
 import { deletedMeanwhile, driverContext, type InstanceStore } from './instance-store.js';
 import type { PlacementReporter, SchedulerNotifier } from './manager.js';
 import { PowerStateValue, TaskState, VmState } from './states.js';
@@ -206,14 +206,6 @@ export class MoveActions {
     }
   }
 
-  /** _get_power_off_values: clean → the image's os_shutdown_timeout or the driver's default; else at once. */
-  private powerOffTimeout(instance: NovaObject, cleanShutdown: boolean): number | undefined {
-    if (!cleanShutdown) return 0;
-    const sysmeta = instance.get('system_metadata') as Record<string, unknown> | undefined;
-    const t = Number(sysmeta?.image_os_shutdown_timeout);
-    return Number.isInteger(t) && t >= 0 && sysmeta?.image_os_shutdown_timeout !== undefined ? t : undefined;
-  }
-
   /**
    * stop_instance as the manager calls it after a move that started from a
    * stopped instance (its own action event, task powering-off → None).
@@ -230,7 +222,7 @@ export class MoveActions {
       ) {
         expected.push(null);
       }
-      await this.d.driver.powerOff(this.store.spec(instance), this.powerOffTimeout(instance, true));
+      await this.d.driver.powerOff(this.store.spec(instance), shutdownTimeout(instance, true));
       await this.store.save(
         ctx,
         instance,
@@ -319,7 +311,7 @@ export class MoveActions {
     const dctx = driverContext(ctx);
     const spec = this.store.spec(instance);
     if (!evacuate) {
-      await this.d.driver.powerOff(spec, this.powerOffTimeout(instance, true)).catch((err: unknown) => {
+      await this.d.driver.powerOff(spec, shutdownTimeout(instance, true)).catch((err: unknown) => {
         if (!isInstanceNotFound(err)) throw err;
       });
       await this.d.driver.destroy(dctx, spec, []);
@@ -591,7 +583,7 @@ export class MoveActions {
               this.store.spec(instance),
               migration.str('dest_host') ?? '',
               flavorOf(NovaObject.create('Instance', '2.7', { flavor: flavor.toPrimitive() })),
-              this.powerOffTimeout(instance, args.clean_shutdown !== false),
+              shutdownTimeout(instance, args.clean_shutdown !== false),
             );
             await this.saveMigration(ctx, migration, { status: 'post-migrating' });
             await this.store.save(
@@ -784,7 +776,7 @@ export class MoveActions {
         const spec = this.store.spec(instance);
         if (migration.str('source_compute') === this.d.host) {
           // storage shared with the source: destroy(destroy_disks=False) of a guest that serves both sides
-          await this.d.driver.powerOff(spec, this.powerOffTimeout(instance, true));
+          await this.d.driver.powerOff(spec, shutdownTimeout(instance, true));
         } else {
           await this.d.driver.destroy(driverContext(ctx), spec, []);
         }
