@@ -164,7 +164,7 @@ export class InstanceActions {
       const vmState = instance.str('vm_state');
       const sysmeta = systemMetadata(instance);
       if (sysmeta) instance.set('system_metadata', { ...sysmeta, old_vm_state: vmState });
-      await this.errorOutOnException(ctx, instance, vmState, () =>
+      await this.store.errorOutOnException(ctx, instance, vmState, () =>
         this.driver.suspend(driverContext(ctx), this.store.spec(instance)),
       );
       this.store.log('info', 'Suspended', ctx, uuid);
@@ -175,7 +175,7 @@ export class InstanceActions {
   async resumeInstance(ctx: RequestContext, args: RpcArgs): Promise<void> {
     await this.decorated(ctx, 'resume_instance', args, async (instance, uuid) => {
       this.store.log('info', 'Resuming', ctx, uuid);
-      await this.errorOutOnException(ctx, instance, instance.str('vm_state'), () =>
+      await this.store.errorOutOnException(ctx, instance, instance.str('vm_state'), () =>
         this.driver.resume(driverContext(ctx), this.store.spec(instance), []),
       );
       const fields: Record<string, unknown> = { power_state: await this.powerState(instance) };
@@ -223,35 +223,8 @@ export class InstanceActions {
     const instance = this.store.instanceArg(args);
     const uuid = instance.str('uuid') ?? '';
     await this.locks.run(uuid, async () => {
-      await this.store.withTaskRevert(ctx, instance, method, () => body(instance, uuid));
+      await this.store.decorated(ctx, instance, method, {}, () => body(instance, uuid));
     });
-  }
-
-  /**
-   * _error_out_instance_on_exception: NotImplementedError puts `vmState` back
-   * with no task; any other error leaves the instance in ERROR.
-   */
-  private async errorOutOnException(
-    ctx: RequestContext,
-    instance: NovaObject,
-    vmState: string | null,
-    fn: () => Promise<void>,
-  ): Promise<void> {
-    const uuid = instance.str('uuid') ?? '';
-    try {
-      await fn();
-    } catch (err) {
-      if (isNovaException(err, 'NotImplementedError')) {
-        this.store.log('info', `Setting instance back to ${vmState} after: ${errorMessage(err)}`, ctx, uuid);
-        await this.store.save(ctx, instance, { vm_state: vmState, task_state: null });
-      } else {
-        this.store.log('error', `Setting instance vm_state to ERROR: ${errorMessage(err)}`, ctx, uuid);
-        await this.store.save(ctx, instance, { vm_state: VmState.ERROR }).catch((e: unknown) => {
-          if (!isNovaException(e, 'InstanceNotFound')) throw e;
-        });
-      }
-      throw err;
-    }
   }
 }
 

@@ -443,6 +443,31 @@ describe('compute/move: resize on the same host', () => {
     assert.equal(t.placement.consumers.has(String(mig.uuid)), false);
   });
 
+  for (const [step, apiFields] of [
+    ['resize_instance', { task_state: 'resize_prep' }],
+    ['finish_resize', { task_state: 'resize_migrated', new_flavor: BIG }],
+  ] as const) {
+    it(`${step} meeting a delete (UnexpectedDeletingTaskStateError): the API's deleting is left alone`, async () => {
+      const t = setup();
+      const uuid = await activeInstance(t);
+      const { mig, primitive } = migration(t, uuid, { status: 'pre-migrating', dest_compute: HOST, dest_node: HOST });
+      const arg = instanceArg(t, uuid, apiFields);
+      t.conductor.rows.get(uuid)!.task_state = 'deleting'; // the user deleted the server meanwhile
+      await assert.rejects(
+        t.call(step, { instance: arg, migration: primitive(), flavor: BIG, image: {}, clean_shutdown: true }),
+        /UnexpectedDeletingTaskStateError/,
+      );
+      assert.equal(t.conductor.rows.get(uuid)!.task_state, 'deleting');
+      assert.ok(
+        !t.conductor.saves.some(
+          (x) => x.obj === 'Instance' && 'task_state' in x.fields && x.fields.task_state === null,
+        ),
+        'no save cleared the task',
+      );
+      assert.equal(mig.status, 'error', 'errors_out_migration still marks the migration');
+    });
+  }
+
   it('resize_instance failing on the driver: ERROR, migration error, the source allocation back to the instance', async () => {
     const t = setup();
     const uuid = await activeInstance(t);
