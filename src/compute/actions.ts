@@ -13,7 +13,6 @@ import type { RpcArgs, RpcHandler } from '../rpc/dispatcher.js';
 import type { ComputeDriver } from '../virt/driver.js';
 import { PowerState } from '../virt/power-state.js';
 import type { RebootType } from '../virt/types.js';
-import type { InstanceLocks } from './instance-lock.js';
 import { shutdownTimeout } from './instance.js';
 import { driverContext, type ExpectedTaskState, type InstanceStore, isNovaException } from './instance-store.js';
 import { VmState } from './states.js';
@@ -47,8 +46,6 @@ export class InstanceActions {
   constructor(
     private readonly store: InstanceStore,
     private readonly driver: ComputeDriver,
-    /** Shared with build and terminate. */
-    private readonly locks: InstanceLocks,
   ) {}
 
   /** The RPC method table, merged into ComputeManager.endpoint(). */
@@ -214,17 +211,11 @@ export class InstanceActions {
     }
   }
 
-  /**
-   * reverts_task_state(wrap_instance_event(wrap_instance_fault(body))), under
-   * the instance's lock. A fault is recorded unless the instance is gone; the
-   * task is reset to None unless another task took over (UnexpectedTaskState).
-   */
+  /** Nova's decorators and the instance lock (InstanceStore.decorated) around `body`. */
   private async decorated(ctx: RequestContext, method: string, args: RpcArgs, body: Body): Promise<void> {
     const instance = this.store.instanceArg(args);
     const uuid = instance.str('uuid') ?? '';
-    await this.locks.run(uuid, async () => {
-      await this.store.decorated(ctx, instance, method, {}, () => body(instance, uuid));
-    });
+    await this.store.decorated(ctx, instance, method, {}, () => body(instance, uuid));
   }
 }
 

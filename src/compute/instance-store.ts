@@ -12,6 +12,7 @@ import type { NovaRelease } from '../objects/releases.js';
 import { contextLogFields, type RequestContext } from '../rpc/context.js';
 import type { DriverContext, InstanceSpec } from '../virt/types.js';
 import { instanceSpec } from './instance.js';
+import { InstanceLocks } from './instance-lock.js';
 import { VmState } from './states.js';
 
 const LOGGER = 'nova_docker.compute.manager';
@@ -52,9 +53,18 @@ export interface Decorators {
   revertsTaskState?: boolean;
   /** errors_out_migration: this migration goes to `error` on failure. */
   migration?: NovaObject | undefined;
+  /**
+   * utils.synchronized(instance.uuid), around the whole stack; default true.
+   * false only for a step run inside another that holds the lock already
+   * (the stop after a rebuild or revert of a stopped instance).
+   */
+  lock?: boolean;
 }
 
 export class InstanceStore {
+  /** utils.synchronized(instance.uuid): one operation at a time per instance, for every module of the manager. */
+  readonly locks = new InstanceLocks();
+
   constructor(
     readonly conductor: ConductorAPI,
     readonly release: NovaRelease,
@@ -155,8 +165,10 @@ export class InstanceStore {
    * reverts_task_state (unless `revertsTaskState` is false: task_state → None,
    * except when another task took over, UnexpectedTaskStateError or its
    * subclass UnexpectedDeletingTaskStateError: a delete's `deleting` is never
-   * overwritten). The error is rethrown. Every action, move, rebuild and
-   * snapshot runs through this one helper.
+   * overwritten). The error is rethrown. All of it under the instance's lock
+   * (unless `lock` is false), so a delete arriving meanwhile waits for the
+   * operation to settle, as it waits for a build. Every action, move,
+   * rebuild and snapshot runs through this one helper.
    */
   async decorated(
     ctx: RequestContext,
@@ -166,6 +178,10 @@ export class InstanceStore {
     fn: () => Promise<void>,
   ): Promise<void> {
     const uuid = instance.str('uuid') ?? '';
+    if (o.lock !== false) {
+      await this.locks.run(uuid, () => this.decorated(ctx, instance, method, { ...o, lock: false }, fn));
+      return;
+    }
     try {
       await this.withEvent(ctx, uuid, method, async () => {
         try {

@@ -20,7 +20,7 @@ import type { AvailableResource } from '../virt/types.js';
 import { InstanceActions } from './actions.js';
 import { imageMetaOf } from './instance.js';
 import { deletedMeanwhile, driverContext, InstanceStore, type LogLevel } from './instance-store.js';
-import { InstanceLocks } from './instance-lock.js';
+import type { InstanceLocks } from './instance-lock.js';
 import { PowerStateSync } from './power-sync.js';
 import { countedInstances } from './resource-tracker-math.js';
 import { cleanupRunningDeletedInstances, type RunningDeletedAction } from './running-deleted.js';
@@ -173,8 +173,10 @@ export class ComputeManager {
   private readonly actions: InstanceActions;
   private readonly snapshots: SnapshotActions;
   private readonly moves: MoveActions;
-  /** utils.synchronized(instance.uuid): build, terminate and the power actions. */
-  private readonly locks = new InstanceLocks();
+  /** utils.synchronized(instance.uuid): build, terminate and every decorated action, move and snapshot. */
+  private get locks(): InstanceLocks {
+    return this.store.locks;
+  }
 
   constructor(
     private readonly conductor: ConductorAPI,
@@ -187,7 +189,7 @@ export class ComputeManager {
     services: { images?: ImageAPI; compute?: ComputeCaster; glance?: SnapshotImageApi } = {},
   ) {
     this.store = new InstanceStore(conductor, opts.release, opts.host, logger);
-    this.actions = new InstanceActions(this.store, driver, this.locks);
+    this.actions = new InstanceActions(this.store, driver);
     this.powerSync = new PowerStateSync(this.store, driver, opts.host);
     this.snapshots = new SnapshotActions(this.store, driver, services.glance);
     this.moves = new MoveActions({

@@ -115,7 +115,8 @@ export class MoveActions {
    */
   private async stopInstance(ctx: RequestContext, instance: NovaObject): Promise<void> {
     const uuid = instance.str('uuid') ?? '';
-    await this.store.decorated(ctx, instance, 'stop_instance', {}, async () => {
+    // run inside the rebuild's or revert's lock
+    await this.store.decorated(ctx, instance, 'stop_instance', { lock: false }, async () => {
       const current = await this.powerState(instance);
       const expected: Array<string | null> = [TaskState.POWERING_OFF];
       if (
