@@ -1,14 +1,32 @@
-// Mocha's spec reporter plus the plain closing line CI reads: "N passed, N failed, N skipped".
+// Mocha's spec reporter plus the plain closing line CI reads:
+// "N passed, N failed, N skipped, N not run". "not run" counts the tests that
+// were selected but never reported a result: a failed before/beforeEach hook
+// makes Mocha skip the rest of its suite silently (the hook is the one failure
+// counted), so without it a broken setup would read as a short, green run.
 'use strict';
 const Mocha = require('mocha');
-const { EVENT_RUN_END } = Mocha.Runner.constants;
+const { EVENT_RUN_BEGIN, EVENT_RUN_END, EVENT_TEST_PASS, EVENT_TEST_FAIL, EVENT_TEST_PENDING } = Mocha.Runner.constants;
 
 class NovaDockerReporter extends Mocha.reporters.Spec {
   constructor(runner, options) {
     super(runner, options);
+    let selected = 0;
+    const reported = new Set();
+    runner.once(EVENT_RUN_BEGIN, () => {
+      selected = runner.grepTotal(runner.suite);
+    });
+    for (const ev of [EVENT_TEST_PASS, EVENT_TEST_FAIL, EVENT_TEST_PENDING]) {
+      runner.on(ev, (test) => {
+        // a hook's failure is reported as a "test" of type hook: not one of the selected tests
+        if (test && test.type === 'test') reported.add(test);
+      });
+    }
     runner.once(EVENT_RUN_END, () => {
       const s = runner.stats || {};
-      process.stdout.write(`\n${s.passes || 0} passed, ${s.failures || 0} failed, ${s.pending || 0} skipped\n`);
+      const notRun = Math.max(0, selected - reported.size);
+      process.stdout.write(
+        `\n${s.passes || 0} passed, ${s.failures || 0} failed, ${s.pending || 0} skipped, ${notRun} not run\n`,
+      );
     });
   }
 }

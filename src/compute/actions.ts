@@ -13,7 +13,7 @@ import type { RpcArgs, RpcHandler } from '../rpc/dispatcher.js';
 import type { ComputeDriver } from '../virt/driver.js';
 import { PowerState } from '../virt/power-state.js';
 import type { RebootType } from '../virt/types.js';
-import type { InstanceLocks } from './instance-lock.js';
+import { shutdownTimeout } from './instance.js';
 import { driverContext, type ExpectedTaskState, type InstanceStore, isNovaException } from './instance-store.js';
 import { VmState } from './states.js';
 
@@ -46,8 +46,6 @@ export class InstanceActions {
   constructor(
     private readonly store: InstanceStore,
     private readonly driver: ComputeDriver,
-    /** Shared with build and terminate. */
-    private readonly locks: InstanceLocks,
   ) {}
 
   /** The RPC method table, merged into ComputeManager.endpoint(). */
@@ -163,7 +161,7 @@ export class InstanceActions {
       const vmState = instance.str('vm_state');
       const sysmeta = systemMetadata(instance);
       if (sysmeta) instance.set('system_metadata', { ...sysmeta, old_vm_state: vmState });
-      await this.errorOutOnException(ctx, instance, vmState, () =>
+      await this.store.errorOutOnException(ctx, instance, vmState, () =>
         this.driver.suspend(driverContext(ctx), this.store.spec(instance)),
       );
       this.store.log('info', 'Suspended', ctx, uuid);
@@ -174,7 +172,7 @@ export class InstanceActions {
   async resumeInstance(ctx: RequestContext, args: RpcArgs): Promise<void> {
     await this.decorated(ctx, 'resume_instance', args, async (instance, uuid) => {
       this.store.log('info', 'Resuming', ctx, uuid);
-      await this.errorOutOnException(ctx, instance, instance.str('vm_state'), () =>
+      await this.store.errorOutOnException(ctx, instance, instance.str('vm_state'), () =>
         this.driver.resume(driverContext(ctx), this.store.spec(instance), []),
       );
       const fields: Record<string, unknown> = { power_state: await this.powerState(instance) };
@@ -213,44 +211,11 @@ export class InstanceActions {
     }
   }
 
-  /**
-   * reverts_task_state(wrap_instance_event(wrap_instance_fault(body))), under
-   * the instance's lock. A fault is recorded unless the instance is gone; the
-   * task is reset to None unless another task took over (UnexpectedTaskState).
-   */
+  /** Nova's decorators and the instance lock (InstanceStore.decorated) around `body`. */
   private async decorated(ctx: RequestContext, method: string, args: RpcArgs, body: Body): Promise<void> {
     const instance = this.store.instanceArg(args);
     const uuid = instance.str('uuid') ?? '';
-    await this.locks.run(uuid, async () => {
-      await this.store.withTaskRevert(ctx, instance, method, () => body(instance, uuid));
-    });
-  }
-
-  /**
-   * _error_out_instance_on_exception: NotImplementedError puts `vmState` back
-   * with no task; any other error leaves the instance in ERROR.
-   */
-  private async errorOutOnException(
-    ctx: RequestContext,
-    instance: NovaObject,
-    vmState: string | null,
-    fn: () => Promise<void>,
-  ): Promise<void> {
-    const uuid = instance.str('uuid') ?? '';
-    try {
-      await fn();
-    } catch (err) {
-      if (isNovaException(err, 'NotImplementedError')) {
-        this.store.log('info', `Setting instance back to ${vmState} after: ${errorMessage(err)}`, ctx, uuid);
-        await this.store.save(ctx, instance, { vm_state: vmState, task_state: null });
-      } else {
-        this.store.log('error', `Setting instance vm_state to ERROR: ${errorMessage(err)}`, ctx, uuid);
-        await this.store.save(ctx, instance, { vm_state: VmState.ERROR }).catch((e: unknown) => {
-          if (!isNovaException(e, 'InstanceNotFound')) throw e;
-        });
-      }
-      throw err;
-    }
+    await this.store.decorated(ctx, instance, method, {}, () => body(instance, uuid));
   }
 }
 
@@ -258,16 +223,4 @@ export class InstanceActions {
 function systemMetadata(instance: NovaObject): Record<string, unknown> | undefined {
   const v = instance.get('system_metadata');
   return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
-}
-
-/**
- * _get_power_off_values: a clean shutdown waits the image's os_shutdown_timeout
- * (system_metadata image_os_shutdown_timeout) or the driver's default
- * ([docker] stop_timeout standing in for nova's shutdown_timeout); otherwise 0.
- */
-function shutdownTimeout(instance: NovaObject, cleanShutdown: boolean): number | undefined {
-  if (!cleanShutdown) return 0;
-  const v = systemMetadata(instance)?.image_os_shutdown_timeout;
-  const n = typeof v === 'number' ? v : typeof v === 'string' && /^\d+$/.test(v.trim()) ? Number(v) : undefined;
-  return n;
 }

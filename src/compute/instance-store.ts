@@ -12,6 +12,8 @@ import { versionAtLeast, type NovaRelease } from '../objects/releases.js';
 import { contextLogFields, type RequestContext } from '../rpc/context.js';
 import type { DriverContext, InstanceSpec } from '../virt/types.js';
 import { instanceSpec } from './instance.js';
+import { InstanceLocks } from './instance-lock.js';
+import { VmState } from './states.js';
 
 const LOGGER = 'nova_docker.compute.manager';
 
@@ -38,9 +40,32 @@ export function isNovaException(err: unknown, ...klass: string[]): boolean {
   return isRemote(err, ...klass);
 }
 
+/** nova.exception.InstanceFaultRollback: _error_out_instance_on_exception restores vm_state and raises `inner`. */
+export class InstanceFaultRollback extends Error {
+  constructor(readonly inner: Error) {
+    super(inner.message, { cause: inner });
+  }
+}
+
+/** The decorators a compute manager method has besides wrap_instance_event and wrap_instance_fault. */
+export interface Decorators {
+  /** reverts_task_state; default true (confirm_resize has none). */
+  revertsTaskState?: boolean;
+  /** errors_out_migration: this migration goes to `error` on failure. */
+  migration?: NovaObject | undefined;
+  /**
+   * utils.synchronized(instance.uuid), around the whole stack; default true.
+   * false only for a step run inside another that holds the lock already
+   * (the stop after a rebuild or revert of a stopped instance).
+   */
+  lock?: boolean;
+}
+
 export class InstanceStore {
   /** ComputeNode.id of this host's node: Instance 2.8 pairs every `node` with it (compute_id). */
   computeNodeId: number | null = null;
+  /** utils.synchronized(instance.uuid): one operation at a time per instance, for every module of the manager. */
+  readonly locks = new InstanceLocks();
 
   constructor(
     readonly conductor: ConductorAPI,
@@ -139,29 +164,46 @@ export class InstanceStore {
   }
 
   /**
-   * reverts_task_state(wrap_instance_event(wrap_instance_fault(fn))): a
-   * failure is recorded as a fault (unless the instance is gone) and on the
-   * `compute_<method>` event, then the task is cleared unless another task
-   * took over (UnexpectedTaskStateError and its subclass
-   * UnexpectedDeletingTaskStateError in Nova), and rethrown.
+   * Nova's decorator stack around a compute manager method, innermost first:
+   * wrap_instance_fault (a fault, unless the instance is gone), then
+   * errors_out_migration (with `migration`: its status → error), then
+   * wrap_instance_event (`compute_<method>` finished with the error), then
+   * reverts_task_state (unless `revertsTaskState` is false: task_state → None,
+   * except when another task took over, UnexpectedTaskStateError or its
+   * subclass UnexpectedDeletingTaskStateError: a delete's `deleting` is never
+   * overwritten). The error is rethrown. All of it under the instance's lock
+   * (unless `lock` is false), so a delete arriving meanwhile waits for the
+   * operation to settle, as it waits for a build. Every action, move,
+   * rebuild and snapshot runs through this one helper.
    */
-  async withTaskRevert(
+  async decorated(
     ctx: RequestContext,
     instance: NovaObject,
     method: string,
+    o: Decorators,
     fn: () => Promise<void>,
   ): Promise<void> {
     const uuid = instance.str('uuid') ?? '';
+    if (o.lock !== false) {
+      await this.locks.run(uuid, () => this.decorated(ctx, instance, method, { ...o, lock: false }, fn));
+      return;
+    }
     try {
       await this.withEvent(ctx, uuid, method, async () => {
         try {
-          await fn();
+          try {
+            await fn();
+          } catch (err) {
+            if (!isNovaException(err, 'InstanceNotFound')) await this.recordFault(ctx, uuid, err);
+            throw err;
+          }
         } catch (err) {
-          if (!isNovaException(err, 'InstanceNotFound')) await this.recordFault(ctx, uuid, err);
+          if (o.migration) await this.setMigrationStatus(ctx, o.migration, 'error');
           throw err;
         }
       });
     } catch (err) {
+      if (o.revertsTaskState === false) throw err;
       if (isNovaException(err, 'UnexpectedTaskStateError', 'UnexpectedDeletingTaskStateError')) {
         this.log('info', `Task possibly preempted: ${errorMessage(err)}`, ctx, uuid);
         throw err;
@@ -181,6 +223,56 @@ export class InstanceStore {
         }
       }
       throw err;
+    }
+  }
+
+  /**
+   * _error_out_instance_on_exception: a rollback (InstanceFaultRollback, its
+   * inner error rethrown) or NotImplementedError puts vm_state back to
+   * `vmState` with no task; anything else sets ERROR and leaves task_state
+   * to reverts_task_state. Except a delete met on the way (the instance
+   * gone, or a save refused with `deleting`): Nova saves ERROR then, and with
+   * it the task the refused save had set, over the API's `deleting`; here
+   * the delete decides what is left.
+   */
+  async errorOutOnException<T>(
+    ctx: RequestContext,
+    instance: NovaObject,
+    vmState: string | null,
+    fn: () => Promise<T>,
+  ): Promise<T> {
+    const uuid = instance.str('uuid') ?? '';
+    try {
+      return await fn();
+    } catch (err) {
+      if (err instanceof InstanceFaultRollback || isNovaException(err, 'NotImplementedError')) {
+        this.log('info', `Setting instance back to ${String(vmState)} after: ${errorMessage(err)}`, ctx, uuid);
+        await this.save(ctx, instance, { vm_state: vmState, task_state: null });
+        throw err instanceof InstanceFaultRollback ? err.inner : err;
+      }
+      if (deletedMeanwhile(err)) throw err;
+      this.log('error', `Setting instance vm_state to ERROR: ${errorMessage(err)}`, ctx, uuid);
+      try {
+        await this.save(ctx, instance, { vm_state: VmState.ERROR });
+      } catch (e) {
+        if (!isNovaException(e, 'InstanceNotFound')) throw e;
+      }
+      throw err;
+    }
+  }
+
+  /** Migration.status = `status`, saved; a failure only logged (errors_out_migration's "Error setting migration status"). */
+  async setMigrationStatus(ctx: RequestContext, migration: NovaObject, status: string): Promise<void> {
+    try {
+      migration.set('status', status);
+      await this.conductor.objectAction(ctx, migration, 'save');
+    } catch (err) {
+      this.log(
+        'debug',
+        `Error setting migration status: ${errorMessage(err)}`,
+        ctx,
+        migration.str('instance_uuid') ?? '',
+      );
     }
   }
 }

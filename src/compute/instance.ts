@@ -55,3 +55,28 @@ export function imageMetaOf(image: unknown, imageRef: string | null): ImageMeta 
   if (typeof img.size === 'number') meta.size = img.size;
   return meta;
 }
+
+/** Python's int() of a str: surrounding whitespace, a sign, digits with single underscores between them. */
+const PY_INT = /^\s*[+-]?\d+(?:_\d+)*\s*$/;
+
+/**
+ * _get_power_off_values (nova/compute/manager.py) for the one power-off
+ * timeout every path uses (stop, rebuild, resize, revert): not a clean
+ * shutdown → 0 (killed at once); else the image's os_shutdown_timeout
+ * (system_metadata image_os_shutdown_timeout) read as Python's int() reads
+ * it, a value int() refuses (empty, "5.0", "abc") meaning the default as in
+ * get_value_from_system_metadata; undefined = the default, which is the
+ * driver's ([docker] stop_timeout standing in for nova's shutdown_timeout).
+ * A negative value gives no clean shutdown at all in libvirt's power_off
+ * (`if timeout:` … `range(timeout)`), so it is 0 here.
+ */
+export function shutdownTimeout(instance: NovaObject, cleanShutdown: boolean): number | undefined {
+  if (!cleanShutdown) return 0;
+  const sysmeta = instance.get('system_metadata');
+  const v =
+    sysmeta && typeof sysmeta === 'object' && !Array.isArray(sysmeta)
+      ? (sysmeta as Record<string, unknown>).image_os_shutdown_timeout
+      : undefined;
+  if (typeof v !== 'string' || !PY_INT.test(v)) return undefined;
+  return Math.max(0, Number(v.trim().replace(/_/g, '')));
+}

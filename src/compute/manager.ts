@@ -23,9 +23,10 @@ import type { AvailableResource } from '../virt/types.js';
 import { InstanceActions } from './actions.js';
 import { imageMetaOf } from './instance.js';
 import { deletedMeanwhile, driverContext, InstanceStore, type LogLevel } from './instance-store.js';
-import { InstanceLocks } from './instance-lock.js';
+import type { InstanceLocks } from './instance-lock.js';
 import { COMPUTE_ID_FILE, readNodeIdentity, writeNodeIdentity } from './node-identity.js';
 import { PowerStateSync } from './power-sync.js';
+import { countedInstances } from './resource-tracker-math.js';
 import { cleanupRunningDeletedInstances, type RunningDeletedAction } from './running-deleted.js';
 import { recoverHost, type OrphanPolicy, type RecoveryAction } from './recovery.js';
 import { SnapshotActions, type SnapshotImageApi } from './snapshot.js';
@@ -188,8 +189,10 @@ export class ComputeManager {
   private readonly actions: InstanceActions;
   private readonly snapshots: SnapshotActions;
   private readonly moves: MoveActions;
-  /** utils.synchronized(instance.uuid): build, terminate and the power actions. */
-  private readonly locks = new InstanceLocks();
+  /** utils.synchronized(instance.uuid): build, terminate and every decorated action, move and snapshot. */
+  private get locks(): InstanceLocks {
+    return this.store.locks;
+  }
 
   constructor(
     private readonly conductor: ConductorAPI,
@@ -202,7 +205,7 @@ export class ComputeManager {
     services: { images?: ImageAPI; compute?: ComputeCaster; glance?: SnapshotImageApi } = {},
   ) {
     this.store = new InstanceStore(conductor, opts.release, opts.host, logger);
-    this.actions = new InstanceActions(this.store, driver, this.locks);
+    this.actions = new InstanceActions(this.store, driver);
     this.powerSync = new PowerStateSync(this.store, driver, opts.host);
     this.snapshots = new SnapshotActions(this.store, driver, services.glance);
     this.moves = new MoveActions({
@@ -429,9 +432,10 @@ export class ComputeManager {
 
   /** The periodic resource update: ComputeNode row, then Placement. */
   async updateAvailableResource(ctx: RequestContext): Promise<void> {
-    const r = await this.driver.getAvailableResource(this.nodename);
+    const [r, runningVms] = await Promise.all([this.driver.getAvailableResource(this.nodename), this.runningVms(ctx)]);
     const fields: Record<string, unknown> = {
       ...this.computeNodeFields(r),
+      running_vms: runningVms,
       // nova 2025.2+ API reads the hypervisor uptime from here instead of a get_host_uptime call per host
       stats: { uptime: await this.driver.getHostUptime() },
     };
@@ -502,6 +506,29 @@ export class ComputeManager {
       if (cn) return cn;
     }
     return await lookup('get_by_host_and_nodename', [this.opts.host, this.nodename]);
+  }
+
+  /**
+   * ComputeNode.running_vms as _update_usage_from_instances counts it: Nova's
+   * instances on this node (InstanceList.get_by_host_and_node, deleted rows
+   * excluded) whose resources are not being removed. Never left NULL: the
+   * os-hypervisors API schema wants an integer.
+   */
+  private async runningVms(ctx: RequestContext): Promise<number> {
+    const list = await this.conductor.classAction(
+      ctx,
+      'InstanceList',
+      'get_by_host_and_node',
+      [this.opts.host, this.nodename],
+      { expected_attrs: [] },
+    );
+    return countedInstances(
+      listObjects(list).map((i) => ({
+        uuid: i.str('uuid') ?? '',
+        vm_state: i.str('vm_state') ?? '',
+        task_state: i.str('task_state'),
+      })),
+    ).length;
   }
 
   private computeNodeFields(r: AvailableResource): Record<string, unknown> {

@@ -4,7 +4,8 @@
  * Migration status moves, MigrationContext, the flavor swap on the Instance,
  * the Placement allocation moves, action events, faults and the error-out
  * rules of its decorators (wrap_instance_fault → errors_out_migration →
- * wrap_instance_event → reverts_task_state, innermost first).
+ * wrap_instance_event → reverts_task_state, innermost first), which
+ * InstanceStore.decorated applies as it does for every other action.
  *
  * A resize happens on the instance's own host (allow_resize_to_same_host):
  * the guest stays where it is and the driver changes its resources
@@ -13,13 +14,18 @@
  */
 import { errorMessage, NovaError } from '../common/errors.js';
 import { NovaObject, novaDateTime } from '../objects/base.js';
-import { isRemote } from '../objects/conductor.js';
 import type { RequestContext } from '../rpc/context.js';
 import type { RpcArgs, RpcHandler } from '../rpc/dispatcher.js';
 import type { ComputeDriver } from '../virt/driver.js';
 import type { ImageMeta } from '../virt/types.js';
-import { flavorOf, imageMetaOf } from './instance.js';
-import { deletedMeanwhile, driverContext, type InstanceStore } from './instance-store.js';
+import { flavorOf, imageMetaOf, shutdownTimeout } from './instance.js';
+import {
+  deletedMeanwhile,
+  driverContext,
+  InstanceFaultRollback,
+  type InstanceStore,
+  isNovaException,
+} from './instance-store.js';
 import type { PlacementReporter, SchedulerNotifier } from './manager.js';
 import { PowerStateValue, TaskState, VmState } from './states.js';
 
@@ -47,26 +53,11 @@ export interface MoveDeps {
   compute?: ComputeCaster | undefined;
 }
 
-/** nova.exception.InstanceFaultRollback: _error_out_instance_on_exception restores vm_state and raises `inner`. */
-class InstanceFaultRollback extends Error {
-  constructor(readonly inner: Error) {
-    super(inner.message, { cause: inner });
-  }
-}
-
 /** Compute RPC 6.0 for every cast made here (rpcapi: `_ver(ctxt, '5.2')` → '6.0' on a 6.x cloud). */
 const CAST_VERSION = '6.0';
 
 /** Instance fields a MigrationContext carries (nova/objects/instance.py _MIGRATION_CONTEXT_ATTRS). */
 const MIGRATION_CONTEXT_ATTRS = ['numa_topology', 'pci_requests', 'pci_devices', 'resources'] as const;
-
-function isInstanceNotFound(err: unknown): boolean {
-  return isRemote(err, 'InstanceNotFound') || (err instanceof NovaError && err.novaClass === 'InstanceNotFound');
-}
-
-function isNotImplemented(err: unknown): boolean {
-  return err instanceof NovaError && err.novaClass === 'NotImplementedError';
-}
 
 function str(args: RpcArgs, key: string): string | undefined {
   const v = args[key];
@@ -92,94 +83,6 @@ export class MoveActions {
     return this.d.store;
   }
 
-  // ------------------------------------------------------------------ decorators
-
-  /**
-   * The decorator stack of the compute manager's move methods: fault
-   * (not for InstanceNotFound), then the migration to `error`, then the
-   * action event, then task_state back to None (not when another task
-   * took over: UnexpectedTaskStateError).
-   */
-  private async decorated(
-    ctx: RequestContext,
-    method: string,
-    instance: NovaObject,
-    o: { revertsTaskState: boolean; migration?: NovaObject | undefined },
-    fn: () => Promise<void>,
-  ): Promise<void> {
-    const uuid = instance.str('uuid') ?? '';
-    try {
-      await this.store.withEvent(ctx, uuid, method, async () => {
-        try {
-          try {
-            await fn();
-          } catch (err) {
-            if (!isInstanceNotFound(err)) await this.store.recordFault(ctx, uuid, err);
-            throw err;
-          }
-        } catch (err) {
-          if (o.migration) await this.setMigrationStatus(ctx, o.migration, 'error');
-          throw err;
-        }
-      });
-    } catch (err) {
-      this.store.log('error', `${method} failed: ${errorMessage(err)}`, ctx, uuid);
-      if (o.revertsTaskState && !isRemote(err, 'UnexpectedTaskStateError')) {
-        try {
-          await this.store.save(ctx, instance, { task_state: null });
-        } catch (e) {
-          if (!isInstanceNotFound(e))
-            this.store.log('warn', `Failed to revert task state: ${errorMessage(e)}`, ctx, uuid);
-        }
-      }
-      throw err;
-    }
-  }
-
-  /**
-   * _error_out_instance_on_exception: a rollback (or NotImplementedError)
-   * puts vm_state back to `instanceState` with no task; anything else sets
-   * ERROR and leaves task_state to reverts_task_state.
-   */
-  private async errorOut<T>(
-    ctx: RequestContext,
-    instance: NovaObject,
-    instanceState: string | null,
-    fn: () => Promise<T>,
-  ): Promise<T> {
-    const uuid = instance.str('uuid') ?? '';
-    try {
-      return await fn();
-    } catch (err) {
-      if (err instanceof InstanceFaultRollback || isNotImplemented(err)) {
-        this.store.log(
-          'info',
-          `Setting instance back to ${String(instanceState)} after: ${errorMessage(err)}`,
-          ctx,
-          uuid,
-        );
-        await this.store.save(ctx, instance, { vm_state: instanceState, task_state: null });
-        throw err instanceof InstanceFaultRollback ? err.inner : err;
-      }
-      this.store.log('error', `Setting instance vm_state to ERROR: ${errorMessage(err)}`, ctx, uuid);
-      try {
-        await this.store.save(ctx, instance, { vm_state: VmState.ERROR });
-      } catch (e) {
-        if (!isInstanceNotFound(e)) throw e;
-      }
-      throw err;
-    }
-  }
-
-  private async setMigrationStatus(ctx: RequestContext, migration: NovaObject, status: string): Promise<void> {
-    try {
-      migration.set('status', status);
-      await this.store.conductor.objectAction(ctx, migration, 'save');
-    } catch (err) {
-      this.store.log('debug', `Error setting migration status: ${errorMessage(err)}`, ctx);
-    }
-  }
-
   private async saveMigration(ctx: RequestContext, migration: NovaObject, fields: Record<string, unknown>) {
     for (const [k, v] of Object.entries(fields)) migration.set(k, v);
     await this.store.conductor.objectAction(ctx, migration, 'save');
@@ -201,17 +104,9 @@ export class MoveActions {
     try {
       return (await this.d.driver.getInfo(this.store.spec(instance))).power_state;
     } catch (err) {
-      if (isInstanceNotFound(err)) return PowerStateValue.NOSTATE;
+      if (isNovaException(err, 'InstanceNotFound')) return PowerStateValue.NOSTATE;
       throw err;
     }
-  }
-
-  /** _get_power_off_values: clean → the image's os_shutdown_timeout or the driver's default; else at once. */
-  private powerOffTimeout(instance: NovaObject, cleanShutdown: boolean): number | undefined {
-    if (!cleanShutdown) return 0;
-    const sysmeta = instance.get('system_metadata') as Record<string, unknown> | undefined;
-    const t = Number(sysmeta?.image_os_shutdown_timeout);
-    return Number.isInteger(t) && t >= 0 && sysmeta?.image_os_shutdown_timeout !== undefined ? t : undefined;
   }
 
   /**
@@ -220,7 +115,8 @@ export class MoveActions {
    */
   private async stopInstance(ctx: RequestContext, instance: NovaObject): Promise<void> {
     const uuid = instance.str('uuid') ?? '';
-    await this.decorated(ctx, 'stop_instance', instance, { revertsTaskState: true }, async () => {
+    // run inside the rebuild's or revert's lock
+    await this.store.decorated(ctx, instance, 'stop_instance', { lock: false }, async () => {
       const current = await this.powerState(instance);
       const expected: Array<string | null> = [TaskState.POWERING_OFF];
       if (
@@ -230,7 +126,7 @@ export class MoveActions {
       ) {
         expected.push(null);
       }
-      await this.d.driver.powerOff(this.store.spec(instance), this.powerOffTimeout(instance, true));
+      await this.d.driver.powerOff(this.store.spec(instance), shutdownTimeout(instance, true));
       await this.store.save(
         ctx,
         instance,
@@ -262,23 +158,23 @@ export class MoveActions {
     const migration = args.migration ? NovaObject.fromPrimitive(args.migration, 'Migration') : undefined;
     const evacuate = args.recreate === true;
     this.store.log('info', evacuate ? 'Evacuating instance' : 'Rebuilding instance', ctx, uuid);
-    await this.decorated(ctx, 'rebuild_instance', instance, { revertsTaskState: true }, async () => {
+    await this.store.decorated(ctx, instance, 'rebuild_instance', {}, async () => {
       const imageRef = str(args, 'image_ref');
       const imageMeta: ImageMeta = imageRef
         ? await this.imageMeta(ctx, imageRef)
         : imageMetaOf(undefined, instance.str('image_ref'));
       const allocations = await this.d.placement.getAllocations(ctx, uuid);
       const instanceState = instance.str('vm_state');
-      await this.errorOut(ctx, instance, instanceState, async () => {
+      await this.store.errorOutOnException(ctx, instance, instanceState, async () => {
         try {
           await this.doRebuild(ctx, instance, args, imageMeta, allocations.allocations, evacuate);
         } catch (err) {
           if (deletedMeanwhile(err)) {
             this.store.log('debug', 'Instance was deleted while rebuilding', ctx, uuid);
-            if (migration) await this.setMigrationStatus(ctx, migration, 'failed');
+            if (migration) await this.store.setMigrationStatus(ctx, migration, 'failed');
             return;
           }
-          if (migration) await this.setMigrationStatus(ctx, migration, 'failed');
+          if (migration) await this.store.setMigrationStatus(ctx, migration, 'failed');
           throw err;
         }
       });
@@ -328,8 +224,8 @@ export class MoveActions {
     const dctx = driverContext(ctx);
     const spec = this.store.spec(instance);
     if (!evacuate) {
-      await this.d.driver.powerOff(spec, this.powerOffTimeout(instance, true)).catch((err: unknown) => {
-        if (!isInstanceNotFound(err)) throw err;
+      await this.d.driver.powerOff(spec, shutdownTimeout(instance, true)).catch((err: unknown) => {
+        if (!isNovaException(err, 'InstanceNotFound')) throw err;
       });
       await this.d.driver.destroy(dctx, spec, []);
     }
@@ -476,9 +372,9 @@ export class MoveActions {
     const flavor = NovaObject.fromPrimitive(args.flavor, 'Flavor');
     const node = str(args, 'node') ?? this.d.nodename();
     const uuid = instance.str('uuid') ?? '';
-    await this.decorated(ctx, 'prep_resize', instance, { revertsTaskState: true }, async () => {
+    await this.store.decorated(ctx, instance, 'prep_resize', {}, async () => {
       const instanceState = instance.str('vm_state');
-      await this.errorOut(ctx, instance, instanceState, async () => {
+      await this.store.errorOutOnException(ctx, instance, instanceState, async () => {
         try {
           try {
             await this.doPrepResize(ctx, args, instance, migration, flavor, node);
@@ -490,7 +386,7 @@ export class MoveActions {
             throw err;
           }
         } catch (err) {
-          await this.setMigrationStatus(ctx, migration, 'error');
+          await this.store.setMigrationStatus(ctx, migration, 'error');
           throw err;
         }
       });
@@ -588,10 +484,11 @@ export class MoveActions {
     const instance = this.store.instanceArg(args);
     const migration = NovaObject.fromPrimitive(args.migration, 'Migration');
     const flavor = NovaObject.fromPrimitive(args.flavor, 'Flavor');
-    await this.decorated(ctx, 'resize_instance', instance, { revertsTaskState: true, migration }, async () => {
+    // no errors_out_migration decorator in Nova here: errors_out_migration_ctxt inside (below)
+    await this.store.decorated(ctx, instance, 'resize_instance', {}, async () => {
       try {
         const instanceState = instance.str('vm_state');
-        await this.errorOut(ctx, instance, instanceState, async () => {
+        await this.store.errorOutOnException(ctx, instance, instanceState, async () => {
           try {
             await this.saveMigration(ctx, migration, { status: 'migrating' });
             await this.store.save(ctx, instance, { task_state: TaskState.RESIZE_MIGRATING }, TaskState.RESIZE_PREP);
@@ -600,7 +497,7 @@ export class MoveActions {
               this.store.spec(instance),
               migration.str('dest_host') ?? '',
               flavorOf(NovaObject.create('Instance', '2.7', { flavor: flavor.toPrimitive() })),
-              this.powerOffTimeout(instance, args.clean_shutdown !== false),
+              shutdownTimeout(instance, args.clean_shutdown !== false),
             );
             await this.saveMigration(ctx, migration, { status: 'post-migrating' });
             await this.store.save(
@@ -622,7 +519,7 @@ export class MoveActions {
               request_spec: args.request_spec ?? null,
             });
           } catch (err) {
-            await this.setMigrationStatus(ctx, migration, 'error');
+            await this.store.setMigrationStatus(ctx, migration, 'error');
             throw err;
           }
         });
@@ -639,9 +536,11 @@ export class MoveActions {
   async finishResize(ctx: RequestContext, args: RpcArgs): Promise<void> {
     const instance = this.store.instanceArg(args);
     const migration = NovaObject.fromPrimitive(args.migration, 'Migration');
-    await this.decorated(ctx, 'finish_resize', instance, { revertsTaskState: true, migration }, async () => {
+    await this.store.decorated(ctx, instance, 'finish_resize', { migration }, async () => {
       try {
-        await this.errorOut(ctx, instance, VmState.ACTIVE, () => this.doFinishResize(ctx, args, instance, migration));
+        await this.store.errorOutOnException(ctx, instance, VmState.ACTIVE, () =>
+          this.doFinishResize(ctx, args, instance, migration),
+        );
       } catch (err) {
         this.store.log(
           'info',
@@ -715,7 +614,7 @@ export class MoveActions {
     const argInstance = this.store.instanceArg(args);
     const migration = NovaObject.fromPrimitive(args.migration, 'Migration');
     const uuid = argInstance.str('uuid') ?? '';
-    await this.decorated(ctx, 'confirm_resize', argInstance, { revertsTaskState: false, migration }, async () => {
+    await this.store.decorated(ctx, argInstance, 'confirm_resize', { revertsTaskState: false, migration }, async () => {
       const status = migration.str('status');
       if (status === 'confirmed') {
         this.store.log('info', `Migration ${String(migration.num('id'))} is already confirmed`, ctx, uuid);
@@ -737,7 +636,7 @@ export class MoveActions {
           expected_attrs: ['metadata', 'system_metadata', 'flavor'],
         });
       } catch (err) {
-        if (!isInstanceNotFound(err)) throw err;
+        if (!isNovaException(err, 'InstanceNotFound')) throw err;
         instance = null;
       }
       if (!instance) {
@@ -745,7 +644,7 @@ export class MoveActions {
         return;
       }
       const inst = instance;
-      await this.errorOut(ctx, inst, VmState.ACTIVE, async () => {
+      await this.store.errorOutOnException(ctx, inst, VmState.ACTIVE, async () => {
         try {
           await this.doConfirmResize(ctx, inst, migration);
         } finally {
@@ -788,12 +687,12 @@ export class MoveActions {
   async revertResize(ctx: RequestContext, args: RpcArgs): Promise<void> {
     const instance = this.store.instanceArg(args);
     const migration = NovaObject.fromPrimitive(args.migration, 'Migration');
-    await this.decorated(ctx, 'revert_resize', instance, { revertsTaskState: true, migration }, async () => {
-      await this.errorOut(ctx, instance, VmState.ACTIVE, async () => {
+    await this.store.decorated(ctx, instance, 'revert_resize', { migration }, async () => {
+      await this.store.errorOutOnException(ctx, instance, VmState.ACTIVE, async () => {
         const spec = this.store.spec(instance);
         if (migration.str('source_compute') === this.d.host) {
           // storage shared with the source: destroy(destroy_disks=False) of a guest that serves both sides
-          await this.d.driver.powerOff(spec, this.powerOffTimeout(instance, true));
+          await this.d.driver.powerOff(spec, shutdownTimeout(instance, true));
         } else {
           await this.d.driver.destroy(driverContext(ctx), spec, []);
         }
@@ -815,9 +714,9 @@ export class MoveActions {
     const instance = this.store.instanceArg(args);
     const migration = NovaObject.fromPrimitive(args.migration, 'Migration');
     const uuid = instance.str('uuid') ?? '';
-    await this.decorated(ctx, 'finish_revert_resize', instance, { revertsTaskState: true, migration }, async () => {
+    await this.store.decorated(ctx, instance, 'finish_revert_resize', { migration }, async () => {
       try {
-        await this.errorOut(ctx, instance, VmState.ACTIVE, async () => {
+        await this.store.errorOutOnException(ctx, instance, VmState.ACTIVE, async () => {
           const sysmeta = (instance.get('system_metadata') as Record<string, unknown> | undefined) ?? {};
           const oldVmState = typeof sysmeta.old_vm_state === 'string' ? sysmeta.old_vm_state : VmState.ACTIVE;
           // _revert_instance_flavor_host_node

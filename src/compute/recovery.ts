@@ -328,12 +328,14 @@ class Recovery {
       [{ uuid: uuids }],
       { expected_attrs: [] },
     );
-    const live = new Map(listObjects(list).map((i) => [i.str('uuid') ?? '', i]));
+    // Without a `deleted` filter Nova's instance_get_all_by_filters_sort returns deleted rows too:
+    // an instance the API deleted while this host looked down still names this host, and is gone.
+    const rows = new Map(listObjects(list).map((i) => [i.str('uuid') ?? '', i]));
     for (const uuid of uuids) {
-      const instance = live.get(uuid);
+      const instance = rows.get(uuid);
       try {
-        if (!instance) {
-          await this.orphan(uuid);
+        if (!instance || instance.get('deleted') === true) {
+          await this.orphan(uuid, instance ? 'Nova has deleted the instance' : 'Nova has no such instance');
         } else if (instance.str('host') === null && instance.str('vm_state') === VmState.BUILDING) {
           await this.errorOut(instance, 'build-errored', interrupted('being built'), true);
         } else {
@@ -349,9 +351,9 @@ class Recovery {
     }
   }
 
-  private async orphan(uuid: string): Promise<void> {
+  private async orphan(uuid: string, why: string): Promise<void> {
     if (this.d.orphanPolicy === 'log') {
-      this.note(uuid, 'orphan-logged', 'Nova has no such instance; [docker] orphan_policy = log keeps the container');
+      this.note(uuid, 'orphan-logged', `${why}; [docker] orphan_policy = log keeps the container`);
       return;
     }
     const spec: InstanceSpec = {
@@ -361,7 +363,7 @@ class Recovery {
       flavor: { flavorid: '', name: '', memory_mb: 0, vcpus: 0, root_gb: 0, ephemeral_gb: 0, swap: 0, extra_specs: {} },
     };
     await this.d.driver.destroy(driverContext(this.ctx), spec, []);
-    this.note(uuid, 'orphan-removed', 'Nova has no such instance');
+    this.note(uuid, 'orphan-removed', why);
   }
 }
 

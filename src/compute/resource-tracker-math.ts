@@ -156,6 +156,22 @@ export function allowResourceRemoval(vmState: string, taskState?: string | null)
   return vmState === 'deleted' || (vmState === 'shelved_offloaded' && taskState !== 'spawning');
 }
 
+/**
+ * The instances _update_usage_from_instances counts (ComputeNode.running_vms
+ * is their number): those whose resources are not being removed
+ * (allowResourceRemoval), once per uuid.
+ */
+export function countedInstances<T extends Pick<InstanceUsage, 'uuid' | 'vm_state' | 'task_state'>>(
+  instances: readonly T[],
+): T[] {
+  const seen = new Set<string>();
+  return instances.filter((inst) => {
+    if (allowResourceRemoval(inst.vm_state, inst.task_state ?? null) || seen.has(inst.uuid)) return false;
+    seen.add(inst.uuid);
+    return true;
+  });
+}
+
 /** Stats.io_workload: vm building + these task states. */
 const IO_TASK_STATES = [
   'resize_migrating',
@@ -194,12 +210,8 @@ export function computeNodeUsage(
   const inc = (k: string): void => {
     stats.set(k, (stats.get(k) ?? 0) + 1);
   };
-  const seen = new Set<string>();
-  for (const inst of instances) {
+  for (const inst of countedInstances(instances)) {
     const task = inst.task_state ?? null;
-    if (allowResourceRemoval(inst.vm_state, task)) continue;
-    if (seen.has(inst.uuid)) continue;
-    seen.add(inst.uuid);
     inc('num_instances');
     inc(`num_vm_${inst.vm_state}`);
     inc(`num_task_${task ?? 'None'}`);

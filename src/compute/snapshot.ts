@@ -37,8 +37,6 @@ export interface SnapshotImageApi {
   listImages(ctx: CallContext | undefined, q: ImageListQuery): Promise<Array<{ id: string }>>;
 }
 
-/** Whether `err` is Nova exception `names`, raised here (NovaError) or by the conductor (RemoteError). */
-
 function callContext(ctx: RequestContext): CallContext {
   return {
     authToken: ctx.auth_token ?? undefined,
@@ -187,18 +185,14 @@ export class SnapshotActions {
     }
   }
 
-  /**
-   * reverts_task_state(wrap_instance_event(wrap_instance_fault(fn))): the
-   * error is recorded as a fault (not InstanceNotFound) and on the action
-   * event, then the task is cleared unless another task took over.
-   */
+  /** reverts_task_state ∘ wrap_instance_event ∘ wrap_instance_fault (InstanceStore.decorated). */
   private async decorated(
     ctx: RequestContext,
     instance: NovaObject,
     method: string,
     fn: () => Promise<void>,
   ): Promise<void> {
-    await this.store.withTaskRevert(ctx, instance, method, fn);
+    await this.store.decorated(ctx, instance, method, {}, fn);
   }
 
   /** _rotate_backups: the newest `rotation` backups of this type stay, older ones are deleted. */

@@ -10,7 +10,10 @@
  *   and a server the user had stopped stays SHUTOFF;
  * - with the host forced down, `server delete` is done by nova-api alone (the
  *   agent is never told): the running-deleted periodic task reaps the
- *   container within seconds.
+ *   container within seconds;
+ * - the same delete while the agent is stopped: recovery at start removes the
+ *   container before the agent consumes RPC (the deleted row still names this
+ *   host; it must not be taken for a live instance).
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
@@ -18,6 +21,7 @@ import { pollUntil } from '../../src/common/poll.js';
 import {
   discoverHosts,
   docker,
+  e2eHost,
   hostContainers,
   openstack,
   openstackJson,
@@ -29,7 +33,7 @@ import {
   type LabServer,
 } from '../support/lab.js';
 
-const HOST = 'nd-lifecycle-1';
+const HOST = e2eHost('nd-lifecycle-1');
 const CONF =
   '\n[DEFAULT]\nsync_power_state_interval = 3600\nresume_guests_state_on_host_boot = true\n' +
   'running_deleted_instance_poll_interval = 3\n';
@@ -180,5 +184,28 @@ describe('e2e: lifecycle events and recovery at start', function () {
     const log = agent?.log() ?? '';
     assert.match(log, new RegExp(`\\[instance: ${s.id}\\] Destroying instance which is marked as DELETED`));
     assert.doesNotMatch(log, new RegExp(`\\[instance: ${s.id}\\] Terminated instance`), 'the agent was never told');
+  });
+
+  it('a server nova-api deleted while the agent was stopped: its container is removed by recovery at start', async () => {
+    const s = await boot('gone');
+    await agent?.stop();
+    agent = undefined;
+    const service = ['--os-compute-api-version', '2.11', 'compute', 'service', 'set'];
+    await openstack([...service, '--down', HOST, 'nova-compute']);
+    try {
+      await openstack(['server', 'delete', '--wait', s.id], 120_000);
+    } finally {
+      await openstack([...service, '--up', HOST, 'nova-compute']);
+    }
+    assert.ok(
+      (await hostContainers(HOST)).some((l) => l.startsWith(`nova-${s.id} `)),
+      'the container outlived the delete',
+    );
+    agent = await startAgent(HOST, CONF);
+    // startAgent resolves once RPC is consumed, which is after recovery: no periodic task ran yet
+    assert.ok(!(await hostContainers(HOST)).some((l) => l.startsWith(`nova-${s.id} `)), 'container removed at start');
+    const log = agent.log();
+    assert.match(log, new RegExp(`\\[instance: ${s.id}\\] Recovery at start: orphan-removed \\(Nova has deleted`));
+    assert.doesNotMatch(log, new RegExp(`\\[instance: ${s.id}\\] Recovery at start: skipped`));
   });
 });

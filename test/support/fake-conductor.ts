@@ -60,6 +60,8 @@ export class FakeConductor {
   readonly deleteOnSave = new Set<string>();
   /** ComputeNode rows by uuid (ComputeNode.create, get_by_uuid, get_by_host_and_nodename). */
   readonly nodes = new Map<string, Record<string, unknown>>();
+  /** ComputeNode create/save calls: the method and the fields it sent. */
+  readonly computeNodeWrites: Array<{ method: string; fields: Record<string, unknown> }> = [];
   /** Soft-deleted rows (deleted_at set): what read_deleted="yes" still finds. */
   readonly deletedRows = new Map<string, Record<string, unknown>>();
 
@@ -87,12 +89,21 @@ export class FakeConductor {
     if (objname === 'InstanceList' && objmethod === 'get_by_host') {
       return Promise.resolve(instanceList([...this.rows.values()].filter((r) => r.host === args[0])));
     }
-    if (objname === 'InstanceList' && objmethod === 'get_by_filters') {
-      const f = args[0] as { uuid?: string[]; deleted?: boolean };
-      const rows = f.deleted === true ? this.deletedRows : this.rows;
+    if (objname === 'InstanceList' && objmethod === 'get_by_host_and_node') {
       return Promise.resolve(
-        instanceList([...rows.values()].filter((r) => !f.uuid || f.uuid.includes(String(r.uuid)))),
+        instanceList([...this.rows.values()].filter((r) => r.host === args[0] && r.node === args[1])),
       );
+    }
+    if (objname === 'InstanceList' && objmethod === 'get_by_filters') {
+      // instance_get_all_by_filters_sort: without a `deleted` filter deleted rows come too (read_deleted is not applied)
+      const f = args[0] as { uuid?: string[]; deleted?: boolean };
+      const rows =
+        f.deleted === true
+          ? [...this.deletedRows.values()]
+          : f.deleted === false
+            ? [...this.rows.values()]
+            : [...this.rows.values(), ...this.deletedRows.values()];
+      return Promise.resolve(instanceList(rows.filter((r) => !f.uuid || f.uuid.includes(String(r.uuid)))));
     }
     return Promise.resolve(null);
   }
@@ -129,6 +140,11 @@ export class FakeConductor {
     if (obj.name === 'Service' || obj.name === 'ComputeNode') {
       if (obj.name === 'Service')
         this.calls.push(`Service.${objmethod} report_count=${String(obj.get('report_count'))}`);
+      else
+        this.computeNodeWrites.push({
+          method: objmethod,
+          fields: Object.fromEntries(obj.changes.map((c) => [c, obj.get(c)])),
+        });
       if (objmethod === 'create') {
         const id = obj.name === 'ComputeNode' ? this.nodes.size + 1 : 1;
         // as ComputeNode.create: the uuid the compute chose (its compute_id file), else a new one

@@ -50,6 +50,14 @@ export async function stopFakeCompute(): Promise<void> {
   await execFileP('bash', [`${LAB}/fake-compute.sh`, 'stop'], { env: SYSTEM_ENV }).catch(() => undefined);
 }
 
+/**
+ * The compute host name an e2e file gives its agent: `NOVA_DOCKER_E2E_HOST_PREFIX` in front, so two runs of
+ * one file on the shared lab (parallel worktrees) never share a host, its queue or its containers.
+ */
+export function e2eHost(name: string): string {
+  return `${process.env.NOVA_DOCKER_E2E_HOST_PREFIX ?? ''}${name}`;
+}
+
 export function labNovaConf(host: string, extra = ''): string {
   return `[DEFAULT]
 host = ${host}

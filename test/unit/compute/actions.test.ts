@@ -8,7 +8,6 @@
 import assert from 'node:assert/strict';
 import { NovaError } from '../../../src/common/errors.js';
 import { nullLogger } from '../../../src/common/log.js';
-import { InstanceLocks } from '../../../src/compute/instance-lock.js';
 import { InstanceActions } from '../../../src/compute/actions.js';
 import { InstanceStore } from '../../../src/compute/instance-store.js';
 import { tailLength } from '../../../src/compute/manager.js';
@@ -22,11 +21,11 @@ import { addGuest, HOST, newInstance, setup as fakeNova } from '../../support/fa
 
 const ctx = contextFromValues({ request_id: 'req-action', roles: ['member'], project_id: 'p1' });
 
-/** The shared manager setup, plus power actions on their own store and locks, as the manager builds them. */
+/** The shared manager setup, plus power actions on their own store (and its locks), as the manager builds them. */
 function setup() {
   const t = fakeNova();
   const store = new InstanceStore(t.conductor as unknown as ConductorAPI, ZED, HOST, nullLogger());
-  const actions = new InstanceActions(store, t.driver, new InstanceLocks());
+  const actions = new InstanceActions(store, t.driver);
   return { ...t, store, actions };
 }
 

@@ -238,6 +238,27 @@ describe('compute/manager', () => {
     assert.equal(ep.version, '6.1');
   });
 
+  it('ComputeNode running_vms: the instances Nova has on the node, set on create and on every update', async () => {
+    const { conductor, manager } = setup();
+    newInstance(conductor);
+    newInstance(conductor, { vm_state: 'stopped', power_state: 4 });
+    newInstance(conductor, { host: 'other-host', node: 'other-host' });
+    newInstance(conductor, { vm_state: 'deleted' }); // resources being removed: not counted, as Nova
+    await manager.start();
+    try {
+      const create = conductor.computeNodeWrites.find((w) => w.method === 'create');
+      assert.equal(create?.fields.running_vms, 2);
+      const { uuid } = newInstance(conductor);
+      await manager.updateAvailableResource(adminContext());
+      assert.deepEqual(conductor.computeNodeWrites.at(-1), { method: 'save', fields: { running_vms: 3 } });
+      conductor.localDelete(uuid);
+      await manager.updateAvailableResource(adminContext());
+      assert.deepEqual(conductor.computeNodeWrites.at(-1), { method: 'save', fields: { running_vms: 2 } });
+    } finally {
+      manager.stop();
+    }
+  });
+
   it('power-state sync saves what the containers say, skips tasks in flight', async () => {
     const { conductor, driver, manager } = setup();
     const a = newInstance(conductor, BUILDING);

@@ -249,6 +249,112 @@ describe('compute/move: rebuild_instance', () => {
   });
 });
 
+describe('compute/move: the instance lock', () => {
+  /**
+   * A driver call held open until released; `order` records when it settles
+   * and every destroy, so a terminate that did not wait shows up in it.
+   */
+  function hold<K extends 'spawn' | 'snapshot' | 'migrateDiskAndPowerOff'>(t: ReturnType<typeof setup>, method: K) {
+    const order: string[] = [];
+    let entered!: () => void;
+    const inCall = new Promise<void>((r) => (entered = r));
+    let release!: () => void;
+    const mayFinish = new Promise<void>((r) => (release = r));
+    const real = (t.driver[method] as (...a: unknown[]) => Promise<unknown>).bind(t.driver);
+    (t.driver as unknown as Record<string, unknown>)[method] = async (...a: unknown[]) => {
+      entered();
+      await mayFinish;
+      try {
+        return await real(...a);
+      } finally {
+        order.push(`${method} settled`);
+      }
+    };
+    const destroy = t.driver.destroy.bind(t.driver);
+    t.driver.destroy = async (...a) => {
+      order.push('destroy');
+      return destroy(...a);
+    };
+    return { order, inCall, release };
+  }
+
+  /** The API's `server delete`: task deleting on the row, terminate_instance cast with that instance. */
+  function deleteServer(t: ReturnType<typeof setup>, uuid: string) {
+    t.conductor.rows.get(uuid)!.task_state = 'deleting';
+    return t.call('terminate_instance', { instance: instanceArg(t, uuid), bdms: null });
+  }
+
+  /** Lets everything runnable run (a terminate not held by the lock would reach the driver). */
+  async function settle(): Promise<void> {
+    for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+  }
+
+  it('a delete during a rebuild waits for it to settle; the new container does not outlive the delete', async () => {
+    const t = setup();
+    const uuid = await activeInstance(t);
+    const h = hold(t, 'spawn');
+    const rebuild = t.call('rebuild_instance', {
+      instance: instanceArg(t, uuid, { task_state: 'rebuilding', image_ref: 'img-2' }),
+      image_ref: 'img-2',
+      recreate: false,
+    });
+    await h.inCall; // the old container is gone, the new one is being spawned
+    h.order.length = 0;
+    const terminate = deleteServer(t, uuid);
+    await settle();
+    assert.deepEqual(h.order, [], 'terminate waits while the rebuild holds the instance');
+    h.release();
+    await Promise.all([rebuild, terminate]);
+    // the rebuild fails at its next save (deleting) and quits quietly; then terminate removes the new container
+    assert.deepEqual(h.order, ['spawn settled', 'destroy']);
+    assert.deepEqual(await t.driver.listInstanceUuids(), []);
+    assert.deepEqual(t.conductor.destroyed, [uuid]);
+    assert.equal(t.conductor.faults.length, 0, 'a rebuild preempted by a delete records no fault');
+  });
+
+  it('a delete during a snapshot waits for it to settle', async () => {
+    const t = setup();
+    const uuid = await activeInstance(t);
+    const h = hold(t, 'snapshot');
+    const snapshot = t.call('snapshot_instance', {
+      instance: instanceArg(t, uuid, { task_state: 'image_snapshot_pending' }),
+      image_id: randomUUID(),
+    });
+    await h.inCall;
+    const terminate = deleteServer(t, uuid);
+    await settle();
+    assert.deepEqual(h.order, []);
+    h.release();
+    await Promise.allSettled([snapshot]);
+    await terminate;
+    assert.deepEqual(h.order, ['snapshot settled', 'destroy']);
+    assert.deepEqual(t.conductor.destroyed, [uuid]);
+  });
+
+  it('a delete during resize_instance waits for the step to settle', async () => {
+    const t = setup();
+    const uuid = await activeInstance(t);
+    const { primitive } = migration(t, uuid, { dest_compute: HOST, dest_node: HOST });
+    const h = hold(t, 'migrateDiskAndPowerOff');
+    const step = t.call('resize_instance', {
+      instance: instanceArg(t, uuid, { task_state: 'resize_prep' }),
+      migration: primitive(),
+      flavor: BIG,
+      image: {},
+      clean_shutdown: true,
+    });
+    await h.inCall;
+    const terminate = deleteServer(t, uuid);
+    await settle();
+    assert.deepEqual(h.order, []);
+    h.release();
+    await Promise.allSettled([step]);
+    await terminate;
+    assert.deepEqual(h.order, ['migrateDiskAndPowerOff settled', 'destroy']);
+    assert.deepEqual(t.conductor.destroyed, [uuid]);
+  });
+});
+
 describe('compute/move: resize on the same host', () => {
   it('prep_resize → resize_instance → finish_resize → RESIZED: migration statuses, flavor swap, new limits', async () => {
     const t = setup();
@@ -442,6 +548,31 @@ describe('compute/move: resize on the same host', () => {
     assert.match(String(t.conductor.faults[0]?.message), /engine refused/);
     assert.equal(t.placement.consumers.has(String(mig.uuid)), false);
   });
+
+  for (const [step, apiFields] of [
+    ['resize_instance', { task_state: 'resize_prep' }],
+    ['finish_resize', { task_state: 'resize_migrated', new_flavor: BIG }],
+  ] as const) {
+    it(`${step} meeting a delete (UnexpectedDeletingTaskStateError): the API's deleting is left alone`, async () => {
+      const t = setup();
+      const uuid = await activeInstance(t);
+      const { mig, primitive } = migration(t, uuid, { status: 'pre-migrating', dest_compute: HOST, dest_node: HOST });
+      const arg = instanceArg(t, uuid, apiFields);
+      t.conductor.rows.get(uuid)!.task_state = 'deleting'; // the user deleted the server meanwhile
+      await assert.rejects(
+        t.call(step, { instance: arg, migration: primitive(), flavor: BIG, image: {}, clean_shutdown: true }),
+        /UnexpectedDeletingTaskStateError/,
+      );
+      assert.equal(t.conductor.rows.get(uuid)!.task_state, 'deleting');
+      assert.ok(
+        !t.conductor.saves.some(
+          (x) => x.obj === 'Instance' && 'task_state' in x.fields && x.fields.task_state === null,
+        ),
+        'no save cleared the task',
+      );
+      assert.equal(mig.status, 'error', 'errors_out_migration still marks the migration');
+    });
+  }
 
   it('resize_instance failing on the driver: ERROR, migration error, the source allocation back to the instance', async () => {
     const t = setup();

@@ -266,6 +266,26 @@ describe('compute/recovery at start', () => {
     assert.ok(conductor.calls.includes('InstanceList.get_by_filters'));
   });
 
+  it('a container whose instance the API deleted while the host was down (its row still says this host): removed', async () => {
+    const { conductor, driver, manager } = make();
+    const { uuid, row } = newInstance(conductor);
+    await addGuest(driver, row());
+    conductor.localDelete(uuid);
+    await manager.start();
+    assert.equal(driver.guests.has(uuid), false);
+    assert.deepEqual(actionOf(uuid), ['orphan-removed']);
+  });
+
+  it('…and with orphan_policy = log it is kept and reported', async () => {
+    const { conductor, driver, manager } = make({ orphanPolicy: 'log' });
+    const { uuid, row } = newInstance(conductor);
+    await addGuest(driver, row());
+    conductor.localDelete(uuid);
+    await manager.start();
+    assert.equal(driver.guests.has(uuid), true);
+    assert.deepEqual(actionOf(uuid), ['orphan-logged']);
+  });
+
   it('when Nova cannot be asked about unknown containers, nothing is removed and the host still starts', async () => {
     const { conductor, driver, manager } = make();
     const orphan = randomUUID();

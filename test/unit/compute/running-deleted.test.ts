@@ -73,7 +73,7 @@ describe('compute/running-deleted', () => {
     let release!: () => void;
     const held = new Promise<void>((r) => (release = r));
     // a terminate of the same instance already in flight holds its lock
-    const inFlight = t.manager['locks'].run(t.gone, async () => {
+    const inFlight = t.manager.store.locks.run(t.gone, async () => {
       await held;
       order.push('operation done');
     });
