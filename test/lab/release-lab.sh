@@ -45,6 +45,13 @@ esac
 MIRROR=http://deb.debian.org/debian
 CACHE=/var/cache/nova-docker-lab/$REL
 R=$CACHE/rootfs
+# Glance is not in Debian testing (removed; sid's 2026.2 glance wants sid's
+# oslo libraries, and trixie's glance will not run on testing's Python 3.14):
+# the 2026.1 lab runs trixie's glance-api (2025.1, Python 3.13) from a second,
+# small trixie rootfs.  Same loopback, same MariaDB and Keystone, logs in the
+# main rootfs's log directory.
+MAIN_R=$R GR=$R
+[ "$SUITE" = trixie ] || GR=$CACHE/glance/rootfs
 RUN=/run/nova-docker-lab/$REL
 LOGLINK=/var/log/nova-docker-lab/$REL
 LOG=/var/log/lab ETC=/etc/lab           # inside the rootfs
@@ -56,8 +63,9 @@ KS=http://127.0.0.1:$P_KS
 TRANSPORT="rabbit://openstack:${RABBIT_PASS}@127.0.0.1:$P_AMQP/"
 RABBIT_NODE=rabbit${REL//./}@localhost     # rabbit20251@localhost: not the Zed broker's name
 COMPUTE_HOST=lab-compute-$REL
-PKGS="mariadb-server rabbitmq-server keystone glance-api placement-api nova-api
+PKGS="mariadb-server rabbitmq-server keystone placement-api nova-api
  nova-conductor nova-scheduler python3-openstackclient python3-novaclient python3-amqp curl"
+[ "$GR" != "$R" ] || PKGS=${PKGS/keystone /keystone glance-api }
 # docker-registry is added when the suite has it (see pkgs_wanted)
 T0=$(date +%s%N)
 say() { local ds=$((($(date +%s%N) - T0) / 100000000)); echo "[$((ds / 10)).$((ds % 10))s] $*"; }
@@ -105,10 +113,16 @@ mount_all() {
   mounted dev/shm || mount -t tmpfs -o mode=1777,nosuid,nodev lab-shm "$R/dev/shm"
   mounted run || mount -t tmpfs -o mode=755,nosuid,nodev lab-run "$R/run"
   mkdir -p "$R/run/lock" && chmod 1777 "$R/run/lock"
+  # Glance's own rootfs writes its logs where the rest of the lab does
+  if [ "$R" != "$MAIN_R" ]; then
+    mkdir -p "$R$LOG" "$MAIN_R$LOG"
+    mounted "${LOG#/}" || mount --bind "$MAIN_R$LOG" "$R$LOG"
+  fi
 }
 umount_all() {
-  local m rc=0
-  for m in $(echo "$MOUNTS" | tr ' ' '\n' | tac); do
+  local m rc=0 list=$MOUNTS
+  [ "$R" = "$MAIN_R" ] || list="$MOUNTS ${LOG#/}"
+  for m in $(echo "$list" | tr ' ' '\n' | tac); do
     if mounted "$m"; then umount "$R/$m" || { echo "could not unmount $R/$m" >&2; rc=1; }; fi
   done
   return $rc
@@ -121,15 +135,20 @@ ensure_debootstrap() {
   apt-get install -y -q -o DPkg::Lock::Timeout=600 debootstrap >/dev/null ||
     { apt-get update -q >/dev/null && apt-get install -y -q -o DPkg::Lock::Timeout=600 debootstrap >/dev/null; }
 }
-# pkgs_wanted: the package list, plus docker-registry if the suite still
-# ships it; glance from trixie (priority-100 source) when the suite has none
+# pkgs_wanted: the package list, plus docker-registry if the suite still ships it
 pkgs_wanted() {
   local p=$PKGS
-  if in_root apt-cache show docker-registry >/dev/null 2>&1; then p="$p docker-registry"; fi
-  if [ "$SUITE" != trixie ] && ! in_root apt-cache madison glance-api | grep -q " $SUITE/"; then
-    p=${p/ glance-api / glance-api/trixie glance-common/trixie python3-glance/trixie }
-  fi
+  if [ "$R" = "$MAIN_R" ] && in_root apt-cache show docker-registry >/dev/null 2>&1; then p="$p docker-registry"; fi
   echo "$p" | tr -s ' \n' ' '
+}
+# in_glance_root CMD...: CMD (a function of this script) with the rootfs
+# variables pointing at Glance's rootfs (bash's dynamic scoping)
+in_glance_root() {
+  local R=$GR CACHE=$CACHE SUITE=$SUITE DBS_SCRIPT=$DBS_SCRIPT PKGS=$PKGS
+  if [ "$GR" != "$MAIN_R" ]; then
+    CACHE=$CACHE/glance SUITE=trixie DBS_SCRIPT=trixie PKGS="glance-api curl"
+  fi
+  "$@"
 }
 build_rootfs() {
   mkdir -p "$CACHE"
@@ -162,11 +181,7 @@ EOF
     echo "deb $MIRROR testing main" >"$R/etc/apt/sources.list"
     # testing's Release file, as this machine sees it, is past its Valid-Until
     echo 'Acquire::Check-Valid-Until "false";' >"$R/etc/apt/apt.conf.d/99lab-valid-until"
-    # Glance is not in testing (removed; sid's 2026.2 glance needs sid's
-    # oslo libraries): trixie's glance is the fallback, see pkgs_wanted.
-    # Priority 100: nothing else is ever taken from trixie.
-    echo "deb $MIRROR trixie main" >"$R/etc/apt/sources.list.d/lab-trixie.list"
-    printf 'Package: *\nPin: release n=trixie\nPin-Priority: 100\n' >"$R/etc/apt/preferences.d/50lab-trixie"
+    rm -f "$R/etc/apt/sources.list.d/lab-trixie.list" "$R/etc/apt/preferences.d/50lab-trixie"
   fi
   printf 'APT::Install-Recommends "false";\nAPT::Install-Suggests "false";\n' >"$R/etc/apt/apt.conf.d/99lab-no-recommends"
   mkdir -p "$R/usr/local/share/ca-certificates"
@@ -218,13 +233,14 @@ pattern_of() {
     docker-registry) echo registry ;; *) echo "$1" ;;
   esac
 }
+root_of() { if [ "$1" = glance-api ]; then echo "$GR"; else echo "$MAIN_R"; fi; }
 # alive NAME: the PID file names a live process of that daemon, in this rootfs
 alive() {
   local f=$RUN/$1.pid pid
   [ -s "$f" ] || return 1
   pid=$(cat "$f")
   [[ $pid =~ ^[0-9]+$ ]] && [ -d "/proc/$pid" ] || return 1
-  [ "$(readlink "/proc/$pid/root")" = "$R" ] || return 1
+  [ "$(readlink "/proc/$pid/root")" = "$(root_of "$1")" ] || return 1
   tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$(pattern_of "$1")"
 }
 # /run may outlive the processes it names (a machine restored from an image,
@@ -355,6 +371,7 @@ cmd_up() {
   build_rootfs
   mount_all
   mkdir -p "$R$LOG" "$R$ETC" && chmod 1777 "$R$LOG"
+  if [ "$GR" != "$R" ]; then in_glance_root build_rootfs; in_glance_root mount_all; fi
   ln -sfn "$R$LOG" "$LOGLINK"
   drop_stale_pids
 
@@ -465,33 +482,8 @@ print("keystone catalog ok")
 EOF
   say "catalog done"
 
-  # ---------------- glance (file store; container_formats include docker)
-  local glance_cmd
-  glance_cmd=$(glance_mode)
-  write_conf /etc/glance/glance-api.conf <<EOF
-[DEFAULT]
-log_dir = $LOG
-bind_host = 127.0.0.1
-bind_port = $P_GLANCE
-workers = 1
-enabled_backends = fs:file
-[database]
-connection = $(dbc glance glance)
-[glance_store]
-default_backend = fs
-[fs]
-filesystem_store_datadir = /var/lib/glance/images/
-[image_format]
-container_formats = ami,ari,aki,bare,ovf,ova,docker,compressed
-disk_formats = ami,ari,aki,vhd,vhdx,vmdk,raw,qcow2,vdi,iso,ploop
-[paste_deploy]
-flavor = keystone
-[oslo_concurrency]
-lock_path = /var/lib/glance/lock
-$(authtoken glance)
-EOF
-  mkdir -p "$R/var/lib/glance/images" "$R/var/lib/glance/lock" && in_root chown -R glance:glance /var/lib/glance
-  as glance glance-manage db_sync >>"$R$LOG/glance-manage.out" 2>&1
+  # ---------------- glance (configured now, started with the rest)
+  in_glance_root glance_configure
 
   # ---------------- placement
   write_conf /etc/placement/placement.conf <<EOF
@@ -552,12 +544,7 @@ EOF
 
   # ---------------- start the rest
   free_port glance-api "$P_GLANCE"
-  if [ "$glance_cmd" = uwsgi ]; then
-    uwsgi_ini glance-api "$P_GLANCE" glance "$(wsgi_app /usr/bin/glance-wsgi-api glance.wsgi.api:application)"
-    start glance-api root uwsgi --ini "$ETC/glance-api-uwsgi.ini"
-  else
-    start glance-api glance glance-api --config-file /etc/glance/glance-api.conf
-  fi
+  in_glance_root glance_start
   free_port placement-api "$P_PLACEMENT"
   start placement-api root uwsgi --ini "$ETC/placement-api-uwsgi.ini"
   free_port nova-api "$P_NOVA"
@@ -606,8 +593,48 @@ EOF
   wait_for "nova-conductor+scheduler" 90 nova_svcs_up
   say "ALL SERVICES READY ($REL: nova $(nova_version), keystone $KS/v3)"
 }
+# glance_configure / glance_start: run through in_glance_root (file store;
+# container_formats include docker)
+# shellcheck disable=SC2317 # called through in_glance_root
+glance_configure() {
+  mkdir -p "$R$ETC"
+  write_conf /etc/glance/glance-api.conf <<EOF
+[DEFAULT]
+log_dir = $LOG
+bind_host = 127.0.0.1
+bind_port = $P_GLANCE
+workers = 1
+enabled_backends = fs:file
+[database]
+connection = $(dbc glance glance)
+[glance_store]
+default_backend = fs
+[fs]
+filesystem_store_datadir = /var/lib/glance/images/
+[image_format]
+container_formats = ami,ari,aki,bare,ovf,ova,docker,compressed
+disk_formats = ami,ari,aki,vhd,vhdx,vmdk,raw,qcow2,vdi,iso,ploop
+[paste_deploy]
+flavor = keystone
+[oslo_concurrency]
+lock_path = /var/lib/glance/lock
+$(authtoken glance)
+EOF
+  mkdir -p "$R/var/lib/glance/images" "$R/var/lib/glance/lock" && in_root chown -R glance:glance /var/lib/glance
+  as glance glance-manage db_sync >>"$R$LOG/glance-manage.out" 2>&1
+}
+# shellcheck disable=SC2317 # called through in_glance_root
+glance_start() {
+  if [ "$(glance_mode)" = uwsgi ]; then
+    uwsgi_ini glance-api "$P_GLANCE" glance "$(wsgi_app /usr/bin/glance-wsgi-api glance.wsgi.api:application)"
+    start glance-api root uwsgi --ini "$ETC/glance-api-uwsgi.ini"
+  else
+    start glance-api glance glance-api --config-file /etc/glance/glance-api.conf
+  fi
+}
 # glance_mode: "eventlet" while the release still ships the eventlet
 # glance-api server, "uwsgi" once it is gone
+# shellcheck disable=SC2317 # called through glance_start
 glance_mode() {
   if in_root python3 -c 'import glance.cmd.api' >/dev/null 2>&1 && [ -x "$R/usr/bin/glance-api" ]; then echo eventlet; else echo uwsgi; fi
 }
@@ -644,11 +671,12 @@ cmd_down() {
   stop epmd
   stop mariadb
   local left
-  left=$(procs_in_root)
-  if [ -n "$left" ]; then
-    echo "processes not started by this script still run in $R (pids: $left): not unmounting" >&2
+  left="$(procs_in_root) $(in_glance_root procs_in_root)"
+  if [ -n "${left// /}" ]; then
+    echo "processes not started by this script still run in $R or $GR (pids: $left): not unmounting" >&2
     return 1
   fi
+  [ "$GR" = "$R" ] || in_glance_root umount_all
   umount_all
   echo "$REL lab down (data kept in $R)"
 }
@@ -800,7 +828,7 @@ main() {
   case $CMD in exec | status | env) ;; *) flock -w 600 9 || die "another release-lab.sh $REL command holds $CACHE/.lock" ;; esac
   shift 2
   case $CMD in
-    build) build_rootfs; umount_all_if_idle ;;
+    build) build_rootfs; umount_all_if_idle; in_glance_root build_rootfs; in_glance_root umount_all_if_idle ;;
     up) cmd_up ;;
     down) cmd_down ;;
     status) cmd_status ;;
