@@ -16,6 +16,8 @@
 #   release-lab.sh smoke RELEASE        fake compute + server create --wait -> ACTIVE,
 #                                       delete, fake compute stopped and its record deleted
 #   release-lab.sh versions RELEASE     service/RPC/object versions of the installed python3-nova
+#   release-lab.sh rabbitmqctl RELEASE ARGS...   the lab broker's rabbitmqctl (the fault suite)
+#   release-lab.sh daemon RELEASE NAME stop|start  one daemon of `up`, e.g. glance-api (the fault suite)
 #
 # RELEASE = 2025.1 (Debian 13 trixie, nova 31.x) | 2026.1 (Debian testing, nova 33.x)
 # Ports: the Zed lab's standard ports + 100 (2025.1) or + 200 (2026.1), all on 127.0.0.1.
@@ -32,7 +34,7 @@ export DEBIAN_FRONTEND=noninteractive
 LAB_DIR=$(cd "$(dirname "$0")" && pwd)
 REPO_DIR=$(cd "$LAB_DIR/../.." && pwd)
 
-usage() { sed -n '7,20p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '7,22p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 CMD=${1:-}
 REL=${2:-}
 case $REL in
@@ -260,15 +262,17 @@ free_port() {
   fi
 }
 # start NAME USER CMD...: CMD in the rootfs as USER unless NAME is alive;
-# setsid, chroot, env and setpriv all exec, so $! is the daemon's own PID
+# setsid, chroot, env and setpriv all exec, so $! is the daemon's own PID.
+# fd 9 (the command lock) is closed: a daemon holding it would block every
+# later command of this script for as long as it runs
 start() {
   local name=$1 user=$2; shift 2
   if alive "$name"; then say "$name already running (pid $(cat "$RUN/$name.pid"))"; return 0; fi
   if [ "$user" = root ]; then
-    setsid chroot "$R" "${CENV[@]}" HOME=/root "$@" >>"$R$LOG/$name.out" 2>&1 </dev/null &
+    setsid chroot "$R" "${CENV[@]}" HOME=/root "$@" >>"$R$LOG/$name.out" 2>&1 </dev/null 9>&- &
   else
     setsid chroot "$R" "${CENV[@]}" HOME="$(home_of "$user")" \
-      setpriv --reuid="$user" --regid="$(in_root id -g "$user")" --init-groups "$@" >>"$R$LOG/$name.out" 2>&1 </dev/null &
+      setpriv --reuid="$user" --regid="$(in_root id -g "$user")" --init-groups "$@" >>"$R$LOG/$name.out" 2>&1 </dev/null 9>&- &
   fi
   echo $! >"$RUN/$name.pid"
   say "started $name (pid $!)"
@@ -718,6 +722,19 @@ cmd_exec() {
   exec chroot "$R" "${CENV[@]}" HOME=/root "${e[@]}" "$@"
 }
 
+# cmd_daemon NAME stop|start: what the fault suite needs to break and mend
+cmd_daemon() {
+  mounted proc || die "the $REL lab is not up (release-lab.sh up $REL)"
+  case ${1:-}/${2:-} in
+    glance-api/stop) stop glance-api ;;
+    glance-api/start)
+      in_glance_root glance_start
+      wait_for glance-api 90 curl -sf -m 3 "http://127.0.0.1:$P_GLANCE/versions"
+      ;;
+    *) die "daemon: expected glance-api stop|start" ;;
+  esac
+}
+
 # ---------------------------------------------------------------- fake compute
 # the release's real nova-compute (python3-nova's nova.cmd.compute:main, the
 # nova-compute package hard-depends on a hypervisor) with the fake driver
@@ -825,7 +842,7 @@ main() {
   mkdir -p "$CACHE" "$RUN"
   exec 9>"$CACHE/.lock"
   # one command at a time per release (exec and status do not need the lock)
-  case $CMD in exec | status | env) ;; *) flock -w 600 9 || die "another release-lab.sh $REL command holds $CACHE/.lock" ;; esac
+  case $CMD in exec | status | env | rabbitmqctl) ;; *) flock -w 600 9 || die "another release-lab.sh $REL command holds $CACHE/.lock" ;; esac
   shift 2
   case $CMD in
     build) build_rootfs; umount_all_if_idle; in_glance_root build_rootfs; in_glance_root umount_all_if_idle ;;
@@ -837,6 +854,8 @@ main() {
     fake-compute) cmd_fake_compute "$@" ;;
     smoke) cmd_smoke ;;
     versions) cmd_versions ;;
+    rabbitmqctl) rabbitmqctl "$@" ;;
+    daemon) cmd_daemon "$@" ;;
     *) usage ;;
   esac
 }
