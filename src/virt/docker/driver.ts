@@ -441,7 +441,9 @@ export class DockerDriver implements ComputeDriver {
       void this.journal.note(
         instance.uuid,
         `reboot (${rebootType}) requested by Nova: ` +
-          (soft ? `stop signal, SIGKILL after ${this.opts.stopTimeoutS} s, start` : 'SIGKILL, start'),
+          (soft
+            ? `stop signal, SIGKILL after ${this.opts.stopTimeoutS} s, start`
+            : 'stop signal, SIGKILL at once, start'),
         c.Id,
       );
       // The same container restarts, so its configuration (limits, security) is unchanged.
