@@ -126,6 +126,8 @@ export function buildAgent(
       consoleLogMaxBytes: config.docker.console_log_max_bytes,
       stopTimeoutS: config.docker.stop_timeout,
       spawnCheckMs: config.docker.spawn_check_ms,
+      // nova's per-instance directory, where libvirt keeps console.log
+      consoleLifecycleDir: D.instances_path,
       glance,
     },
     logger,

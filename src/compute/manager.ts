@@ -834,7 +834,8 @@ export class ComputeManager {
     const instance = this.store.instanceArg(args);
     const tail = tailLength(args.tail_length);
     if (tail === 0) return '';
-    return await this.driver.getConsoleOutput(driverContext(ctx), this.store.spec(instance), tail);
+    const output = await this.driver.getConsoleOutput(driverContext(ctx), this.store.spec(instance), tail);
+    return tail === undefined ? output : novaTail(output, tail);
   }
 
   /**
@@ -912,6 +913,15 @@ export class ComputeManager {
       throw err;
     });
   }
+}
+
+/**
+ * Nova's _tail_log: the last `n` pieces of the output split at "\n", so
+ * `--lines 3` of an output ending in a newline shows two lines and the empty
+ * piece after them (Tempest's console tests count exactly that).
+ */
+export function novaTail(output: string, n: number): string {
+  return n <= 0 ? '' : output.split('\n').slice(-n).join('\n');
 }
 
 /**

@@ -1,7 +1,7 @@
 /**
  * End to end against the lab's real Nova Zed with the stock `openstack` CLI:
  * one server goes through stop, start, soft and hard reboot, pause, unpause,
- * suspend, resume, `console log show --lines` and delete. After each step
+ * suspend, resume, `console log show` (whole and `--lines`) and delete. After each step
  * Nova's view (status, power state, no task) and the container's (state,
  * StartedAt, unchanged HostConfig and labels) must agree.
  */
@@ -182,10 +182,50 @@ describe('e2e: stop, start, reboot, pause, suspend through the real Nova', funct
     // four starts (boot, start, two reboots) printed five lines each; --lines keeps the newest
     const all = await docker(['logs', `nova-${s.id}`]);
     assert.equal(all.split('\n').filter((l) => l === 'line1').length, 4, all);
+    // the console: each run's lines after its start, what Nova asked for and how each run ended, by time
+    const full = (await openstack(['console', 'log', 'show', s.id])).split('\n').filter((l) => l !== '');
+    const PREFIX = /^\[nova-docker\] \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z /;
+    const token = (l: string) =>
+      PREFIX.test(l)
+        ? l
+            .replace(PREFIX, '')
+            .replace(/ created from .*/, ' created')
+            .replace(/:.*$/, '')
+        : l;
+    const run = ['line1', 'line2', 'line3', 'line4', 'line5'];
+    assert.deepEqual(
+      full.map(token),
+      [
+        'spawning',
+        `container nova-${s.id} created`,
+        'container started',
+        ...run,
+        'stop requested by Nova',
+        'container exited',
+        'start requested by Nova',
+        'container restarted',
+        ...run,
+        'reboot (SOFT) requested by Nova',
+        'container exited',
+        'container restarted',
+        ...run,
+        'reboot (HARD) requested by Nova',
+        'container exited',
+        'container restarted',
+        ...run,
+        'pause requested by Nova',
+        'unpause requested by Nova',
+        'suspend requested by Nova',
+        'resume requested by Nova',
+      ],
+      full.join('\n'),
+    );
+    // nova's _tail_log: the last 3 pieces split at "\n" of an output ending in one are its last 2 lines
     const tail = await openstack(['console', 'log', 'show', '--lines', '3', s.id]);
-    const lines = tail.split('\n').filter((l) => l !== '');
-    assert.ok(lines.length <= 3, tail);
-    assert.deepEqual(lines, ['line3', 'line4', 'line5']);
+    assert.deepEqual(
+      tail.split('\n').filter((l) => l !== ''),
+      full.slice(-2),
+    );
 
     await openstack(['server', 'delete', '--wait', s.id], 180_000);
     servers.splice(servers.indexOf(s.id), 1);

@@ -1,7 +1,8 @@
 /**
- * Reads from the lab's nova-api over REST (loopback), for polling: one HTTP
- * round trip instead of a CLI start-up per look, which on a loaded lab
- * machine costs tens of seconds. Actions still go through the stock CLI.
+ * Reads from the lab's nova-api over REST (loopback), for polling, and the
+ * console output as Tempest asks for it: one HTTP round trip instead of a
+ * CLI start-up per look, which on a loaded lab machine costs tens of
+ * seconds. Actions still go through the stock CLI.
  */
 import { KeystoneClient } from '../../src/clients/keystone/client.js';
 import { pollUntil } from '../../src/common/poll.js';
@@ -15,6 +16,16 @@ let keystone: KeystoneClient | undefined;
 
 /** GET `path` (under /v2.1) as the lab admin; the parsed JSON body, or throws with the status. */
 export async function novaGet<T>(path: string): Promise<T> {
+  return await novaCall<T>('GET', path);
+}
+
+/** `os-getConsoleOutput` as Tempest's servers client sends it (length omitted: everything). */
+export async function novaConsoleOutput(id: string, length?: number): Promise<string> {
+  const body = { 'os-getConsoleOutput': length === undefined ? {} : { length } };
+  return (await novaCall<{ output: string }>('POST', `/servers/${id}/action`, body)).output;
+}
+
+async function novaCall<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
   keystone ??= new KeystoneClient({
     authUrl: LAB_ENDPOINTS.keystone,
     username: 'admin',
@@ -24,14 +35,17 @@ export async function novaGet<T>(path: string): Promise<T> {
     projectDomainName: 'Default',
   });
   const r = await fetch(`${NOVA}${path}`, {
+    method,
     headers: {
       'X-Auth-Token': await keystone.getToken(),
       'OpenStack-API-Version': `compute ${MICROVERSION}`,
       Accept: 'application/json',
+      ...(body === undefined ? {} : { 'Content-Type': 'application/json' }),
     },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
     signal: AbortSignal.timeout(60_000),
   });
-  if (!r.ok) throw new Error(`GET ${path}: HTTP ${r.status} ${await r.text()}`);
+  if (!r.ok) throw new Error(`${method} ${path}: HTTP ${r.status} ${await r.text()}`);
   return (await r.json()) as T;
 }
 

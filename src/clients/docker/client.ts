@@ -25,7 +25,17 @@ import {
   type HttpErrorDetails,
 } from '../errors.js';
 import { HttpClient, type HttpResponse } from '../http.js';
-import { FrameDemuxer, TailBuffer, TruncatedStreamError, jsonLines, looksMultiplexed } from './stream.js';
+import {
+  FrameDemuxer,
+  LogEntryTail,
+  TailBuffer,
+  TimestampedLines,
+  TruncatedStreamError,
+  jsonLines,
+  looksMultiplexed,
+  splitLogTimestamp,
+  type LogEntry,
+} from './stream.js';
 import type {
   CommitContainerOptions,
   ContainerLogsOptions,
@@ -490,6 +500,52 @@ export class DockerClient {
     const rest = demux?.flush();
     if (rest) out.append(rest.payload);
     return out.toBuffer();
+  }
+
+  /**
+   * Logs as the Engine's messages with their timestamps (GET /logs?timestamps=1):
+   * each frame of a non-TTY container is one message, its bytes untouched (a
+   * line longer than the Engine's 16 KiB buffer comes as several); a TTY
+   * container's raw stream is cut at line starts. `tail` counts messages;
+   * `maxBytes` bounds the data kept (the newest whole messages). A body that
+   * breaks off keeps what arrived.
+   */
+  async containerLogEntries(
+    id: string,
+    opts: Pick<ContainerLogsOptions, 'tail' | 'tty' | 'maxBytes'> = {},
+  ): Promise<LogEntry[]> {
+    const tty = opts.tty ?? (await this.inspectContainer(id)).Config.Tty ?? false;
+    const r = await this.call({
+      method: 'GET',
+      path: `/containers/${seg(id)}/logs`,
+      query: { stdout: true, stderr: true, timestamps: true, tail: opts.tail ?? 'all' },
+      ok: [200],
+      stream: true,
+    });
+    const stream = r.data as Readable;
+    const out = new LogEntryTail(opts.maxBytes ?? Number.MAX_SAFE_INTEGER);
+    let demux: FrameDemuxer | undefined;
+    let lines: TimestampedLines | undefined;
+    try {
+      for await (const c of stream) {
+        const b = Buffer.isBuffer(c) ? c : Buffer.from(String(c));
+        if (!demux && !lines) {
+          // as containerLogs: the header decides over the hint
+          if (!tty || looksMultiplexed(b)) demux = new FrameDemuxer();
+          else lines = new TimestampedLines();
+        }
+        if (demux) for (const f of demux.push(b)) out.push({ stream: f.stream, ...splitLogTimestamp(f.payload) });
+        else if (lines) for (const e of lines.push(b)) out.push(e);
+      }
+    } catch {
+      // truncated body: keep what arrived
+    } finally {
+      stream.destroy();
+    }
+    const rest = demux?.flush();
+    if (rest) out.push({ stream: rest.stream, ...splitLogTimestamp(rest.payload) });
+    for (const e of lines?.flush() ?? []) out.push(e);
+    return out.toArray();
   }
 
   /**

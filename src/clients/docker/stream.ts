@@ -137,3 +137,84 @@ function parseLine(line: string): unknown {
     return { stream: line };
   }
 }
+
+/** One message of a container's log as `GET /logs?timestamps=1` gives it: the Engine's time, then the bytes untouched. */
+export interface LogEntry {
+  /** The Engine's RFC 3339 UTC timestamp of the message, '' when the message had none. */
+  time: string;
+  /** STDOUT, STDERR, or STDIN (0) for the raw stream of a TTY container. */
+  stream: number;
+  data: Buffer;
+}
+
+const LOG_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?(Z|[+-]\d\d:\d\d)$/;
+
+/** Splits the `<RFC 3339 time> ` prefix timestamps=1 puts on a message; without one the message is kept whole. */
+export function splitLogTimestamp(payload: Buffer): { time: string; data: Buffer } {
+  const sp = payload.indexOf(0x20);
+  if (sp > 0 && sp <= 40) {
+    const time = payload.subarray(0, sp).toString('latin1');
+    if (LOG_TIME.test(time)) return { time, data: payload.subarray(sp + 1) };
+  }
+  return { time: '', data: payload };
+}
+
+/**
+ * The newest log entries whose data add up to at most `maxBytes` (whole
+ * entries; the newest one alone is cut to its last `maxBytes` bytes).
+ */
+export class LogEntryTail {
+  private entries: LogEntry[] = [];
+  private head = 0;
+  private size = 0;
+
+  constructor(private readonly maxBytes: number) {}
+
+  push(e: LogEntry): void {
+    const data = e.data.length > this.maxBytes ? e.data.subarray(e.data.length - this.maxBytes) : e.data;
+    this.entries.push({ ...e, data });
+    this.size += data.length;
+    while (this.size > this.maxBytes && this.head < this.entries.length - 1) {
+      this.size -= this.entries[this.head]?.data.length ?? 0;
+      this.entries[this.head++] = EMPTY_ENTRY;
+    }
+    // drop the consumed head now and then, so the array stays as long as what is kept
+    if (this.head > 1024 && this.head * 2 > this.entries.length) {
+      this.entries = this.entries.slice(this.head);
+      this.head = 0;
+    }
+  }
+
+  toArray(): LogEntry[] {
+    return this.entries.slice(this.head);
+  }
+}
+
+const EMPTY_ENTRY: LogEntry = { time: '', stream: 0, data: Buffer.alloc(0) };
+
+/**
+ * The raw (TTY) stream of `GET /logs?timestamps=1`: no frames, so the
+ * messages are found at line starts (the Engine prefixes each line).
+ */
+export class TimestampedLines {
+  private carry: Buffer = Buffer.alloc(0);
+
+  push(chunk: Buffer): LogEntry[] {
+    this.carry = this.carry.length ? Buffer.concat([this.carry, chunk]) : chunk;
+    const out: LogEntry[] = [];
+    let start = 0;
+    let nl: number;
+    while ((nl = this.carry.indexOf(0x0a, start)) >= 0) {
+      out.push({ stream: STDIN, ...splitLogTimestamp(this.carry.subarray(start, nl + 1)) });
+      start = nl + 1;
+    }
+    this.carry = this.carry.subarray(start);
+    return out;
+  }
+
+  flush(): LogEntry[] {
+    const rest = this.carry;
+    this.carry = Buffer.alloc(0);
+    return rest.length ? [{ stream: STDIN, ...splitLogTimestamp(rest) }] : [];
+  }
+}

@@ -7,7 +7,7 @@ import { statfs } from 'node:fs/promises';
 import os from 'node:os';
 import { Transform, pipeline, type Readable } from 'node:stream';
 import type { DockerClient } from '../../clients/docker/client.js';
-import type { DockerContainerInspect, DockerContainerSummary } from '../../clients/docker/types.js';
+import type { DockerContainerInspect, DockerContainerSummary, DockerEvent } from '../../clients/docker/types.js';
 import { ConflictError, NotFoundError, UnavailableError } from '../../clients/errors.js';
 import type { GlanceImage, ImagePatchOp } from '../../clients/glance/client.js';
 import { HttpRequestError, type CallContext } from '../../clients/http.js';
@@ -52,7 +52,18 @@ import {
   flavorResources,
   type ContainerSpecOptions,
 } from './container-spec.js';
+import {
+  capBytes,
+  fixedTime,
+  lastLines,
+  mergeConsole,
+  observedRun,
+  reconcile,
+  timeFromNanos,
+  type ExitHint,
+} from './console-log.js';
 import type { ImageResolver } from './image-resolver.js';
+import { LifecycleJournal } from './lifecycle-journal.js';
 import { ContainerEventWatcher } from './events.js';
 import { LABELS, LABEL_PREFIX, containerName, hostLabelFilter, ownedBy } from './labels.js';
 import { powerStateOf, powerStateOfSummary } from './power-state.js';
@@ -102,6 +113,12 @@ export interface DockerDriverOptions {
   eventsBackoffMs?: number;
   /** Where snapshots are uploaded. Without it, snapshot throws NotImplementedError. */
   glance?: SnapshotGlance;
+  /**
+   * Where each instance's console lifecycle lines are kept
+   * (`<dir>/<uuid>/console-lifecycle.jsonl`; the agent passes instances_path).
+   * Without it they are kept in memory and lost with the agent.
+   */
+  consoleLifecycleDir?: string;
 }
 
 const DEFAULTS = {
@@ -121,7 +138,7 @@ const GiB = 1024 * 1024 * 1024;
 const MiB = 1024 * 1024;
 const FAILED_SPAWN_LOG_LINES = 20;
 
-type Resolved = Required<Omit<DockerDriverOptions, 'nodename' | 'glance'>> & {
+type Resolved = Required<Omit<DockerDriverOptions, 'nodename' | 'glance' | 'consoleLifecycleDir'>> & {
   nodename: string;
   glance: SnapshotGlance | undefined;
 };
@@ -152,6 +169,10 @@ export class DockerDriver implements ComputeDriver {
   private readonly log: Logger;
   /** Container id → the vcpus and memory its limits give it (sizesOf). */
   private readonly sizes = new Map<string, { vcpus: number; memory_mb: number }>();
+  /** The lifecycle lines of the consoles (console-log.ts). */
+  private readonly journal: LifecycleJournal;
+  /** Container ids with an oom event since their last start (the die after it says OOM killed). */
+  private readonly oomSeen = new Set<string>();
 
   constructor(
     private readonly docker: DockerClient,
@@ -170,6 +191,7 @@ export class DockerDriver implements ComputeDriver {
       nodename: options.nodename ?? options.host,
       glance: options.glance,
     };
+    this.journal = new LifecycleJournal(options.consoleLifecycleDir, this.log);
     this.specOptions = {
       host: this.opts.host,
       privileged: this.opts.privileged,
@@ -209,6 +231,7 @@ export class DockerDriver implements ComputeDriver {
         host: this.opts.host,
         initialBackoffMs: this.opts.eventsBackoffMs,
         isSuspended: (uuid) => this.suspended.has(uuid),
+        onContainerEvent: (e, uuid) => this.recordEvent(e, uuid),
       },
       this.log,
     );
@@ -252,6 +275,23 @@ export class DockerDriver implements ComputeDriver {
     networkInfo: NetworkInfo,
     _blockDeviceInfo?: BlockDeviceInfo,
   ): Promise<void> {
+    try {
+      await this.spawnGuest(ctx, instance, imageMeta, injectedFiles, adminPassword, networkInfo);
+    } catch (err) {
+      // the instance goes to ERROR or to another host: its console lines go too, unless its guest is already here
+      if (!(err instanceof NovaError && err.novaClass === 'InstanceExists')) await this.journal.remove(instance.uuid);
+      throw err;
+    }
+  }
+
+  private async spawnGuest(
+    ctx: DriverContext,
+    instance: InstanceSpec,
+    imageMeta: ImageMeta,
+    injectedFiles: InjectedFile[],
+    adminPassword: string | undefined,
+    networkInfo: NetworkInfo,
+  ): Promise<void> {
     const uuid = instance.uuid;
     // the request's log context, so these lines read like the manager's
     const meta = {
@@ -262,6 +302,12 @@ export class DockerDriver implements ComputeDriver {
     };
     if (injectedFiles.length) this.log.warn(`ignoring ${injectedFiles.length} injected file(s)`, meta);
     if (adminPassword) this.log.debug('the admin password was ignored (containers have none to set)', meta);
+    const f = instance.flavor;
+    void this.journal.note(
+      uuid,
+      `spawning: image ${imageMeta.name ?? imageMeta.id} (${imageMeta.id}), flavor ${f.name}: ` +
+        `${f.vcpus} vCPU, ${f.memory_mb} MB RAM, ${f.root_gb} GB disk`,
+    );
 
     let dockerRef: string;
     try {
@@ -293,6 +339,7 @@ export class DockerDriver implements ComputeDriver {
     try {
       const created = await this.docker.createContainer(spec.name, spec.body);
       id = created.Id;
+      void this.journal.note(uuid, `container ${spec.name} created from ${dockerRef} (id ${id.slice(0, 12)})`, id);
       ctx.onProgress?.('guest_created');
       for (const w of created.Warnings ?? []) this.log.warn(`docker: ${w}`, meta);
     } catch (err) {
@@ -324,6 +371,8 @@ export class DockerDriver implements ComputeDriver {
       }
       this.log.info(`spawned container ${spec.name} (${id.slice(0, 12)}) from ${dockerRef}`, meta);
     } catch (err) {
+      // its events that arrive after the removal must not bring the console lines back (spawn removes them)
+      this.journal.forgetContainer(id);
       await this.docker.removeContainer(id, { force: true, v: true }).catch((e: unknown) => {
         this.log.error(`could not remove the container of a failed spawn: ${errorMessage(e)}`, meta);
       });
@@ -341,7 +390,9 @@ export class DockerDriver implements ComputeDriver {
     const c = await this.find(uuid);
     this.suspended.delete(uuid);
     this.stopped.delete(uuid);
-    if (!c) return;
+    // the console's lines go with the instance, as libvirt's console.log with its directory
+    const forgotten = this.journal.remove(uuid, c?.Id);
+    if (!c) return await forgotten;
     await this.guard(uuid, 'InstanceTerminationFailure', async () => {
       try {
         await this.docker.removeContainer(c.Id, { force: true, v: true });
@@ -355,20 +406,24 @@ export class DockerDriver implements ComputeDriver {
         });
       }
     });
+    await forgotten;
   }
 
   async powerOff(instance: InstanceSpec, timeoutS?: number): Promise<void> {
     const c = await this.mustFind(instance.uuid);
+    const grace = timeoutS ?? this.opts.stopTimeoutS;
+    void this.journal.note(instance.uuid, `stop requested by Nova: stop signal, SIGKILL after ${grace} s`, c.Id);
     await this.guard(instance.uuid, 'InstancePowerOffFailure', async () => {
       this.stopped.add(instance.uuid);
       this.suspended.delete(instance.uuid);
       // The Engine stops paused containers too (signal, then thaw).
-      await this.docker.stopContainer(c.Id, timeoutS ?? this.opts.stopTimeoutS);
+      await this.docker.stopContainer(c.Id, grace);
     });
   }
 
   async powerOn(_ctx: DriverContext, instance: InstanceSpec): Promise<void> {
     const c = await this.mustFind(instance.uuid);
+    void this.journal.note(instance.uuid, `start requested by Nova${c.State.Paused ? ': thawing' : ''}`, c.Id);
     await this.guard(instance.uuid, 'InstancePowerOnFailure', async () => {
       this.stopped.delete(instance.uuid);
       this.suspended.delete(instance.uuid);
@@ -383,6 +438,14 @@ export class DockerDriver implements ComputeDriver {
       this.stopped.delete(instance.uuid);
       this.suspended.delete(instance.uuid);
       const soft = rebootType === 'SOFT' && c.State.Running && !c.State.Paused;
+      void this.journal.note(
+        instance.uuid,
+        `reboot (${rebootType}) requested by Nova: ` +
+          (soft
+            ? `stop signal, SIGKILL after ${this.opts.stopTimeoutS} s, start`
+            : 'stop signal, SIGKILL at once, start'),
+        c.Id,
+      );
       // The same container restarts, so its configuration (limits, security) is unchanged.
       await this.docker.restartContainer(c.Id, soft ? this.opts.stopTimeoutS : 0);
     });
@@ -466,6 +529,11 @@ export class DockerDriver implements ComputeDriver {
     const ref = `${repo}:upload`;
     const started = Date.now();
     let committed = false;
+    void this.journal.note(
+      uuid,
+      `snapshot ${imageId} requested by Nova: processes frozen while the filesystem is committed`,
+      c.Id,
+    );
     try {
       await this.guard(uuid, undefined, async () => {
         await this.docker.commitContainer(c.Id, {
@@ -552,19 +620,87 @@ export class DockerDriver implements ComputeDriver {
     }
   }
 
+  /**
+   * The container's log, bytes untouched, with the lifecycle lines between
+   * them by time (console-log.ts): the newest `tailLines` lines, the newest
+   * whole lines within consoleLogMaxBytes.
+   */
   async getConsoleOutput(_ctx: DriverContext, instance: InstanceSpec, tailLines?: number): Promise<string> {
     const c = await this.mustFind(instance.uuid);
+    let entries;
     try {
-      const buf = await this.docker.containerLogs(c.Id, {
+      entries = await this.docker.containerLogEntries(c.Id, {
         tty: c.Config.Tty ?? false,
         tail: tailLines ?? 'all',
         maxBytes: this.opts.consoleLogMaxBytes,
       });
-      return buf.toString('utf8');
     } catch (err) {
       if (err instanceof NotFoundError) throw instanceNotFound(instance.uuid, err);
       throw this.wrap(instance.uuid, err);
     }
+    const newest = fixedTime(entries.at(-1)?.time);
+    const hint: ExitHint = newest !== undefined ? { lastOutputAt: newest } : {};
+    // what the Engine did while no event reached us (agent down, stream lost) is filled in here
+    const records = await this.journal.update(instance.uuid, (r) => reconcile(r, observedRun(c), hint), c.Id);
+    const text = mergeConsole(entries, records);
+    return capBytes(tailLines === undefined ? text : lastLines(text, tailLines), this.opts.consoleLogMaxBytes);
+  }
+
+  /**
+   * A container event → the console's lifecycle lines: start and die are
+   * read back with inspect (image, command, the Engine's own times), an oom
+   * is a line of its own and marks the exit that follows.
+   */
+  private recordEvent(e: DockerEvent, uuid: string): void {
+    const cid = e.Actor.ID;
+    const at = typeof e.timeNano === 'number' ? timeFromNanos(e.timeNano) : timeFromNanos(e.time * 1e9);
+    switch (e.Action) {
+      case 'start':
+        this.oomSeen.delete(cid);
+        void this.journal.update(uuid, (r) => this.reconcileWith(cid, r, {}), cid);
+        return;
+      case 'die': {
+        const code = Number(e.Actor.Attributes['exitCode']);
+        const hint: ExitHint = { dieAt: at, oom: this.oomSeen.delete(cid) };
+        if (Number.isInteger(code)) hint.exitCode = code;
+        void this.journal.update(uuid, (r) => this.reconcileWith(cid, r, hint), cid);
+        return;
+      }
+      case 'oom':
+        this.oomSeen.add(cid);
+        void this.journal.update(
+          uuid,
+          (r) => {
+            if (r.some((x) => x.kind === 'oom' && x.ref === at)) return false;
+            r.push({
+              t: at,
+              kind: 'oom',
+              ref: at,
+              text: 'out of memory: the kernel killed a process of the container',
+            });
+            return true;
+          },
+          cid,
+        );
+        return;
+      case 'destroy':
+        this.oomSeen.delete(cid);
+        return;
+      default:
+        return;
+    }
+  }
+
+  private async reconcileWith(cid: string, records: Parameters<typeof reconcile>[0], hint: ExitHint): Promise<boolean> {
+    let c: DockerContainerInspect;
+    try {
+      c = await this.docker.inspectContainer(cid);
+    } catch (err) {
+      // removed meanwhile: nothing to record; the Engine down: the next read fills it in
+      if (!(err instanceof NotFoundError)) this.log.debug(`inspect for the console failed: ${errorMessage(err)}`);
+      return false;
+    }
+    return reconcile(records, observedRun(c), hint);
   }
 
   async getAvailableResource(nodename: string): Promise<AvailableResource> {
@@ -644,6 +780,12 @@ export class DockerDriver implements ComputeDriver {
   private async applyFlavor(instance: InstanceSpec, powerOn: boolean): Promise<void> {
     const uuid = instance.uuid;
     const c = await this.mustFind(uuid);
+    const f = instance.flavor;
+    void this.journal.note(
+      uuid,
+      `resize by Nova: flavor ${f.name}, limits ${f.vcpus} vCPU, ${f.memory_mb} MB RAM`,
+      c.Id,
+    );
     try {
       const warnings = await this.docker.updateContainer(c.Id, flavorResources(instance.flavor, this.specOptions));
       for (const w of warnings) this.log.warn(`docker: ${w}`, { instance_uuid: uuid });
@@ -726,6 +868,11 @@ export class DockerDriver implements ComputeDriver {
       return;
     }
     if (!c.State.Running) throw instanceInvalidState(instance.uuid, POWER_STATE_NAMES[this.stateOf(c)], method);
+    void this.journal.note(
+      instance.uuid,
+      `${method} requested by Nova: processes frozen${suspend ? ', their memory stays allocated' : ''}`,
+      c.Id,
+    );
     await this.guard(instance.uuid, suspend ? 'InstanceSuspendFailure' : undefined, async () => {
       await this.docker.pauseContainer(c.Id);
       if (suspend) this.suspended.add(instance.uuid);
@@ -739,6 +886,7 @@ export class DockerDriver implements ComputeDriver {
       if (c.State.Running) return;
       throw instanceInvalidState(instance.uuid, POWER_STATE_NAMES[this.stateOf(c)], method);
     }
+    void this.journal.note(instance.uuid, `${method} requested by Nova: processes thawed`, c.Id);
     await this.guard(instance.uuid, method === 'resume' ? 'InstanceResumeFailure' : undefined, async () => {
       await this.docker.unpauseContainer(c.Id);
       this.suspended.delete(instance.uuid);

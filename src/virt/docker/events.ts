@@ -33,6 +33,8 @@ export interface EventWatcherOptions {
   maxBackoffMs?: number;
   /** Whether the driver suspended this guest (a pause then reads SUSPENDED). */
   isSuspended?: (uuid: string) => boolean;
+  /** Every event of one of this host's instances, before the listener's (the console's lifecycle lines). */
+  onContainerEvent?: (e: DockerEvent, uuid: string) => void;
 }
 
 /** A Docker event → Nova's lifecycle transition, undefined for those that change no power state (oom). */
@@ -140,6 +142,11 @@ export class ContainerEventWatcher {
     if (!ownedBy(attrs, this.opts.host)) return;
     const uuid = attrs[LABELS.instanceUuid];
     if (!uuid) return;
+    try {
+      this.opts.onContainerEvent?.(e, uuid);
+    } catch (err) {
+      this.log.error(`container event hook failed: ${errorMessage(err)}`, { instance_uuid: uuid });
+    }
     const transition = lifecycleOf(e, this.opts.isSuspended?.(uuid) ?? false);
     const detail = e.Action + (attrs.exitCode !== undefined ? ` exitCode=${attrs.exitCode}` : '');
     if (transition === undefined) {

@@ -5,6 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { DockerClient } from '../../../src/clients/docker/client.js';
 import type { DockerContainerInspect } from '../../../src/clients/docker/types.js';
 import { UnavailableError } from '../../../src/clients/errors.js';
@@ -19,6 +22,7 @@ import {
   type SnapshotGlance,
 } from '../../../src/virt/docker/driver.js';
 import { DockerArchiveFilter } from '../../../src/virt/docker/image-archive.js';
+import { JOURNAL_FILE } from '../../../src/virt/docker/lifecycle-journal.js';
 import { LocalImageResolver, type ImageResolver } from '../../../src/virt/docker/image-resolver.js';
 import { LABELS, containerName } from '../../../src/virt/docker/labels.js';
 import { versionToInt } from '../../../src/virt/driver.js';
@@ -448,5 +452,121 @@ describe('DockerDriver (docker specifics)', function () {
         return true;
       });
     });
+  });
+});
+
+describe('DockerDriver console: lifecycle lines with the container output', function () {
+  this.timeout(60_000);
+  let dir: string;
+  let chattyImage: string;
+  let hogImage: string;
+  const drivers: DockerDriver[] = [];
+
+  before(async () => {
+    chattyImage = await commitImage('chatty', ['sh', '-c', 'echo hello; echo to-stderr >&2; sleep 1; exit 3']);
+    hogImage = await commitImage('hog', ['sh', '-c', 'echo hog; sleep 1; a=$(head -c 64m /dev/zero | tr "\\0" x)']);
+  });
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'nd-console-'));
+  });
+  afterEach(async () => {
+    for (const d of drivers.splice(0)) d.registerEventListener(undefined);
+    await removeTestContainers();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  after(async () => {
+    for (const ref of [chattyImage, hogImage]) if (ref) await docker.removeImage(ref, { force: true });
+  });
+
+  /** A driver as the agent runs it: the event stream followed, the lines kept in `dir`. */
+  const watching = (): DockerDriver => {
+    const d = makeDriver({ consoleLifecycleDir: dir });
+    d.registerEventListener(() => undefined);
+    drivers.push(d);
+    return d;
+  };
+  const spawn = (d: DockerDriver, inst: InstanceSpec, image: ImageMeta) =>
+    d.spawn(ctx, inst, image, [], undefined, undefined, []);
+  const untilConsole = (d: DockerDriver, inst: InstanceSpec, re: RegExp) =>
+    pollUntil(
+      async () => {
+        const out = await d.getConsoleOutput(ctx, inst);
+        return re.test(out) ? out : undefined;
+      },
+      { timeoutMs: 20_000, intervalMs: 200, what: `console matching ${String(re)}` },
+    );
+  const bodies = (out: string) => out.split('\n').map((l) => l.replace(/^\[nova-docker\] \S+Z /, ''));
+
+  it('a silent container: spawning, created, started; stop and start add their lines and the exit status', async () => {
+    const d = watching();
+    const inst = makeInstance(HOST);
+    await spawn(d, inst, busybox);
+    const first = await d.getConsoleOutput(ctx, inst);
+    assert.deepEqual(bodies(first), [
+      `spawning: image busybox:latest (${busybox.id}), flavor m1.tiny: 1 vCPU, 64 MB RAM, 1 GB disk`,
+      bodies(first)[1]?.startsWith(`container ${containerName(inst.uuid)} created from busybox:latest (id `)
+        ? bodies(first)[1]
+        : 'container … created',
+      'container started: image busybox:latest, command ["/bin/sleep","3600"]',
+      '',
+    ]);
+    assert.match(first, /^\[nova-docker\] \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z spawning: /);
+
+    await d.powerOff(inst, 2);
+    await d.powerOn(ctx, inst);
+    // the exit status comes from the die event: the start reset State.ExitCode
+    const out = await untilConsole(d, inst, /container restarted: .*\n$/);
+    assert.deepEqual(bodies(out).slice(3), [
+      'stop requested by Nova: stop signal, SIGKILL after 2 s',
+      'container exited: status 143',
+      'start requested by Nova',
+      'container restarted: image busybox:latest, command ["/bin/sleep","3600"]',
+      '',
+    ]);
+
+    // an agent restart: another driver on the same directory shows the same history
+    assert.equal(await makeDriver({ consoleLifecycleDir: dir }).getConsoleOutput(ctx, inst), out);
+    assert.equal(await d.getConsoleOutput(ctx, inst, 2), out.split('\n').slice(-3).join('\n'));
+
+    const file = join(dir, inst.uuid, JOURNAL_FILE);
+    assert.ok(existsSync(file));
+    await d.destroy(ctx, inst, []);
+    assert.equal(existsSync(join(dir, inst.uuid)), false, 'the lines go with the instance');
+  });
+
+  it('an exit nobody watched: the read fills it in, after the output, which stays untouched', async () => {
+    const d = makeDriver({ consoleLifecycleDir: dir });
+    const inst = makeInstance(HOST);
+    await spawn(d, inst, { id: randomUUID(), name: chattyImage, properties: {} });
+    const out = await untilConsole(d, inst, /container exited: status 3\n$/);
+    const lines = bodies(out);
+    // stdout and stderr reach the log through separate copiers: either order
+    assert.deepEqual(
+      lines.slice(2, 5).sort(),
+      [
+        'container started: image ' +
+          chattyImage +
+          ', command ["sh","-c","echo hello; echo to-stderr >&2; sleep 1; exit 3"]',
+        'hello',
+        'to-stderr',
+      ].sort(),
+    );
+    assert.match(lines[2] ?? '', /^container started: /, 'the start before the output it produced');
+    assert.equal(lines[5], 'container exited: status 3');
+    assert.ok(
+      out.includes('\nhello\n') && out.includes('\nto-stderr\n'),
+      'the output lines as the container wrote them',
+    );
+    assert.equal(await d.getConsoleOutput(ctx, inst, 1), out.split('\n').slice(-2).join('\n'));
+  });
+
+  it('an OOM kill: the oom line and the exit says so', async () => {
+    const d = watching();
+    const inst = makeInstance(HOST);
+    inst.flavor = { ...inst.flavor, memory_mb: 16 };
+    await spawn(d, inst, { id: randomUUID(), name: hogImage, properties: {} });
+    const out = await untilConsole(d, inst, /container exited: status 137, OOM killed\n$/);
+    assert.match(out, /\nhog\n/);
+    assert.match(out, /out of memory: the kernel killed a process of the container\n/);
   });
 });

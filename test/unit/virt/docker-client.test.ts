@@ -531,6 +531,56 @@ describe('clients/docker DockerClient (nock)', () => {
       assert.equal(out.toString(), 'a'.repeat(4) + 'tail-end\ncut');
     });
 
+    it('log entries: one per frame, timestamp split off, bytes untouched (a long line comes as two)', async () => {
+      const body = Buffer.concat([
+        frame(1, '2026-12-03T07:00:00.100000000Z out 1\n'),
+        frame(2, '2026-12-03T07:00:00.200000000Z \u001b[31merr\u001b[0m\n'),
+        frame(1, '2026-12-03T07:00:00.300000000Z long-'),
+        frame(1, '2026-12-03T07:00:00.300000100Z line\n'),
+      ]);
+      nock(BASE)
+        .get(`${V}/containers/x/logs`)
+        .query({ stdout: '1', stderr: '1', timestamps: '1', tail: '4' })
+        .reply(200, () => Readable.from([body.subarray(0, 5), body.subarray(5, 60), body.subarray(60)]));
+      const entries = await c.containerLogEntries('x', { tty: false, tail: 4 });
+      assert.deepEqual(
+        entries.map((e) => [e.time, e.stream, e.data.toString()]),
+        [
+          ['2026-12-03T07:00:00.100000000Z', 1, 'out 1\n'],
+          ['2026-12-03T07:00:00.200000000Z', 2, '\u001b[31merr\u001b[0m\n'],
+          ['2026-12-03T07:00:00.300000000Z', 1, 'long-'],
+          ['2026-12-03T07:00:00.300000100Z', 1, 'line\n'],
+        ],
+      );
+    });
+
+    it('log entries: maxBytes keeps the newest whole entries; a TTY body is cut at line starts', async () => {
+      const body = Buffer.concat([
+        frame(1, '2026-12-03T07:00:00.1Z ' + 'a'.repeat(100) + '\n'),
+        frame(1, '2026-12-03T07:00:00.2Z b\n'),
+        frame(1, '2026-12-03T07:00:00.3Z c\n'),
+      ]);
+      nock(BASE).get(`${V}/containers/x/logs`).query(true).reply(200, body);
+      const kept = await c.containerLogEntries('x', { tty: false, maxBytes: 10 });
+      assert.deepEqual(
+        kept.map((e) => e.data.toString()),
+        ['b\n', 'c\n'],
+      );
+      nock(BASE)
+        .get(`${V}/containers/x/logs`)
+        .query(true)
+        .reply(200, '2026-12-03T07:00:00.1Z one\r\n2026-12-03T07:00:00.2Z two\r\nno time');
+      const tty = await c.containerLogEntries('x', { tty: true });
+      assert.deepEqual(
+        tty.map((e) => [e.time, e.data.toString()]),
+        [
+          ['2026-12-03T07:00:00.1Z', 'one\r\n'],
+          ['2026-12-03T07:00:00.2Z', 'two\r\n'],
+          ['', 'no time'],
+        ],
+      );
+    });
+
     it('events: parsed objects with filters and since; stops when the consumer stops', async () => {
       const ev = (a: string) => ({
         Type: 'container',
