@@ -12,7 +12,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { pollUntil } from '../../src/common/poll.js';
 import { execFileP, rabbitmqctl, REPO_ROOT, SYSTEM_ENV } from '../support/broker.js';
-import { LAB_ENDPOINTS } from '../support/lab-env.js';
+import { LAB_ENDPOINTS, LAB_RELEASE, labRabbitmqctl, releaseLabDaemon } from '../support/lab-env.js';
 import {
   discoverHosts,
   docker,
@@ -447,15 +447,17 @@ async function terminate(pid: number, graceMs: number): Promise<void> {
 export const rabbit = {
   /** stop_app: every AMQP connection drops, the non-durable queues and their messages are gone. */
   async stop(): Promise<void> {
-    await rabbitmqctl('stop_app');
+    await labRabbitmqctl('stop_app');
   },
   async start(): Promise<void> {
-    await rabbitmqctl('start_app');
-    await rabbitmqctl('await_startup');
+    await labRabbitmqctl('start_app');
+    await labRabbitmqctl('await_startup');
   },
   /** Ensures the broker app runs (after hooks); scripts/rabbitmq-up.sh would also restart a dead node. */
   async ensureUp(): Promise<void> {
-    if (!(await succeeds(rabbitmqctl('-q', 'await_startup', '-t', '2')))) await rabbit.start().catch(() => undefined);
+    if (!(await succeeds(labRabbitmqctl('-q', 'await_startup', '-t', '2'))))
+      await rabbit.start().catch(() => undefined);
+    if (LAB_RELEASE !== 'zed') return; // release-lab.sh up restarts a dead node
     if (!(await succeeds(rabbitmqctl('-q', 'await_startup', '-t', '5')))) {
       await execFileP('bash', [`${REPO_ROOT}scripts/rabbitmq-up.sh`], { env: SYSTEM_ENV, timeout: 120_000 }).catch(
         () => undefined,
@@ -520,6 +522,11 @@ const glanceAnswers = (): Promise<boolean> =>
 export const glance = {
   /** SIGTERM to the lab's glance-api (pid from /run/lab); resolves once port 9292 refuses. */
   async stop(): Promise<void> {
+    if (LAB_RELEASE !== 'zed') {
+      await releaseLabDaemon('glance-api', 'stop');
+      await until(async () => !(await glanceAnswers()), 'glance-api to stop answering', 30_000);
+      return;
+    }
     const pid = pidFile(GLANCE_PID);
     assert.ok(pid, `no live glance-api pid in ${GLANCE_PID}`);
     await terminate(pid, 30_000);
@@ -527,6 +534,10 @@ export const glance = {
   },
   /** Starts glance-api as openstack-up.sh's start() does (setsid, as user glance, pid to /run/lab). */
   async start(): Promise<void> {
+    if (LAB_RELEASE !== 'zed') {
+      await releaseLabDaemon('glance-api', 'start');
+      return;
+    }
     if (!(await glanceAnswers())) {
       const script =
         'setsid setpriv --reuid=glance --regid="$(id -g glance)" --init-groups ' +

@@ -6,13 +6,13 @@
  * the same image boots.
  */
 import assert from 'node:assert/strict';
-import { rabbitmqctl } from '../support/broker.js';
+import { labRabbitmqctl } from '../support/lab-env.js';
 import { pollUntil } from '../../src/common/poll.js';
 import { consumerAllocations, glance, Scenario, secondsSince, settled, waitServer } from './fault-lab.js';
 
 /** Messages (ready + delivered, unacked) in a queue; 0 when it does not exist. */
 async function queueDepth(name: string): Promise<number> {
-  const out = await rabbitmqctl('-q', 'list_queues', 'name', 'messages');
+  const out = await labRabbitmqctl('-q', 'list_queues', 'name', 'messages');
   for (const line of out.split('\n')) {
     const [q, n] = line.trim().split(/\s+/);
     if (q === name) return Number(n);

@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { portOpenAt, rabbit, Scenario, secondsSince, settled, sleep, waitForLog, waitServer } from './fault-lab.js';
+import { LAB_ENDPOINTS } from '../support/lab-env.js';
 
 const CONNECTED = /Connected to AMQP server/;
 
@@ -24,7 +25,7 @@ describe('faults: RabbitMQ restart', function () {
     during?.();
     await sleep(downMs);
     const reconnected = waitForLog(agent, CONNECTED, from, 180_000).then(() => performance.now());
-    const portUp = portOpenAt(5672, 120_000);
+    const portUp = portOpenAt(LAB_ENDPOINTS.rabbitPort, 120_000);
     await rabbit.start();
     const upAt = await portUp;
     return { upAt, reconnectS: Math.round(((await reconnected) - upAt) / 100) / 10 };

@@ -5,7 +5,7 @@
  * services in a Debian 13 / testing root filesystem, ports + 100 / + 200).
  * One table, so every test reaches the same lab.
  */
-import { execFileP, REPO_ROOT, SYSTEM_ENV } from './broker.js';
+import { execFileP, rabbitmqctl, REPO_ROOT, SYSTEM_ENV } from './broker.js';
 
 export type LabRelease = 'zed' | '2025.1' | '2026.1';
 
@@ -42,4 +42,22 @@ export async function labExec(args: string[], timeoutMs = 120_000): Promise<stri
   const [cmd, ...rest] = LAB_RELEASE === 'zed' ? args : ['bash', RELEASE_LAB_SCRIPT, 'exec', LAB_RELEASE, ...args];
   const { stdout } = await execFileP(cmd ?? 'true', rest, { env: SYSTEM_ENV, timeout: timeoutMs, maxBuffer: 16 << 20 });
   return stdout;
+}
+
+/** The lab broker's rabbitmqctl: the host's node for Zed, the release lab's own node otherwise. */
+export async function labRabbitmqctl(...args: string[]): Promise<string> {
+  if (LAB_RELEASE === 'zed') return await rabbitmqctl(...args);
+  const { stdout } = await execFileP('bash', [RELEASE_LAB_SCRIPT, 'rabbitmqctl', LAB_RELEASE, ...args], {
+    env: SYSTEM_ENV,
+    timeout: 120_000,
+  });
+  return stdout;
+}
+
+/** Stops or starts one daemon of a release lab (release-lab.sh daemon), e.g. its glance-api. */
+export async function releaseLabDaemon(name: 'glance-api', action: 'stop' | 'start'): Promise<void> {
+  await execFileP('bash', [RELEASE_LAB_SCRIPT, 'daemon', LAB_RELEASE, name, action], {
+    env: SYSTEM_ENV,
+    timeout: 180_000,
+  });
 }
