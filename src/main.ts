@@ -50,10 +50,12 @@ export async function startComputeService(
   signal?.addEventListener('abort', onAbort, { once: true });
   let agent: Agent | undefined;
   let metricsServer: MetricsServer | undefined;
+  let lastTopics: readonly string[] = [];
   try {
     await messaging.start();
     signal?.throwIfAborted();
     const release = await chooseRelease(config, messaging, logger, signal);
+    lastTopics = release.computeTopics.slice(1);
     agent = buildAgent(config, release, messaging, logger, (keystone) => placementReporter(keystone, config, logger), {
       images: metrics?.images,
       boot: metrics?.boot,
@@ -93,7 +95,8 @@ export async function startComputeService(
     stop: () =>
       (stopping ??= (async () => {
         manager.stop();
-        await messaging.close(DRAIN_MS);
+        // compute-alt (2026.1) last: in-flight operations get their next steps there
+        await messaging.close(DRAIN_MS, lastTopics);
         await served?.close();
       })()),
   };

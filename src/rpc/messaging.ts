@@ -66,9 +66,19 @@ export class Messaging {
     return s;
   }
 
-  /** Graceful shutdown: servers stop consuming and drain (bounded), then the connection closes. */
-  async close(drainMs = 30_000): Promise<void> {
-    await Promise.all(this.servers.splice(0).map((s) => s.stop(drainMs)));
+  /**
+   * Graceful shutdown: servers stop consuming and drain (bounded by
+   * `drainMs` in all), then the connection closes. Servers of `lastTopics`
+   * stop only after the others drained: Nova 2026.1 stops `compute` first
+   * and keeps `compute-alt` so the operations in flight can still receive
+   * their next steps (nova/service.py stop()).
+   */
+  async close(drainMs = 30_000, lastTopics: readonly string[] = []): Promise<void> {
+    const deadline = Date.now() + drainMs;
+    const servers = this.servers.splice(0);
+    const last = servers.filter((s) => lastTopics.includes(s.topic));
+    await Promise.all(servers.filter((s) => !last.includes(s)).map((s) => s.stop(drainMs)));
+    await Promise.all(last.map((s) => s.stop(Math.max(0, deadline - Date.now()))));
     await this.replies.stop().catch(() => undefined);
     await this.transport.close();
   }

@@ -70,6 +70,10 @@ export class RpcServer {
     this.fanoutQueue = `${opts.topic}_fanout_${randomUUID().replace(/-/g, '')}`;
   }
 
+  get topic(): string {
+    return this.opts.topic;
+  }
+
   get inFlightCount(): number {
     return this.inFlight.size;
   }

@@ -124,6 +124,47 @@ describe('rpc server: bad input never stops it', function () {
   });
 });
 
+describe('rpc: graceful stop with a second topic (2026.1 compute-alt)', function () {
+  this.timeout(30_000);
+
+  it('close() stops the main topic first: an operation in flight still gets its next step on the alt topic', async () => {
+    const topic = uniqueTopic();
+    const alt = `${topic}-alt`;
+    const m = await startMessaging();
+    const client = await startMessaging();
+    let started!: () => void;
+    const inFlight = new Promise<void>((r) => (started = r));
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const methods = {
+      // a resize step: works, then casts (here: calls) its next step to this host's compute-alt
+      step1: async (): Promise<unknown> => {
+        started();
+        await gate;
+        return await m.client(alt).call(adminContext(), 'step2', {}, { server: 'h1', version: '6.0', timeoutS: 3 });
+      },
+      step2: (): string => 'next step done',
+    };
+    const endpoint: Endpoint = { namespace: null, version: '6.1', methods };
+    try {
+      await m.server(topic, 'h1', [endpoint]);
+      await m.server(alt, 'h1', [endpoint]);
+      await m.replies.ensureStarted();
+      const pending = client.client(topic).call(adminContext(), 'step1', {}, { server: 'h1', version: '6.0' });
+      await inFlight;
+      const closing = m.close(10_000, [alt]);
+      release();
+      assert.equal(await pending, 'next step done');
+      await closing;
+    } finally {
+      for (const q of [topic, `${topic}.h1`, alt, `${alt}.h1`])
+        await client.transport.deleteQueue(q).catch(() => undefined);
+      await client.close();
+      await m.close(0);
+    }
+  });
+});
+
 describe('rpc: broker restart in the middle of a stream of calls', function () {
   this.timeout(180_000);
 
