@@ -14,7 +14,15 @@ import type { ComputeDriver } from '../virt/driver.js';
 import { PowerState } from '../virt/power-state.js';
 import type { RebootType } from '../virt/types.js';
 import { shutdownTimeout } from './instance.js';
-import { driverContext, type ExpectedTaskState, type InstanceStore, isNovaException } from './instance-store.js';
+import {
+  currentPowerState,
+  driverContext,
+  type ExpectedTaskState,
+  type InstanceStore,
+  isNovaException,
+} from './instance-store.js';
+import { cleanUpShelved, shelvedImageId } from './shelve.js';
+import type { SnapshotImageApi } from './snapshot.js';
 import { VmState } from './states.js';
 
 /** nova/compute/task_states.py, the ones these actions move through. */
@@ -46,6 +54,8 @@ export class InstanceActions {
   constructor(
     private readonly store: InstanceStore,
     private readonly driver: ComputeDriver,
+    /** Glance: start_instance deletes the image of a shelved instance it unshelves. */
+    private readonly images?: SnapshotImageApi,
   ) {}
 
   /** The RPC method table, merged into ComputeManager.endpoint(). */
@@ -76,9 +86,11 @@ export class InstanceActions {
     });
   }
 
+  /** Also the unshelve of a SHELVED (not offloaded) instance: its shelved image and shelve keys go. */
   async startInstance(ctx: RequestContext, args: RpcArgs): Promise<void> {
     await this.decorated(ctx, 'start_instance', args, async (instance) => {
       await this.driver.powerOn(driverContext(ctx), this.store.spec(instance));
+      await cleanUpShelved(this.store, this.images, ctx, instance, shelvedImageId(instance));
       await this.save(ctx, instance, VmState.ACTIVE, T.POWERING_ON);
     });
   }
@@ -201,14 +213,9 @@ export class InstanceActions {
     await this.store.save(ctx, instance, { power_state: powerState, vm_state: vmState, task_state: null }, expected);
   }
 
-  /** _get_power_state: the driver's answer, NOSTATE when the guest is missing. */
+  /** _get_power_state */
   private async powerState(instance: NovaObject): Promise<PowerState> {
-    try {
-      return (await this.driver.getInfo(this.store.spec(instance))).power_state;
-    } catch (err) {
-      if (isNovaException(err, 'InstanceNotFound')) return PowerState.NOSTATE;
-      throw err;
-    }
+    return await currentPowerState(this.driver, this.store.spec(instance));
   }
 
   /** Nova's decorators and the instance lock (InstanceStore.decorated) around `body`. */
