@@ -13,7 +13,7 @@ import type { RpcArgs, RpcHandler } from '../rpc/dispatcher.js';
 import type { ComputeDriver } from '../virt/driver.js';
 import { PowerState } from '../virt/power-state.js';
 import type { RebootType } from '../virt/types.js';
-import { shutdownTimeout } from './instance.js';
+import { loadedSystemMetadata, shutdownTimeout } from './instance.js';
 import {
   currentPowerState,
   driverContext,
@@ -21,7 +21,7 @@ import {
   type InstanceStore,
   isNovaException,
 } from './instance-store.js';
-import { cleanUpShelved, shelvedImageId } from './shelve.js';
+import { cleanUpShelved } from './shelve.js';
 import type { SnapshotImageApi } from './snapshot.js';
 import { VmState } from './states.js';
 
@@ -90,7 +90,8 @@ export class InstanceActions {
   async startInstance(ctx: RequestContext, args: RpcArgs): Promise<void> {
     await this.decorated(ctx, 'start_instance', args, async (instance) => {
       await this.driver.powerOn(driverContext(ctx), this.store.spec(instance));
-      await cleanUpShelved(this.store, this.images, ctx, instance, shelvedImageId(instance));
+      const snapshotId = (await this.store.systemMetadata(ctx, instance)).shelved_image_id;
+      await cleanUpShelved(this.store, this.images, ctx, instance, typeof snapshotId === 'string' ? snapshotId : '');
       await this.save(ctx, instance, VmState.ACTIVE, T.POWERING_ON);
     });
   }
@@ -171,7 +172,7 @@ export class InstanceActions {
   async suspendInstance(ctx: RequestContext, args: RpcArgs): Promise<void> {
     await this.decorated(ctx, 'suspend_instance', args, async (instance, uuid) => {
       const vmState = instance.str('vm_state');
-      const sysmeta = systemMetadata(instance);
+      const sysmeta = loadedSystemMetadata(instance);
       if (sysmeta) instance.set('system_metadata', { ...sysmeta, old_vm_state: vmState });
       await this.store.errorOutOnException(ctx, instance, vmState, () =>
         this.driver.suspend(driverContext(ctx), this.store.spec(instance)),
@@ -190,7 +191,7 @@ export class InstanceActions {
       const fields: Record<string, unknown> = { power_state: await this.powerState(instance) };
       // backwards compatible default, as nova's: ACTIVE
       let vmState: string = VmState.ACTIVE;
-      const sysmeta = systemMetadata(instance);
+      const sysmeta = loadedSystemMetadata(instance);
       if (sysmeta && 'old_vm_state' in sysmeta) {
         const { old_vm_state: old, ...rest } = sysmeta;
         if (typeof old === 'string') vmState = old;
@@ -224,10 +225,4 @@ export class InstanceActions {
     const uuid = instance.str('uuid') ?? '';
     await this.store.decorated(ctx, instance, method, {}, () => body(instance, uuid));
   }
-}
-
-/** The loaded system_metadata, or undefined when the API did not send it (never overwrite what we cannot see). */
-function systemMetadata(instance: NovaObject): Record<string, unknown> | undefined {
-  const v = instance.get('system_metadata');
-  return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
 }

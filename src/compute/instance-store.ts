@@ -13,7 +13,7 @@ import { contextLogFields, type RequestContext } from '../rpc/context.js';
 import type { ComputeDriver } from '../virt/driver.js';
 import { PowerState } from '../virt/power-state.js';
 import type { DriverContext, InstanceSpec } from '../virt/types.js';
-import { instanceSpec } from './instance.js';
+import { instanceSpec, loadedSystemMetadata } from './instance.js';
 import { InstanceLocks } from './instance-lock.js';
 import { VmState } from './states.js';
 
@@ -113,6 +113,24 @@ export class InstanceStore {
     if ('node' in fields && versionAtLeast(instance.version, '2.8')) {
       instance.set('compute_id', fields.node === null ? null : this.computeNodeId);
     }
+  }
+
+  /**
+   * instance.system_metadata, a copy: as sent, or loaded from the conductor
+   * when the caller did not send it (Nova's obj_load_attr), and then kept on
+   * the instance.
+   */
+  async systemMetadata(ctx: RequestContext, instance: NovaObject): Promise<Record<string, unknown>> {
+    let sysmeta = loadedSystemMetadata(instance);
+    if (!sysmeta) {
+      const fresh = await this.conductor.classActionObject(ctx, 'Instance', 'get_by_uuid', [instance.str('uuid')], {
+        expected_attrs: ['system_metadata'],
+      });
+      sysmeta = (fresh && loadedSystemMetadata(fresh)) ?? {};
+      // loaded, not changed: the next save sends it only if a caller sets it
+      instance.applyUpdates({ system_metadata: sysmeta, obj_what_changed: instance.changes });
+    }
+    return { ...sysmeta };
   }
 
   /** Instance.save(expected_task_state=…): the conductor refuses it when the task moved on. */

@@ -40,6 +40,12 @@ export function instanceSpec(instance: NovaObject, host: string): InstanceSpec {
   return spec;
 }
 
+/** The system_metadata the caller sent, or undefined when it was not loaded (never overwrite what we cannot see). */
+export function loadedSystemMetadata(instance: NovaObject): Record<string, unknown> | undefined {
+  const v = instance.get('system_metadata');
+  return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+}
+
 /**
  * _nil_out_instance_obj_host_and_node: the fields of an instance that has
  * left its host (a failed build, an offload, a failed unshelve). Without a

@@ -29,7 +29,7 @@ import { adminContext, type RequestContext } from '../rpc/context.js';
 import type { RpcArgs, RpcHandler } from '../rpc/dispatcher.js';
 import type { ComputeDriver } from '../virt/driver.js';
 import type { UpdateTaskState } from '../virt/types.js';
-import { imageMetaOf, nilHostAndNode, shutdownTimeout } from './instance.js';
+import { imageMetaOf, loadedSystemMetadata, nilHostAndNode, shutdownTimeout } from './instance.js';
 import {
   currentPowerState,
   deletedMeanwhile,
@@ -43,12 +43,6 @@ import { PowerStateValue, TaskState, VmState } from './states.js';
 
 /** The system_metadata keys a shelve adds and an unshelve removes (remove_shelved_keys_from_system_metadata). */
 export const SHELVED_KEYS = ['shelved_at', 'shelved_image_id', 'shelved_host'] as const;
-
-/** The loaded system_metadata (a copy), or undefined when the caller did not send it. */
-function systemMetadata(instance: NovaObject): Record<string, unknown> | undefined {
-  const v = instance.get('system_metadata');
-  return v && typeof v === 'object' && !Array.isArray(v) ? { ...(v as Record<string, unknown>) } : undefined;
-}
 
 /** timeutils.utcnow().isoformat() as Nova stores shelved_at (naive UTC, microseconds), which parse_strtime reads. */
 function pythonUtcNow(d = new Date()): string {
@@ -66,14 +60,14 @@ function parseShelvedAt(v: unknown): number {
  * (_delete_snapshot_of_shelved_instance: a failure only logged) and the
  * shelve keys removed from the instance's system_metadata (set, not saved:
  * the caller's next save carries it). Nothing to do for an instance that
- * was never shelved.
+ * was never shelved; `snapshotId` '' deletes no image.
  */
 export async function cleanUpShelved(
   store: InstanceStore,
   images: SnapshotImageApi | undefined,
   ctx: RequestContext,
   instance: NovaObject,
-  snapshotId: string | undefined,
+  snapshotId: string,
 ): Promise<void> {
   const uuid = instance.str('uuid') ?? '';
   if (snapshotId) {
@@ -88,16 +82,10 @@ export async function cleanUpShelved(
       store.log('warn', msg, ctx, uuid);
     }
   }
-  const sysmeta = systemMetadata(instance);
-  if (!sysmeta || !SHELVED_KEYS.some((k) => k in sysmeta)) return;
+  const sysmeta = await store.systemMetadata(ctx, instance);
+  if (!SHELVED_KEYS.some((k) => k in sysmeta)) return;
   for (const k of SHELVED_KEYS) delete sysmeta[k];
   store.apply(instance, { system_metadata: sysmeta });
-}
-
-/** The shelved image an instance's system_metadata names. */
-export function shelvedImageId(instance: NovaObject): string | undefined {
-  const v = systemMetadata(instance)?.shelved_image_id;
-  return typeof v === 'string' && v !== '' ? v : undefined;
 }
 
 export interface ShelveDeps {
@@ -179,7 +167,7 @@ export class ShelveActions {
     await this.d.driver.powerOff(spec, shutdownTimeout(instance, clean));
     await this.d.driver.snapshot(driverContext(ctx), spec, imageId, update);
 
-    const sysmeta = systemMetadata(instance) ?? {};
+    const sysmeta = await this.store.systemMetadata(ctx, instance);
     sysmeta.shelved_at = pythonUtcNow();
     sysmeta.shelved_image_id = imageId;
     sysmeta.shelved_host = this.d.host;
@@ -263,7 +251,7 @@ export class ShelveActions {
     }
     for (const instance of instances) {
       const uuid = instance.str('uuid') ?? '';
-      const shelvedAt = parseShelvedAt(systemMetadata(instance)?.shelved_at);
+      const shelvedAt = parseShelvedAt(loadedSystemMetadata(instance)?.shelved_at);
       if (!(now - shelvedAt > this.d.shelvedOffloadTimeS * 1000)) continue;
       try {
         await this.store.save(ctx, instance, { task_state: TaskState.SHELVING_OFFLOADING }, [null]);
@@ -325,7 +313,7 @@ export class ShelveActions {
       this.store.apply(instance, nilHostAndNode());
       throw err;
     }
-    await cleanUpShelved(this.store, this.d.images, ctx, instance, image ? imageMeta.id : undefined);
+    await cleanUpShelved(this.store, this.d.images, ctx, instance, image ? imageMeta.id : '');
     try {
       // _update_instance_after_spawn
       await this.store.save(

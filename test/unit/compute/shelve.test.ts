@@ -108,6 +108,25 @@ describe('compute/shelve', () => {
     assert.deepEqual(t.scheduler.casts, []);
   });
 
+  it('shelve of an instance sent without system_metadata loads it first: nothing of it is lost', async () => {
+    const t = await env(
+      { shelvedOffloadTimeS: -1 },
+      { system_metadata: { image_base_image_ref: 'img-1', boot_roles: 'member' } },
+    );
+    const instance = t.inst();
+    delete instance['nova_object.data'].system_metadata;
+    await t.call('shelve_instance', { instance, image_id: t.imageId, clean_shutdown: true });
+    assert.ok(t.conductor.calls.includes('Instance.get_by_uuid'), 'lazy-loaded, as Nova’s obj_load_attr');
+    const sysmeta = t.row().system_metadata as Record<string, unknown>;
+    assert.deepEqual(Object.keys(sysmeta).sort(), [
+      'boot_roles',
+      'image_base_image_ref',
+      'shelved_at',
+      'shelved_host',
+      'shelved_image_id',
+    ]);
+  });
+
   it('shelve powers off with the clean-shutdown timeout, except a paused guest or clean_shutdown=False: at once', async () => {
     const timeouts: Array<number | undefined> = [];
     for (const [fields, clean] of [
@@ -302,9 +321,12 @@ describe('compute/shelve', () => {
     assert.deepEqual(t.images.deleted, [t.imageId]);
     // an ordinary start touches neither Glance nor system_metadata
     const u = await env({}, { vm_state: 'stopped', task_state: 'powering-on', power_state: PowerState.SHUTDOWN });
-    await u.call('start_instance', {});
+    const notSent = u.inst();
+    delete notSent['nova_object.data'].system_metadata;
+    await u.call('start_instance', { instance: notSent });
     assert.deepEqual(u.images.deleted, []);
-    assert.equal(u.conductor.saves[0]?.changes.includes('system_metadata'), false);
+    assert.ok(u.conductor.calls.includes('Instance.get_by_uuid'), 'looked at, lazy-loaded');
+    assert.deepEqual(u.conductor.saves[0]?.changes, ['power_state', 'task_state', 'vm_state'], 'not saved back');
   });
 
   it('terminate of a shelved instance: SHELVED (stopped guest) and SHELVED_OFFLOADED (no guest) both end deleted', async () => {
