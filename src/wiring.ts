@@ -154,6 +154,8 @@ export function buildAgent(
         pollIntervalS: D.running_deleted_instance_poll_interval,
         timeoutS: D.running_deleted_instance_timeout,
       },
+      shelvedOffloadTimeS: D.shelved_offload_time,
+      shelvedPollIntervalS: D.shelved_poll_interval,
       schedulerSyncIntervalS: 120,
       myIp: D.my_ip,
       allocationRatios: {

@@ -13,8 +13,16 @@ import type { RpcArgs, RpcHandler } from '../rpc/dispatcher.js';
 import type { ComputeDriver } from '../virt/driver.js';
 import { PowerState } from '../virt/power-state.js';
 import type { RebootType } from '../virt/types.js';
-import { shutdownTimeout } from './instance.js';
-import { driverContext, type ExpectedTaskState, type InstanceStore, isNovaException } from './instance-store.js';
+import { loadedSystemMetadata, shutdownTimeout } from './instance.js';
+import {
+  currentPowerState,
+  driverContext,
+  type ExpectedTaskState,
+  type InstanceStore,
+  isNovaException,
+} from './instance-store.js';
+import { cleanUpShelved } from './shelve.js';
+import type { SnapshotImageApi } from './snapshot.js';
 import { VmState } from './states.js';
 
 /** nova/compute/task_states.py, the ones these actions move through. */
@@ -46,6 +54,8 @@ export class InstanceActions {
   constructor(
     private readonly store: InstanceStore,
     private readonly driver: ComputeDriver,
+    /** Glance: start_instance deletes the image of a shelved instance it unshelves. */
+    private readonly images?: SnapshotImageApi,
   ) {}
 
   /** The RPC method table, merged into ComputeManager.endpoint(). */
@@ -76,9 +86,12 @@ export class InstanceActions {
     });
   }
 
+  /** Also the unshelve of a SHELVED (not offloaded) instance: its shelved image and shelve keys go. */
   async startInstance(ctx: RequestContext, args: RpcArgs): Promise<void> {
     await this.decorated(ctx, 'start_instance', args, async (instance) => {
       await this.driver.powerOn(driverContext(ctx), this.store.spec(instance));
+      const snapshotId = (await this.store.systemMetadata(ctx, instance)).shelved_image_id;
+      await cleanUpShelved(this.store, this.images, ctx, instance, typeof snapshotId === 'string' ? snapshotId : '');
       await this.save(ctx, instance, VmState.ACTIVE, T.POWERING_ON);
     });
   }
@@ -159,7 +172,7 @@ export class InstanceActions {
   async suspendInstance(ctx: RequestContext, args: RpcArgs): Promise<void> {
     await this.decorated(ctx, 'suspend_instance', args, async (instance, uuid) => {
       const vmState = instance.str('vm_state');
-      const sysmeta = systemMetadata(instance);
+      const sysmeta = loadedSystemMetadata(instance);
       if (sysmeta) instance.set('system_metadata', { ...sysmeta, old_vm_state: vmState });
       await this.store.errorOutOnException(ctx, instance, vmState, () =>
         this.driver.suspend(driverContext(ctx), this.store.spec(instance)),
@@ -178,7 +191,7 @@ export class InstanceActions {
       const fields: Record<string, unknown> = { power_state: await this.powerState(instance) };
       // backwards compatible default, as nova's: ACTIVE
       let vmState: string = VmState.ACTIVE;
-      const sysmeta = systemMetadata(instance);
+      const sysmeta = loadedSystemMetadata(instance);
       if (sysmeta && 'old_vm_state' in sysmeta) {
         const { old_vm_state: old, ...rest } = sysmeta;
         if (typeof old === 'string') vmState = old;
@@ -201,14 +214,9 @@ export class InstanceActions {
     await this.store.save(ctx, instance, { power_state: powerState, vm_state: vmState, task_state: null }, expected);
   }
 
-  /** _get_power_state: the driver's answer, NOSTATE when the guest is missing. */
+  /** _get_power_state */
   private async powerState(instance: NovaObject): Promise<PowerState> {
-    try {
-      return (await this.driver.getInfo(this.store.spec(instance))).power_state;
-    } catch (err) {
-      if (isNovaException(err, 'InstanceNotFound')) return PowerState.NOSTATE;
-      throw err;
-    }
+    return await currentPowerState(this.driver, this.store.spec(instance));
   }
 
   /** Nova's decorators and the instance lock (InstanceStore.decorated) around `body`. */
@@ -217,10 +225,4 @@ export class InstanceActions {
     const uuid = instance.str('uuid') ?? '';
     await this.store.decorated(ctx, instance, method, {}, () => body(instance, uuid));
   }
-}
-
-/** The loaded system_metadata, or undefined when the API did not send it (never overwrite what we cannot see). */
-function systemMetadata(instance: NovaObject): Record<string, unknown> | undefined {
-  const v = instance.get('system_metadata');
-  return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
 }

@@ -10,8 +10,10 @@ import { NovaObject } from '../objects/base.js';
 import { type ConductorAPI, isRemote } from '../objects/conductor.js';
 import { versionAtLeast, type NovaRelease } from '../objects/releases.js';
 import { contextLogFields, type RequestContext } from '../rpc/context.js';
+import type { ComputeDriver } from '../virt/driver.js';
+import { PowerState } from '../virt/power-state.js';
 import type { DriverContext, InstanceSpec } from '../virt/types.js';
-import { instanceSpec } from './instance.js';
+import { instanceSpec, loadedSystemMetadata } from './instance.js';
 import { InstanceLocks } from './instance-lock.js';
 import { VmState } from './states.js';
 
@@ -38,6 +40,16 @@ export function deletedMeanwhile(err: unknown): boolean {
 export function isNovaException(err: unknown, ...klass: string[]): boolean {
   if (err instanceof NovaError) return klass.includes(err.novaClass);
   return isRemote(err, ...klass);
+}
+
+/** _get_power_state: the driver's answer, NOSTATE when the guest is missing. */
+export async function currentPowerState(driver: ComputeDriver, instance: InstanceSpec): Promise<PowerState> {
+  try {
+    return (await driver.getInfo(instance)).power_state;
+  } catch (err) {
+    if (isNovaException(err, 'InstanceNotFound')) return PowerState.NOSTATE;
+    throw err;
+  }
 }
 
 /** nova.exception.InstanceFaultRollback: _error_out_instance_on_exception restores vm_state and raises `inner`. */
@@ -91,6 +103,36 @@ export class InstanceStore {
     return instanceSpec(instance, this.host);
   }
 
+  /**
+   * Sets `fields` on the instance without saving it: the next save carries
+   * them (what Nova does by assigning attributes before a later save).
+   */
+  apply(instance: NovaObject, fields: Record<string, unknown>): void {
+    for (const [k, v] of Object.entries(fields)) instance.set(k, v);
+    // Instance 2.8 (nova 2023.1+): the conductor refuses a node change without compute_id
+    if ('node' in fields && versionAtLeast(instance.version, '2.8')) {
+      instance.set('compute_id', fields.node === null ? null : this.computeNodeId);
+    }
+  }
+
+  /**
+   * instance.system_metadata, a copy: as sent, or loaded from the conductor
+   * when the caller did not send it (Nova's obj_load_attr), and then kept on
+   * the instance.
+   */
+  async systemMetadata(ctx: RequestContext, instance: NovaObject): Promise<Record<string, unknown>> {
+    let sysmeta = loadedSystemMetadata(instance);
+    if (!sysmeta) {
+      const fresh = await this.conductor.classActionObject(ctx, 'Instance', 'get_by_uuid', [instance.str('uuid')], {
+        expected_attrs: ['system_metadata'],
+      });
+      sysmeta = (fresh && loadedSystemMetadata(fresh)) ?? {};
+      // loaded, not changed: the next save sends it only if a caller sets it
+      instance.applyUpdates({ system_metadata: sysmeta, obj_what_changed: instance.changes });
+    }
+    return { ...sysmeta };
+  }
+
   /** Instance.save(expected_task_state=…): the conductor refuses it when the task moved on. */
   async save(
     ctx: RequestContext,
@@ -98,11 +140,7 @@ export class InstanceStore {
     fields: Record<string, unknown>,
     expectedTaskState?: ExpectedTaskState,
   ): Promise<void> {
-    for (const [k, v] of Object.entries(fields)) instance.set(k, v);
-    // Instance 2.8 (nova 2023.1+): the conductor refuses a node change without compute_id
-    if ('node' in fields && versionAtLeast(instance.version, '2.8')) {
-      instance.set('compute_id', fields.node === null ? null : this.computeNodeId);
-    }
+    this.apply(instance, fields);
     const kwargs = expectedTaskState === undefined ? {} : { expected_task_state: expectedTaskState };
     await this.conductor.objectAction(ctx, instance, 'save', [], kwargs);
   }

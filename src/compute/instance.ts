@@ -40,6 +40,21 @@ export function instanceSpec(instance: NovaObject, host: string): InstanceSpec {
   return spec;
 }
 
+/** The system_metadata the caller sent, or undefined when it was not loaded (never overwrite what we cannot see). */
+export function loadedSystemMetadata(instance: NovaObject): Record<string, unknown> | undefined {
+  const v = instance.get('system_metadata');
+  return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+}
+
+/**
+ * _nil_out_instance_obj_host_and_node: the fields of an instance that has
+ * left its host (a failed build, an offload, a failed unshelve). Without a
+ * host it is in no aggregate, so in no availability zone either.
+ */
+export function nilHostAndNode(): Record<string, null> {
+  return { host: null, node: null, launched_on: null, availability_zone: null };
+}
+
 /** The `image` dict of build_and_run_instance (Glance metadata) → ImageMeta. */
 export function imageMetaOf(image: unknown, imageRef: string | null): ImageMeta {
   const img = image && typeof image === 'object' ? (image as Record<string, unknown>) : {};

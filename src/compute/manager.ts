@@ -21,7 +21,7 @@ import type { DriverEvent } from '../virt/event.js';
 import { PowerState } from '../virt/power-state.js';
 import type { AvailableResource } from '../virt/types.js';
 import { InstanceActions } from './actions.js';
-import { imageMetaOf } from './instance.js';
+import { imageMetaOf, nilHostAndNode } from './instance.js';
 import { deletedMeanwhile, driverContext, InstanceStore, type LogLevel } from './instance-store.js';
 import type { InstanceLocks } from './instance-lock.js';
 import { COMPUTE_ID_FILE, readNodeIdentity, writeNodeIdentity } from './node-identity.js';
@@ -31,6 +31,7 @@ import { cleanupRunningDeletedInstances, type RunningDeletedAction } from './run
 import { recoverHost, type OrphanPolicy, type RecoveryAction } from './recovery.js';
 import { SnapshotActions, type SnapshotImageApi } from './snapshot.js';
 import { MoveActions, type ComputeCaster, type ImageAPI } from './move.js';
+import { ShelveActions } from './shelve.js';
 import { PowerStateValue, TaskState, VmState } from './states.js';
 
 const LOGGER = 'nova_docker.compute.manager';
@@ -85,6 +86,10 @@ export interface ComputeManagerOptions {
   orphanPolicy?: OrphanPolicy;
   /** running_deleted_instance_action / _poll_interval (s; ≤ 0 disables) / _timeout (s) */
   runningDeleted?: { action: RunningDeletedAction; pollIntervalS: number; timeoutS: number };
+  /** [DEFAULT] shelved_offload_time, s: 0 (nova's default) offloads with the shelve, < 0 never, > 0 after that long */
+  shelvedOffloadTimeS?: number;
+  /** [DEFAULT] shelved_poll_interval, s (nova: 3600); ≤ 0 disables the periodic offload */
+  shelvedPollIntervalS?: number;
   /** Told about every finished boot, successful or not (metrics). Must not throw. */
   onBoot?: ((timing: BootTiming) => void) | undefined;
   /** Start-up: the first and the longest pause between tries of a hypervisor that does not answer (1 s, 5 s). */
@@ -153,9 +158,6 @@ export const UNSUPPORTED_INSTANCE_CASTS = [
   'restore_instance',
   'rescue_instance',
   'unrescue_instance',
-  'shelve_instance',
-  'shelve_offload_instance',
-  'unshelve_instance',
   'live_migration',
   'detach_interface',
   'detach_volume',
@@ -189,6 +191,7 @@ export class ComputeManager {
   private readonly actions: InstanceActions;
   private readonly snapshots: SnapshotActions;
   private readonly moves: MoveActions;
+  private readonly shelves: ShelveActions;
   /** utils.synchronized(instance.uuid): build, terminate and every decorated action, move and snapshot. */
   private get locks(): InstanceLocks {
     return this.store.locks;
@@ -205,7 +208,7 @@ export class ComputeManager {
     services: { images?: ImageAPI; compute?: ComputeCaster; glance?: SnapshotImageApi } = {},
   ) {
     this.store = new InstanceStore(conductor, opts.release, opts.host, logger);
-    this.actions = new InstanceActions(this.store, driver);
+    this.actions = new InstanceActions(this.store, driver, services.glance);
     this.powerSync = new PowerStateSync(this.store, driver, opts.host);
     this.snapshots = new SnapshotActions(this.store, driver, services.glance);
     this.moves = new MoveActions({
@@ -218,6 +221,17 @@ export class ComputeManager {
       myIp: opts.myIp,
       images: services.images,
       compute: services.compute,
+    });
+    this.shelves = new ShelveActions({
+      store: this.store,
+      driver,
+      placement,
+      scheduler,
+      images: services.glance,
+      host: opts.host,
+      nodename: () => this.nodename,
+      shelvedOffloadTimeS: opts.shelvedOffloadTimeS ?? 0,
+      usageChanged: (ctx) => this.usageChanged(ctx),
     });
   }
 
@@ -284,6 +298,10 @@ export class ComputeManager {
     if (this.opts.syncPowerStateIntervalS > 0) {
       this.timers.push(setInterval(() => void this.syncPowerStates(), this.opts.syncPowerStateIntervalS * 1000));
     }
+    const shelvedPoll = this.opts.shelvedPollIntervalS ?? 3600;
+    if ((this.opts.shelvedOffloadTimeS ?? 0) > 0 && shelvedPoll > 0) {
+      this.timers.push(setInterval(() => void this.pollShelvedInstances(), shelvedPoll * 1000));
+    }
     const rd = this.opts.runningDeleted;
     if (rd && rd.action !== 'noop' && rd.pollIntervalS > 0) {
       // not run at start as Nova's is: the start-up recovery already removed these
@@ -306,6 +324,11 @@ export class ComputeManager {
       this.log('warn', `Unable to check for running deleted instances: ${errorMessage(err)}`);
       return [];
     }
+  }
+
+  /** The _poll_shelved_instances periodic task; returns the uuids offloaded. Never throws. */
+  async pollShelvedInstances(now?: number): Promise<string[]> {
+    return await this.shelves.pollShelvedInstances(now);
   }
 
   stop(): void {
@@ -428,6 +451,17 @@ export class ComputeManager {
       }
     })();
     await this.reporting;
+  }
+
+  /**
+   * _update_resource_tracker after an instance left the host (an offload):
+   * the node's usage and running_vms updated now rather than at the next
+   * periodic update. In the background; a failure is only logged.
+   */
+  private usageChanged(ctx: RequestContext): void {
+    void this.updateAvailableResource(ctx).catch((err: unknown) =>
+      this.log('warn', `could not update the node's usage: ${errorMessage(err)}`, ctx),
+    );
   }
 
   /** The periodic resource update: ComputeNode row, then Placement. */
@@ -648,6 +682,7 @@ export class ComputeManager {
     Object.assign(methods, this.actions.methods());
     Object.assign(methods, this.snapshots.methods());
     Object.assign(methods, this.moves.methods());
+    Object.assign(methods, this.shelves.methods());
     return { namespace: null, version: this.opts.release.computeRpcVersion, methods };
   }
 
@@ -778,13 +813,7 @@ export class ComputeManager {
     this.log('error', `Build of instance aborted: ${errorMessage(err)}`, ctx, uuid);
     await this.store.recordFault(ctx, uuid, err);
     try {
-      await this.store.save(ctx, instance, {
-        vm_state: VmState.ERROR,
-        task_state: null,
-        host: null,
-        node: null,
-        launched_on: null,
-      });
+      await this.store.save(ctx, instance, { ...nilHostAndNode(), vm_state: VmState.ERROR, task_state: null });
     } catch (e) {
       this.log('error', `could not set the instance to ERROR: ${errorMessage(e)}`, ctx, uuid);
     }

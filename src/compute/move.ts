@@ -20,6 +20,7 @@ import type { ComputeDriver } from '../virt/driver.js';
 import type { ImageMeta } from '../virt/types.js';
 import { flavorOf, imageMetaOf, shutdownTimeout } from './instance.js';
 import {
+  currentPowerState,
   deletedMeanwhile,
   driverContext,
   InstanceFaultRollback,
@@ -100,13 +101,9 @@ export class MoveActions {
     setImmediate(() => void Promise.resolve(handler(ctx, args)).catch(() => undefined));
   }
 
+  /** _get_power_state */
   private async powerState(instance: NovaObject): Promise<number> {
-    try {
-      return (await this.d.driver.getInfo(this.store.spec(instance))).power_state;
-    } catch (err) {
-      if (isNovaException(err, 'InstanceNotFound')) return PowerStateValue.NOSTATE;
-      throw err;
-    }
+    return await currentPowerState(this.d.driver, this.store.spec(instance));
   }
 
   /**

@@ -8,14 +8,14 @@
  * every save carries expected_task_state [None], so a task that starts
  * meanwhile wins.
  */
-import { NovaError, errorMessage } from '../common/errors.js';
+import { errorMessage } from '../common/errors.js';
 import type { NovaObject } from '../objects/base.js';
 import { isRemote } from '../objects/conductor.js';
 import { adminContext, type RequestContext } from '../rpc/context.js';
 import type { ComputeDriver } from '../virt/driver.js';
 import { LIFECYCLE_NAMES, LifecycleTransition, type LifecycleEvent } from '../virt/event.js';
 import { POWER_STATE_NAMES, PowerState } from '../virt/power-state.js';
-import type { InstanceStore } from './instance-store.js';
+import { currentPowerState, type InstanceStore } from './instance-store.js';
 import { VmState } from './states.js';
 
 export const POWERING_OFF = 'powering-off';
@@ -47,12 +47,7 @@ export class PowerStateSync {
 
   /** _get_power_state: the guest's state now, NOSTATE when it is gone. */
   async currentPowerState(instance: NovaObject): Promise<PowerState> {
-    try {
-      return (await this.driver.getInfo(this.store.spec(instance))).power_state;
-    } catch (err) {
-      if (err instanceof NovaError && err.novaClass === 'InstanceNotFound') return PowerState.NOSTATE;
-      throw err;
-    }
+    return await currentPowerState(this.driver, this.store.spec(instance));
   }
 
   /**

@@ -17,7 +17,7 @@ import type { RequestContext } from '../rpc/context.js';
 import type { RpcArgs, RpcHandler } from '../rpc/dispatcher.js';
 import type { ComputeDriver } from '../virt/driver.js';
 import type { UpdateTaskState } from '../virt/types.js';
-import { driverContext, type InstanceStore, isNovaException } from './instance-store.js';
+import { currentPowerState, driverContext, type InstanceStore, isNovaException } from './instance-store.js';
 import { PowerStateValue } from './states.js';
 
 /** nova/compute/task_states.py */
@@ -37,7 +37,8 @@ export interface SnapshotImageApi {
   listImages(ctx: CallContext | undefined, q: ImageListQuery): Promise<Array<{ id: string }>>;
 }
 
-function callContext(ctx: RequestContext): CallContext {
+/** The Glance call context of a request: its token and request ids. */
+export function callContext(ctx: RequestContext): CallContext {
   return {
     authToken: ctx.auth_token ?? undefined,
     requestId: ctx.request_id,
@@ -104,13 +105,7 @@ export class SnapshotActions {
   ): Promise<void> {
     const uuid = instance.str('uuid') ?? '';
     const spec = this.store.spec(instance);
-    let power: number;
-    try {
-      power = (await this.driver.getInfo(spec)).power_state;
-    } catch (err) {
-      if (!isNovaException(err, 'InstanceNotFound')) throw err;
-      power = PowerStateValue.NOSTATE;
-    }
+    const power: number = await currentPowerState(this.driver, spec);
     try {
       await this.store.save(ctx, instance, { power_state: power });
       this.store.log('info', 'instance snapshotting', ctx, uuid);

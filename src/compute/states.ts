@@ -6,6 +6,8 @@ export const VmState = {
   SUSPENDED: 'suspended',
   STOPPED: 'stopped',
   RESIZED: 'resized',
+  SHELVED: 'shelved',
+  SHELVED_OFFLOADED: 'shelved_offloaded',
   DELETED: 'deleted',
   ERROR: 'error',
 } as const;
@@ -27,6 +29,12 @@ export const TaskState = {
   RESIZE_FINISH: 'resize_finish',
   RESIZE_REVERTING: 'resize_reverting',
   RESIZE_CONFIRMING: 'resize_confirming',
+  POWERING_ON: 'powering-on',
+  SHELVING: 'shelving',
+  SHELVING_IMAGE_PENDING_UPLOAD: 'shelving_image_pending_upload',
+  SHELVING_IMAGE_UPLOADING: 'shelving_image_uploading',
+  SHELVING_OFFLOADING: 'shelving_offloading',
+  UNSHELVING: 'unshelving',
 } as const;
 
 export const PowerStateValue = {

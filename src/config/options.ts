@@ -228,6 +228,20 @@ export const OPTIONS = [
   },
   {
     group: 'DEFAULT',
+    name: 'shelved_offload_time',
+    type: 'int',
+    default: 0,
+    help: 'Time (s) before a shelved instance is offloaded: its container removed and the host freed. 0 offloads it as part of the shelve; -1 never (the stopped container stays, and so do its allocations, until `server shelve --offload`).',
+  },
+  {
+    group: 'DEFAULT',
+    name: 'shelved_poll_interval',
+    type: 'int',
+    default: 3600,
+    help: 'Interval (s) between checks for shelved instances to offload (when shelved_offload_time > 0); 0 or less disables the check.',
+  },
+  {
+    group: 'DEFAULT',
     name: 'resume_guests_state_on_host_boot',
     type: 'bool',
     default: false,

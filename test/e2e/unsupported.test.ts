@@ -1,6 +1,6 @@
 /**
  * End to end, what the agent does not do yet must fail cleanly, never hang:
- * instance actions the API casts with a task_state (rescue, shelve, …) get that
+ * instance actions the API casts with a task_state (rescue, soft delete, …) get that
  * task_state cleared and the server stays usable; call-type requests
  * (get_vnc_console) answer an error at once instead of a 60 s RPC timeout.
  * And what it does: `console log show` returns the container's output.

@@ -96,14 +96,18 @@ export class FakeConductor {
     }
     if (objname === 'InstanceList' && objmethod === 'get_by_filters') {
       // instance_get_all_by_filters_sort: without a `deleted` filter deleted rows come too (read_deleted is not applied)
-      const f = args[0] as { uuid?: string[]; deleted?: boolean };
+      const f = args[0] as { uuid?: string[]; deleted?: boolean } & Record<string, unknown>;
       const rows =
         f.deleted === true
           ? [...this.deletedRows.values()]
           : f.deleted === false
             ? [...this.rows.values()]
             : [...this.rows.values(), ...this.deletedRows.values()];
-      return Promise.resolve(instanceList(rows.filter((r) => !f.uuid || f.uuid.includes(String(r.uuid)))));
+      // the column filters the manager uses (_poll_shelved_instances), as exact matches
+      const columns = ['vm_state', 'task_state', 'host'].filter((k) => k in f);
+      const match = (r: Record<string, unknown>) =>
+        (!f.uuid || f.uuid.includes(String(r.uuid))) && columns.every((k) => (r[k] ?? null) === f[k]);
+      return Promise.resolve(instanceList(rows.filter(match)));
     }
     return Promise.resolve(null);
   }

@@ -6,6 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { nullLogger, type Logger } from '../../src/common/log.js';
+import { NotFoundError } from '../../src/clients/errors.js';
 import type { ConsumerAllocations } from '../../src/clients/placement/types.js';
 import {
   ComputeManager,
@@ -13,6 +14,7 @@ import {
   type PlacementReporter,
   type SchedulerNotifier,
 } from '../../src/compute/manager.js';
+import type { SnapshotImageApi } from '../../src/compute/snapshot.js';
 import { instanceSpec } from '../../src/compute/instance.js';
 import { NovaObject, type ObjectPrimitive } from '../../src/objects/base.js';
 import type { ConductorAPI } from '../../src/objects/conductor.js';
@@ -113,6 +115,31 @@ export class FakePlacement implements PlacementReporter {
   }
   deleteMigrationAllocations(_ctx: unknown, uuid: string): Promise<boolean> {
     return Promise.resolve(this.consumers.delete(uuid));
+  }
+}
+
+/** Glance as the manager sees it around a snapshot: records and what was deleted. */
+export class FakeImages implements SnapshotImageApi {
+  readonly records = new Map<string, { id: string; status: string; created_at?: string }>();
+  readonly deleted: string[] = [];
+  listed: unknown;
+  showImage(_ctx: unknown, id: string) {
+    const r = this.records.get(id);
+    return r
+      ? Promise.resolve(r)
+      : Promise.reject(new NotFoundError('gone', { service: 'glance', method: 'GET', path: id }));
+  }
+  deleteImage(_ctx: unknown, id: string) {
+    this.deleted.push(id);
+    return this.records.delete(id)
+      ? Promise.resolve()
+      : Promise.reject(new NotFoundError('gone', { service: 'glance', method: 'DELETE', path: id }));
+  }
+  listImages(_ctx: unknown, q: unknown) {
+    this.listed = q;
+    return Promise.resolve(
+      [...this.records.values()].sort((a, b) => String(b.created_at).localeCompare(String(a.created_at))),
+    );
   }
 }
 

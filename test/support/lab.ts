@@ -246,3 +246,38 @@ export async function removeGlanceCacheTags(imageId: string): Promise<void> {
   );
   for (const t of tags.split('\n').filter(Boolean)) await docker(['rmi', t]).catch(() => undefined);
 }
+
+/** `openstack server create --wait` of `image` (m1.tiny, `--nic none`) forced onto compute host `host`. */
+export async function bootServer(image: string, host: string, name: string): Promise<LabServer> {
+  return await openstackJson<LabServer>(
+    [
+      'server',
+      'create',
+      '--image',
+      image,
+      '--flavor',
+      'm1.tiny',
+      '--nic',
+      'none',
+      '--availability-zone',
+      `nova:${host}`,
+      '--wait',
+      name,
+    ],
+    240_000,
+  );
+}
+
+/** What Placement counts as used on compute host `host`'s provider, by resource class (only classes in use). */
+export async function providerUsage(host: string): Promise<Record<string, number>> {
+  const placement = ['--os-placement-api-version', '1.28', 'resource', 'provider'];
+  const rps = await openstackJson<Array<{ uuid: string }>>([...placement, 'list', '--name', host]);
+  if (rps.length !== 1 || !rps[0]) throw new Error(`one resource provider named ${host}: ${JSON.stringify(rps)}`);
+  const rows = await openstackJson<Array<{ resource_class: string; usage: number }>>([
+    ...placement,
+    'usage',
+    'show',
+    rps[0].uuid,
+  ]);
+  return Object.fromEntries(rows.filter((r) => r.usage !== 0).map((r) => [r.resource_class, r.usage]));
+}

@@ -33,15 +33,8 @@ const ROWS: Record<string, string[]> = {
     'revert_resize',
     'finish_revert_resize',
   ],
-  'shelve, rescue, soft delete, …': [
-    'shelve_instance',
-    'shelve_offload_instance',
-    'unshelve_instance',
-    'rescue_instance',
-    'unrescue_instance',
-    'soft_delete_instance',
-    'restore_instance',
-  ],
+  'shelve, unshelve': ['shelve_instance', 'shelve_offload_instance', 'unshelve_instance'],
+  'rescue, soft delete, …': ['rescue_instance', 'unrescue_instance', 'soft_delete_instance', 'restore_instance'],
   'cold migration to another host, evacuate': [], // prep_resize refuses another host; evacuate never reaches us
   'consoles (VNC, SPICE, serial), live migration, volumes': [
     'get_vnc_console',

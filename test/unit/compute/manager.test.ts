@@ -6,11 +6,9 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { NovaError } from '../../../src/common/errors.js';
-import type { SnapshotImageApi } from '../../../src/compute/snapshot.js';
-import { NotFoundError } from '../../../src/clients/errors.js';
 import { NovaObject } from '../../../src/objects/base.js';
 import { adminContext, contextFromValues } from '../../../src/rpc/context.js';
-import { HOST, newInstance, setup } from '../../support/fake-nova.js';
+import { FakeImages, HOST, newInstance, setup } from '../../support/fake-nova.js';
 import { PowerState } from '../../../src/virt/power-state.js';
 
 /** An instance as the conductor casts build_and_run_instance: building/scheduling, no host yet. */
@@ -204,13 +202,13 @@ describe('compute/manager', () => {
     const { uuid, primitive } = newInstance(conductor, {
       ...BUILDING,
       vm_state: 'active',
-      task_state: 'shelving',
+      task_state: 'rescuing',
       host: HOST,
     });
-    conductor.rows.get(uuid)!.task_state = 'shelving';
+    conductor.rows.get(uuid)!.task_state = 'rescuing';
     const ep = manager.endpoint();
     await assert.rejects(
-      Promise.resolve(ep.methods.shelve_instance!(adminContext(), { instance: primitive })),
+      Promise.resolve(ep.methods.rescue_instance!(adminContext(), { instance: primitive })),
       (err) => {
         assert.ok(err instanceof NovaError);
         assert.equal(err.novaClass, 'NotImplementedError');
@@ -218,12 +216,12 @@ describe('compute/manager', () => {
       },
     );
     assert.equal(conductor.rows.get(uuid)?.task_state, null);
-    assert.match(String(conductor.faults[0]?.message), /does not support shelve_instance/);
+    assert.match(String(conductor.faults[0]?.message), /does not support rescue_instance/);
     assert.deepEqual(
       conductor.events.map((e) => [e.kind, e.args[1], e.kwargs.exc_val ?? null]),
       [
-        ['event_start', 'compute_shelve_instance', null],
-        ['event_finish_with_failure', 'compute_shelve_instance', 'nova-docker does not support shelve_instance'],
+        ['event_start', 'compute_rescue_instance', null],
+        ['event_finish_with_failure', 'compute_rescue_instance', 'nova-docker does not support rescue_instance'],
       ],
       'the reason shows in `openstack server event show`',
     );
@@ -275,31 +273,6 @@ describe('compute/manager', () => {
     assert.equal(await manager.syncPowerStates(), 0, 'nothing left to change');
   });
 });
-
-/** Glance as the manager sees it around a snapshot: records and what was deleted. */
-class FakeImages implements SnapshotImageApi {
-  readonly records = new Map<string, { id: string; status: string; created_at?: string }>();
-  readonly deleted: string[] = [];
-  listed: unknown;
-  showImage(_ctx: unknown, id: string) {
-    const r = this.records.get(id);
-    return r
-      ? Promise.resolve(r)
-      : Promise.reject(new NotFoundError('gone', { service: 'glance', method: 'GET', path: id }));
-  }
-  deleteImage(_ctx: unknown, id: string) {
-    this.deleted.push(id);
-    return this.records.delete(id)
-      ? Promise.resolve()
-      : Promise.reject(new NotFoundError('gone', { service: 'glance', method: 'DELETE', path: id }));
-  }
-  listImages(_ctx: unknown, q: unknown) {
-    this.listed = q;
-    return Promise.resolve(
-      [...this.records.values()].sort((a, b) => String(b.created_at).localeCompare(String(a.created_at))),
-    );
-  }
-}
 
 describe('compute/snapshot', () => {
   async function active(fields: Record<string, unknown> = {}, imageProps: Record<string, unknown> = {}) {
