@@ -4,14 +4,22 @@
 #
 #   stack install      docker.io, node, the stack user in group docker, build,
 #                      the built agent into $NOVA_DOCKER_PREFIX (/usr/lib/nova-docker)
-#   stack post-config  compute_driver and [docker] options, Glance accepts
-#                      container_format docker, n-cpu's command becomes the agent
+#   stack post-config  compute_driver and [docker] options in nova-docker.conf,
+#                      Glance accepts container_format docker, n-cpu's command
+#                      becomes the agent
 #   stack extra        uploads $NOVA_DOCKER_IMAGES to Glance
 #   unstack            stops the agent (and this host's instance containers)
 #   clean              removes this host's instance containers and the agent's config
 #
 # Sourced by DevStack as `plugin.sh MODE PHASE` in stack.sh's own shell, so the
 # functions defined here stay defined for the rest of the run.
+#
+# Works with the DevStack of Zed, 2025.1 and 2026.1 (lib/nova, lib/glance,
+# functions-common of each; test/unit/devstack/harness.sh plays them). Where
+# they differ: NOVA_BIN_DIR is the global venv's bin from 2023.2 on (the agent
+# command does not use it), devstack@ units carry the venv's PATH, the devstack
+# job's openstack-cli-server (2024.2 on) takes image data only from a file, and
+# configure_glance writes [image_format] require_image_format_match (2025.1 on).
 
 # Save trace setting
 _XTRACE_NOVA_DOCKER=$(set +o | grep xtrace)
@@ -67,11 +75,14 @@ function configure_glance_for_nova_docker {
 }
 
 function configure_nova_docker {
-    # nova.conf is copied into $NOVA_CPU_CONF when n-cpu starts
-    iniset "$NOVA_CONF" DEFAULT compute_driver "$NOVA_DOCKER_COMPUTE_DRIVER"
     if [[ ! -e $NOVA_DOCKER_CONF ]]; then
         sudo install -D -m 0644 -o "$STACK_USER" "$NOVA_DOCKER_DIR/etc/nova-docker.conf.sample" "$NOVA_DOCKER_CONF"
     fi
+    # compute_driver goes into the agent's own file (read after nova-cpu.conf),
+    # not nova.conf: stack.sh runs configure_neutron_nova in the background
+    # across post-config (async_runfunc ... async_wait, every release), and two
+    # inisets (sed -i) on one file can each lose the other's change
+    iniset "$NOVA_DOCKER_CONF" DEFAULT compute_driver "$NOVA_DOCKER_COMPUTE_DRIVER"
     iniset "$NOVA_DOCKER_CONF" docker host_url "$NOVA_DOCKER_HOST_URL"
     iniset "$NOVA_DOCKER_CONF" docker pull_policy "$NOVA_DOCKER_PULL_POLICY"
     if [[ -n $NOVA_DOCKER_REGISTRY_URL ]]; then
@@ -117,8 +128,10 @@ function nova_docker_replace_n_cpu {
     function run_process {
         if [[ $1 == n-cpu ]]; then
             # no group: under systemd the stack user's groups (docker) apply,
-            # and node stays the main process, so SIGTERM reaches the agent
-            _nova_docker_devstack_run_process n-cpu "$(nova_docker_agent_command "$2")" "" "${4:-}"
+            # and node stays the main process, so SIGTERM reaches the agent;
+            # user and env_vars pass through (NOVA_DOCKER_ENV goes into the
+            # command: env_vars would replace the unit's PATH from 2023.2 on)
+            _nova_docker_devstack_run_process n-cpu "$(nova_docker_agent_command "$2")" "" "${@:4}"
         else
             _nova_docker_devstack_run_process "$@"
         fi
@@ -126,16 +139,27 @@ function nova_docker_replace_n_cpu {
 }
 
 # Uploads each image of $NOVA_DOCKER_IMAGES as `docker save` tarball, once.
+# The tarball goes through a file: the devstack job's openstack-cli-server
+# (2024.2 on) refuses `image create` without --file, as its client does not
+# pass stdin on. The file is in DATA_DIR (an image can outgrow a tmpfs /tmp),
+# written by the stack user's shell, so the server (the stack user) reads it.
 function upload_nova_docker_images {
-    local image name
+    local image name file
     for image in $NOVA_DOCKER_IMAGES; do
         name=${image%%@*}
         if openstack image show "$name" >/dev/null 2>&1; then
             continue
         fi
         sudo docker pull "$image"
-        sudo docker save "$image" | openstack image create --public --container-format docker \
-            --disk-format raw "$name"
+        file=$(mktemp "${DATA_DIR:-/tmp}/nova-docker-image.XXXXXX")
+        # shellcheck disable=SC2024 # the redirect is the stack user's on purpose
+        if ! sudo docker save "$image" > "$file" ||
+            ! openstack image create --public --container-format docker --disk-format raw \
+                --file "$file" "$name"; then
+            rm -f "$file"
+            die $LINENO "nova-docker: uploading $image to Glance failed"
+        fi
+        rm -f "$file"
     done
 }
 
