@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /** nova-docker command line: wiring only. */
 import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { ConfigError, loadConfig, parseArgs, renderConfig, type Config } from './config/index.js';
 import { errorMessage } from './common/errors.js';
 import { logFilePath } from './common/log.js';
@@ -123,7 +124,9 @@ async function compute(args: string[]): Promise<number> {
     );
     return 1;
   }
-  return await runCompute(config, pkg.version);
+  // compute_id is also looked for next to the config files, as nova does (DevStack writes /etc/nova/compute_id)
+  const configDirs = [...new Set(parseArgs(args).configFiles.map((f) => dirname(resolve(f))))];
+  return await runCompute(config, pkg.version, configDirs);
 }
 
 /** `registry-sync`: one pass (exit 0, or 1 when an action failed), or `--watch` until a signal. */

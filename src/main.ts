@@ -40,6 +40,7 @@ export async function startComputeService(
   logger: Logger,
   version = '0.0.0',
   signal?: AbortSignal,
+  configDirs: readonly string[] = [],
 ): Promise<RunningService> {
   const D = config.DEFAULT;
   const metrics = D.metrics_port > 0 ? new AgentMetrics({ version, host: D.host }) : undefined;
@@ -56,7 +57,8 @@ export async function startComputeService(
     signal?.throwIfAborted();
     const release = await chooseRelease(config, messaging, logger, signal);
     lastTopics = release.computeTopics.slice(1);
-    agent = buildAgent(config, release, messaging, logger, (keystone) => placementReporter(keystone, config, logger), {
+    const makePlacement: Parameters<typeof buildAgent>[4] = (keystone) => placementReporter(keystone, config, logger);
+    agent = buildAgent(config, release, messaging, logger, makePlacement, configDirs, {
       images: metrics?.images,
       boot: metrics?.boot,
     });
@@ -125,7 +127,11 @@ async function chooseRelease(
 }
 
 /** Runs until a signal; resolves with the process exit code. */
-export async function runCompute(config: Config, version?: string): Promise<number> {
+export async function runCompute(
+  config: Config,
+  version?: string,
+  configDirs: readonly string[] = [],
+): Promise<number> {
   const logger = createLogger({
     debug: config.DEFAULT.debug,
     logFile: config.DEFAULT.log_file,
@@ -161,7 +167,7 @@ export async function runCompute(config: Config, version?: string): Promise<numb
     process.once('SIGINT', onSignal);
   });
   try {
-    service = await startComputeService(config, logger, version, starting.signal);
+    service = await startComputeService(config, logger, version, starting.signal, configDirs);
     if (signalled) await service.stop();
   } catch (err) {
     // stopped while still waiting (for the broker, the conductor or the hypervisor): a clean stop

@@ -91,6 +91,7 @@ export function buildAgent(
   messaging: Messaging,
   logger: Logger,
   makePlacement: (keystone: KeystoneClient) => PlacementReporter,
+  configDirs: readonly string[] = [],
   observers: AgentObservers = {},
 ): Agent {
   const D = config.DEFAULT;
@@ -142,6 +143,7 @@ export function buildAgent(
       host: D.host,
       release,
       statePath: D.state_path,
+      configDirs,
       reportIntervalS: D.report_interval,
       // nova: 0 means the default periodic spacing (60 s), negative disables
       resourceIntervalS: D.update_resources_interval === 0 ? 60 : D.update_resources_interval,

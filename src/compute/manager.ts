@@ -24,7 +24,7 @@ import { InstanceActions } from './actions.js';
 import { imageMetaOf, nilHostAndNode } from './instance.js';
 import { deletedMeanwhile, driverContext, InstanceStore, type LogLevel } from './instance-store.js';
 import type { InstanceLocks } from './instance-lock.js';
-import { COMPUTE_ID_FILE, readNodeIdentity, writeNodeIdentity } from './node-identity.js';
+import { COMPUTE_ID_FILE, readNodeIdentity, writeNodeIdentity, type NodeIdentity } from './node-identity.js';
 import { PowerStateSync } from './power-sync.js';
 import { countedInstances } from './resource-tracker-math.js';
 import { cleanupRunningDeletedInstances, type RunningDeletedAction } from './running-deleted.js';
@@ -69,6 +69,8 @@ export interface ComputeManagerOptions {
   release: NovaRelease;
   /** [DEFAULT] state_path: where `compute_id` (the stable node identity) lives; undefined = no file (tests). */
   statePath?: string | undefined;
+  /** Where compute_id is looked for before state_path: the --config-file directories (as nova). */
+  configDirs?: readonly string[] | undefined;
   reportIntervalS: number;
   /** update_available_resource period, s (nova: 60); ≤ 0 disables */
   resourceIntervalS: number;
@@ -173,7 +175,7 @@ export class ComputeManager {
   private service: NovaObject | undefined;
   private computeNode: NovaObject | undefined;
   /** The uuid in `$state_path/compute_id` (read at start, written once the node is known). */
-  private nodeIdentity: string | undefined;
+  private nodeIdentity: NodeIdentity | undefined;
   private nodename = '';
   private readonly timers: NodeJS.Timeout[] = [];
   private reporting: Promise<void> | undefined;
@@ -253,7 +255,11 @@ export class ComputeManager {
     const ctx = adminContext();
     await this.waitForConductor(ctx, signal);
     await this.waitForHypervisor(signal);
-    if (this.opts.statePath !== undefined) this.nodeIdentity = readNodeIdentity(this.opts.statePath);
+    const identityDirs = [
+      ...(this.opts.configDirs ?? []),
+      ...(this.opts.statePath !== undefined ? [this.opts.statePath] : []),
+    ];
+    this.nodeIdentity = readNodeIdentity(identityDirs);
     this.nodename = this.opts.nodename ?? (await this.driver.getAvailableNodes())[0] ?? osHostname();
     // init_virt_events before _init_instance: events of the recovery window are queued, not lost
     let release = (): void => undefined;
@@ -478,7 +484,7 @@ export class ComputeManager {
       cn = NovaObject.create('ComputeNode', this.opts.release.objects.ComputeNode ?? '1.19', {
         host: this.opts.host,
         hypervisor_hostname: this.nodename,
-        ...(this.nodeIdentity ? { uuid: this.nodeIdentity } : {}),
+        ...(this.nodeIdentity ? { uuid: this.nodeIdentity.uuid } : {}),
         ...(this.service?.get('id') !== undefined ? { service_id: this.service.get('id') } : {}),
         ...fields,
       });
@@ -495,9 +501,9 @@ export class ComputeManager {
     this.computeNode = cn;
     this.store.computeNodeId = cn.num('id') ?? null;
     const uuid = cn.str('uuid');
-    if (uuid && this.opts.statePath !== undefined && this.nodeIdentity !== uuid) {
+    if (uuid && this.opts.statePath !== undefined && this.nodeIdentity?.uuid !== uuid) {
       writeNodeIdentity(this.opts.statePath, uuid);
-      this.nodeIdentity = uuid;
+      this.nodeIdentity = { uuid, file: join(this.opts.statePath, COMPUTE_ID_FILE) };
     }
     if (uuid)
       await this.placement.syncProvider(ctx, { uuid, name: this.nodename }, r, this.service?.get('disabled') === true);
@@ -518,7 +524,7 @@ export class ComputeManager {
    * _check_for_host_rename does.
    */
   private async findComputeNode(ctx: RequestContext): Promise<NovaObject | null> {
-    const uuid = this.nodeIdentity;
+    const uuid = this.nodeIdentity?.uuid;
     const lookup = async (method: string, args: unknown[]): Promise<NovaObject | null> => {
       try {
         return await this.conductor.classActionObject(ctx, 'ComputeNode', method, args);
@@ -532,7 +538,7 @@ export class ComputeManager {
       if (cn && (cn.str('host') !== this.opts.host || cn.str('hypervisor_hostname') !== this.nodename)) {
         throw new NovaError(
           'InvalidConfiguration',
-          `${join(this.opts.statePath ?? '', COMPUTE_ID_FILE)} names compute node ${uuid} of ` +
+          `${this.nodeIdentity?.file ?? COMPUTE_ID_FILE} names compute node ${uuid} of ` +
             `${cn.str('host')}:${cn.str('hypervisor_hostname')}, but this host is ${this.opts.host}:${this.nodename}: ` +
             'a renamed host keeps its node; move the file away only if this is really a new host',
         );

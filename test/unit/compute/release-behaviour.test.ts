@@ -4,7 +4,7 @@
  * the stable node identity file, set_host_enabled and the share casts.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NovaObject } from '../../../src/objects/base.js';
@@ -131,6 +131,35 @@ describe('compute/manager node identity ($state_path/compute_id)', () => {
       /names compute node 0b7a3b64.* of other-host:other-host, but this host is cmp1:cmp1/,
     );
     manager.stop();
+  });
+
+  it('compute_id next to a config file (DevStack’s /etc/nova/compute_id) names the node; none is written to state_path', async () => {
+    const etc = mkdtempSync(join(tmpdir(), 'nd-cid-etc-'));
+    try {
+      const uuid = '3d9e6c1a-52b7-4a8e-9f00-6b1f2e3a4c5d';
+      writeFileSync(join(etc, 'compute_id'), `${uuid}\n`);
+      const { conductor, manager } = setup({ statePath: dir, configDirs: [etc] });
+      await manager.start();
+      manager.stop();
+      assert.deepEqual([...conductor.nodes.keys()], [uuid]);
+      assert.equal(existsSync(join(dir, 'compute_id')), false);
+    } finally {
+      rmSync(etc, { recursive: true, force: true });
+    }
+  });
+
+  it('compute_id files that disagree stop the start, naming both (nova’s InvalidNodeConfiguration)', async () => {
+    const etc = mkdtempSync(join(tmpdir(), 'nd-cid-etc-'));
+    try {
+      writeFileSync(join(etc, 'compute_id'), '3d9e6c1a-52b7-4a8e-9f00-6b1f2e3a4c5d');
+      writeFileSync(join(dir, 'compute_id'), '0b7a3b64-1d8f-4f0e-a3f1-9f8e7d6c5b4a');
+      const { conductor, manager } = setup({ statePath: dir, configDirs: [etc] });
+      await assert.rejects(manager.start(), /UUID 0b7a3b64-.* in .*compute_id does not match 3d9e6c1a-/);
+      manager.stop();
+      assert.equal(conductor.nodes.size, 0);
+    } finally {
+      rmSync(etc, { recursive: true, force: true });
+    }
   });
 
   it('a file that holds no uuid is refused rather than replaced', async () => {
