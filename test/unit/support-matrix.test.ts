@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { UNSUPPORTED_CALLS, UNSUPPORTED_INSTANCE_CASTS } from '../../src/compute/manager.js';
+import { RELEASES } from '../../src/objects/releases.js';
 import { REPO_ROOT } from '../support/broker.js';
 import { setup } from '../support/fake-nova.js';
 
@@ -49,19 +50,26 @@ const ROWS: Record<string, string[]> = {
   'Neutron networking': ['attach_interface', 'detach_interface'],
 };
 
-function readmeRows(): Array<{ what: string; status: string }> {
+const cells = (line: string): string[] =>
+  line
+    .replace(/^\| /, '')
+    .replace(/ \|$/, '')
+    .split(' | ')
+    .map((c) => c.trim());
+
+function readmeTable(): { header: string[]; rows: Array<{ what: string; releases: string[]; status: string }> } {
   const readme = readFileSync(`${REPO_ROOT}README.md`, 'utf8');
   const section = readme.split('\n## Supported operations\n')[1]?.split('\n## ')[0] ?? '';
-  return section
-    .split('\n')
-    .filter((l) => l.startsWith('| ') && !l.startsWith('| Nova action') && !l.startsWith('| ---'))
-    .map((l) => {
-      const [what = '', status = ''] = l
-        .slice(2)
-        .split(' | ')
-        .map((c) => c.trim());
-      return { what, status };
-    });
+  const lines = section.split('\n').filter((l) => l.startsWith('| '));
+  return {
+    header: cells(lines.find((l) => l.startsWith('| Nova action')) ?? ''),
+    rows: lines
+      .filter((l) => !l.startsWith('| Nova action') && !l.startsWith('| ---'))
+      .map((l) => {
+        const c = cells(l);
+        return { what: c[0] ?? '', releases: c.slice(1, -1), status: c.at(-1) ?? '' };
+      }),
+  };
 }
 
 function rowKey(what: string): string | undefined {
@@ -69,7 +77,7 @@ function rowKey(what: string): string | undefined {
 }
 
 describe('README support matrix', () => {
-  const rows = readmeRows();
+  const { header, rows } = readmeTable();
   const methods = setup().manager.endpoint().methods;
   const unsupported = new Set<string>([...UNSUPPORTED_CALLS, ...UNSUPPORTED_INSTANCE_CASTS]);
 
@@ -81,6 +89,19 @@ describe('README support matrix', () => {
         rows.some((r) => rowKey(r.what) === k),
         `row gone: ${k}`,
       );
+  });
+
+  it('has a column per release table, in order; a release cell is ✓ exactly where the row works', () => {
+    const names = RELEASES.map((r) => (r.name === 'zed' ? 'Zed' : r.name));
+    assert.deepEqual(header, ['Nova action', ...names, 'status']);
+    for (const r of rows) {
+      const works = /^(works|recovery)/.test(r.status);
+      assert.deepEqual(
+        r.releases,
+        names.map(() => (works ? '✓' : '—')),
+        `release cells of "${r.what}"`,
+      );
+    }
   });
 
   it('a "works" row has real handlers; a "not yet"/"not supported" row fails cleanly', () => {
