@@ -24,6 +24,7 @@ import { InstanceActions } from './actions.js';
 import { imageMetaOf, nilHostAndNode } from './instance.js';
 import { deletedMeanwhile, driverContext, InstanceStore, type LogLevel } from './instance-store.js';
 import type { InstanceLocks } from './instance-lock.js';
+import { diagnosticsMethods } from './diagnostics.js';
 import { COMPUTE_ID_FILE, readNodeIdentity, writeNodeIdentity, type NodeIdentity } from './node-identity.js';
 import { PowerStateSync } from './power-sync.js';
 import { countedInstances } from './resource-tracker-math.js';
@@ -130,8 +131,6 @@ export const UNSUPPORTED_CALLS = [
   'get_mks_console',
   'get_serial_console',
   'validate_console_port',
-  'get_diagnostics',
-  'get_instance_diagnostics',
   'set_admin_password',
   'host_power_action',
   'host_maintenance_mode',
@@ -689,6 +688,7 @@ export class ComputeManager {
     Object.assign(methods, this.snapshots.methods());
     Object.assign(methods, this.moves.methods());
     Object.assign(methods, this.shelves.methods());
+    Object.assign(methods, diagnosticsMethods(this.store, this.driver));
     return { namespace: null, version: this.opts.release.computeRpcVersion, methods };
   }
 

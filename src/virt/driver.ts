@@ -24,6 +24,7 @@ import type {
   ImageMeta,
   InjectedFile,
   InstanceInfo,
+  InstanceDiagnostics,
   InstanceSpec,
   NetworkInfo,
   RebootType,
@@ -201,6 +202,12 @@ export interface ComputeDriver {
    * every guest of this host, stopped ones too.
    */
   getAvailableResource(nodename: string): Promise<AvailableResource>;
+
+  /**
+   * Diagnostics of a running guest (resource usage now). InstanceNotFound
+   * when missing.
+   */
+  getDiagnostics(instance: InstanceSpec): Promise<InstanceDiagnostics>;
 
   /** The host's uptime in the format of `uptime(1)`. */
   getHostUptime(): Promise<string>;

@@ -132,3 +132,38 @@ export interface AvailableResource {
  * (COMPUTE_*). Keys and meaning as in nova/virt/driver.py.
  */
 export type DriverCapabilities = Readonly<Record<string, boolean>>;
+
+/**
+ * What `server show --diagnostics` reports (nova/objects/diagnostics.py's
+ * fields; memory in MiB, CPU time in ns, utilisation in percent), for
+ * get_instance_diagnostics (microversion 2.48+) and the older free-form
+ * get_diagnostics alike.
+ */
+export interface InstanceDiagnostics {
+  power_state: PowerState;
+  uptime: number | null;
+  memory_details: { maximum: number | null; used: number | null };
+  cpu_details: Array<{ id: number | null; time: number | null; utilisation: number | null }>;
+  nic_details: Array<{
+    mac_address: string | null;
+    rx_octets: number | null;
+    rx_errors: number | null;
+    rx_drop: number | null;
+    rx_packets: number | null;
+    rx_rate: number | null;
+    tx_octets: number | null;
+    tx_errors: number | null;
+    tx_drop: number | null;
+    tx_packets: number | null;
+    tx_rate: number | null;
+  }>;
+  disk_details: Array<{
+    read_bytes: number | null;
+    read_requests: number | null;
+    write_bytes: number | null;
+    write_requests: number | null;
+    errors_count: number | null;
+  }>;
+  /** Processes in the guest: the legacy reply carries it, Nova's object has no field for it. */
+  processes?: number;
+}

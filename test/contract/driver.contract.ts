@@ -289,6 +289,18 @@ export function describeDriverContract(name: string, makeHarness: () => Promise<
       await assert.rejects(h.driver.reboot(ctx, inst, 'HARD'), isNova('InstanceNotFound'));
       await assert.rejects(h.driver.pause(inst), isNova('InstanceNotFound'));
       await assert.rejects(h.driver.getConsoleOutput(ctx, inst), isNova('InstanceNotFound'));
+      await assert.rejects(h.driver.getDiagnostics(inst), isNova('InstanceNotFound'));
+    });
+
+    it('diagnostics of a running guest: RUNNING, the flavor’s memory as the maximum, one CPU entry', async () => {
+      const inst = makeInstance(h.host);
+      await spawn(inst);
+      const d = await h.driver.getDiagnostics(inst);
+      assert.equal(d.power_state, PowerState.RUNNING);
+      assert.equal(d.memory_details.maximum, inst.flavor.memory_mb);
+      assert.ok(d.memory_details.used !== null && d.memory_details.used <= inst.flavor.memory_mb, JSON.stringify(d));
+      assert.ok(d.cpu_details.length >= 1);
+      assert.ok(d.uptime !== null && d.uptime >= 0);
     });
 
     it('console output is a string; tailLines limits it', async () => {

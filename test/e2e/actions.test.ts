@@ -1,7 +1,7 @@
 /**
  * End to end against the lab's real Nova Zed with the stock `openstack` CLI:
  * one server goes through stop, start, soft and hard reboot, pause, unpause,
- * suspend, resume, `console log show` (whole and `--lines`) and delete. After each step
+ * suspend, resume, `console log show` (whole and `--lines`), `server show --diagnostics` and delete. After each step
  * Nova's view (status, power state, no task) and the container's (state,
  * StartedAt, unchanged HostConfig and labels) must agree.
  */
@@ -226,6 +226,20 @@ describe('e2e: stop, start, reboot, pause, suspend through the real Nova', funct
       tail.split('\n').filter((l) => l !== ''),
       full.slice(-2),
     );
+
+    // diagnostics, both API forms: free-form (2.37) and Nova's Diagnostics object (2.48+)
+    const legacy = JSON.parse(await openstack(['server', 'show', '--diagnostics', s.id, '-f', 'json'])) as Record<
+      string,
+      unknown
+    >;
+    assert.equal(legacy.memory, 512 * 1024, JSON.stringify(legacy));
+    assert.equal(legacy.state, 'running');
+    const diag = JSON.parse(
+      await openstack(['--os-compute-api-version', '2.48', 'server', 'show', '--diagnostics', s.id, '-f', 'json']),
+    ) as { memory_details?: { maximum?: number }; num_cpus?: number; state?: string };
+    assert.equal(diag.memory_details?.maximum, 512, JSON.stringify(diag));
+    assert.equal(diag.state, 'running');
+    assert.ok((diag.num_cpus ?? 0) >= 1);
 
     await openstack(['server', 'delete', '--wait', s.id], 180_000);
     servers.splice(servers.indexOf(s.id), 1);

@@ -20,6 +20,7 @@ const ROWS: Record<string, string[]> = {
   '`nova list`, `server show`': [], // Nova's DB, kept true by the power-state sync and events
   'agent restart, crash, host reboot': [], // init_host, no RPC
   '`hypervisor show` uptime, `console log show`': ['get_host_uptime', 'get_console_output'],
+  '`server show --diagnostics`': ['get_diagnostics', 'get_instance_diagnostics'],
   'stop, start': ['stop_instance', 'start_instance'],
   reboot: ['reboot_instance'],
   'pause, unpause': ['pause_instance', 'unpause_instance'],

@@ -43,6 +43,7 @@ import type {
   DockerContainerCreateBody,
   DockerContainerCreateResponse,
   DockerContainerInspect,
+  DockerContainerStats,
   DockerContainerSummary,
   DockerEvent,
   DockerFilters,
@@ -370,6 +371,20 @@ export class DockerClient {
   async inspectContainer(id: string): Promise<DockerContainerInspect> {
     const r = await this.call({ method: 'GET', path: `/containers/${seg(id)}/json`, ok: [200] });
     return r.data as DockerContainerInspect;
+  }
+
+  /**
+   * One stats sample (stream=false: the Engine waits for a second reading so
+   * that precpu_stats is filled and a CPU utilisation can be computed).
+   */
+  async containerStats(id: string): Promise<DockerContainerStats> {
+    const r = await this.call({
+      method: 'GET',
+      path: `/containers/${seg(id)}/stats`,
+      query: { stream: 'false' },
+      ok: [200],
+    });
+    return r.data as DockerContainerStats;
   }
 
   /** 409 (name in use) ConflictError; 404 (no such image) NotFoundError. */

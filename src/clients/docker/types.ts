@@ -319,3 +319,35 @@ export interface DockerProgressLine {
   aux?: Record<string, unknown>;
   [k: string]: unknown;
 }
+
+/** GET /containers/{id}/stats?stream=false: the fields the agent reads (cgroup v1 and v2). */
+export interface DockerContainerStats {
+  read?: string;
+  pids_stats?: { current?: number };
+  cpu_stats?: DockerCpuStats;
+  precpu_stats?: DockerCpuStats;
+  memory_stats?: { usage?: number; limit?: number; max_usage?: number };
+  blkio_stats?: {
+    io_service_bytes_recursive?: Array<{ op?: string; value?: number }> | null;
+    io_serviced_recursive?: Array<{ op?: string; value?: number }> | null;
+  };
+  networks?: Record<
+    string,
+    {
+      rx_bytes?: number;
+      rx_packets?: number;
+      rx_errors?: number;
+      rx_dropped?: number;
+      tx_bytes?: number;
+      tx_packets?: number;
+      tx_errors?: number;
+      tx_dropped?: number;
+    }
+  >;
+}
+
+export interface DockerCpuStats {
+  cpu_usage?: { total_usage?: number; percpu_usage?: number[] | null };
+  system_cpu_usage?: number;
+  online_cpus?: number;
+}

@@ -40,6 +40,7 @@ import type {
   ImageMeta,
   InjectedFile,
   InstanceInfo,
+  InstanceDiagnostics,
   InstanceSpec,
   NetworkInfo,
   RebootType,
@@ -64,6 +65,7 @@ import {
 } from './console-log.js';
 import type { ImageResolver } from './image-resolver.js';
 import { LifecycleJournal } from './lifecycle-journal.js';
+import { diagnosticsFromStats } from './diagnostics.js';
 import { ContainerEventWatcher } from './events.js';
 import { LABELS, LABEL_PREFIX, containerName, hostLabelFilter, ownedBy } from './labels.js';
 import { powerStateOf, powerStateOfSummary } from './power-state.js';
@@ -760,6 +762,17 @@ export class DockerDriver implements ComputeDriver {
       numa_topology: null,
       supported_instances: [[arch, 'docker', 'exe']],
     };
+  }
+
+  async getDiagnostics(instance: InstanceSpec): Promise<InstanceDiagnostics> {
+    const c = await this.mustFind(instance.uuid);
+    let stats;
+    try {
+      stats = await this.docker.containerStats(c.Id);
+    } catch (err) {
+      throw this.wrap(instance.uuid, err);
+    }
+    return diagnosticsFromStats(c, stats, this.stateOf(c));
   }
 
   getHostUptime(): Promise<string> {

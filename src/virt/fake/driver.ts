@@ -23,6 +23,7 @@ import type {
   Flavor,
   ImageMeta,
   InjectedFile,
+  InstanceDiagnostics,
   InstanceInfo,
   InstanceSpec,
   NetworkInfo,
@@ -103,6 +104,19 @@ export class FakeDriver implements ComputeDriver {
 
   listInstancePowerStates(): Promise<Map<string, PowerState>> {
     return Promise.resolve(new Map([...this.guests].map(([uuid, g]) => [uuid, g.state])));
+  }
+
+  /** The flavor's memory as the maximum, nothing used yet. */
+  async getDiagnostics(instance: InstanceSpec): Promise<InstanceDiagnostics> {
+    const g = this.must(instance);
+    return await Promise.resolve({
+      power_state: g.state,
+      uptime: 0,
+      memory_details: { maximum: g.instance.flavor.memory_mb, used: 0 },
+      cpu_details: [{ id: 0, time: 0, utilisation: 0 }],
+      nic_details: [],
+      disk_details: [],
+    });
   }
 
   async getInfo(instance: InstanceSpec): Promise<InstanceInfo> {
