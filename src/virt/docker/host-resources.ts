@@ -20,6 +20,9 @@ import { LABELS } from './labels.js';
 const GiB = 1024 * 1024 * 1024;
 const MiB = 1024 * 1024;
 
+/** The Engine calls the accounting makes (DockerClient fits). */
+export type HostResourcesDocker = Pick<DockerClient, 'info' | 'inspectContainer'>;
+
 export interface HostResourcesOptions {
   /** The compute host (for HypervisorUnavailable). */
   host: string;
@@ -33,7 +36,7 @@ export class HostResources {
 
   /** `ours` lists the host's instance containers (the driver's label-filtered list). */
   constructor(
-    private readonly docker: DockerClient,
+    private readonly docker: HostResourcesDocker,
     private readonly ours: () => Promise<DockerContainerSummary[]>,
     private readonly opts: HostResourcesOptions,
     private readonly log: Logger,

@@ -29,6 +29,9 @@ export interface SnapshotGlance {
 /** Repository of the image a snapshot commits, until its upload is done: `nova-snapshot/<glance id>:upload`. */
 export const SNAPSHOT_REPO = 'nova-snapshot';
 
+/** The Engine calls a snapshot makes (DockerClient fits). */
+export type SnapshotDocker = Pick<DockerClient, 'commitContainer' | 'saveImage' | 'removeImage'>;
+
 export interface SnapshotPipelineOptions {
   /** The compute host (for HypervisorUnavailable). */
   host: string;
@@ -38,7 +41,7 @@ export interface SnapshotPipelineOptions {
 
 export class SnapshotPipeline {
   constructor(
-    private readonly docker: DockerClient,
+    private readonly docker: SnapshotDocker,
     private readonly glance: SnapshotGlance,
     private readonly journal: LifecycleJournal,
     private readonly opts: SnapshotPipelineOptions,
