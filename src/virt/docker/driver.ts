@@ -3,18 +3,14 @@
  * (labels.ts) with its compute host so several agents can share a dockerd.
  * Behaviour and mappings: docs/docker-driver.md; contract: ../driver.ts.
  */
-import { statfs } from 'node:fs/promises';
-import os from 'node:os';
-import { Transform, pipeline, type Readable } from 'node:stream';
 import type { DockerClient } from '../../clients/docker/client.js';
 import type { DockerContainerInspect, DockerContainerSummary, DockerEvent } from '../../clients/docker/types.js';
 import { ConflictError, NotFoundError, UnavailableError } from '../../clients/errors.js';
-import type { GlanceImage, ImagePatchOp } from '../../clients/glance/client.js';
-import { HttpRequestError, type CallContext } from '../../clients/http.js';
-import { AgentError, NovaError, errorMessage, findCause } from '../../common/errors.js';
+import { HttpRequestError } from '../../clients/http.js';
+import { NovaError, errorMessage, findCause } from '../../common/errors.js';
 import { type Logger, nullLogger } from '../../common/log.js';
 import { pollUntil } from '../../common/poll.js';
-import { CONTAINER_DRIVER_CAPABILITIES, type ComputeDriver, formatUptime, versionToInt } from '../driver.js';
+import { CONTAINER_DRIVER_CAPABILITIES, type ComputeDriver } from '../driver.js';
 import {
   HypervisorRefusedError,
   hypervisorUnavailable,
@@ -24,7 +20,6 @@ import {
   instanceExists,
   instanceInvalidState,
   instanceNotFound,
-  lifecycleFailure,
   notImplemented,
   resizeError,
   type LifecycleFailure,
@@ -48,7 +43,6 @@ import type {
 } from '../types.js';
 import {
   ContainerSpecError,
-  META_ENV_PREFIX,
   buildContainerSpec,
   flavorResources,
   type ContainerSpecOptions,
@@ -66,19 +60,12 @@ import {
 import type { ImageResolver } from './image-resolver.js';
 import { LifecycleJournal } from './lifecycle-journal.js';
 import { diagnosticsFromStats } from './diagnostics.js';
+import { engineError, guardEngineCall } from './engine-errors.js';
 import { ContainerEventWatcher } from './events.js';
-import { LABELS, LABEL_PREFIX, containerName, hostLabelFilter, ownedBy } from './labels.js';
+import { HostResources } from './host-resources.js';
+import { LABELS, containerName, hostLabelFilter, ownedBy } from './labels.js';
 import { powerStateOf, powerStateOfSummary } from './power-state.js';
-
-/** The Glance calls a snapshot makes (GlanceClient fits). */
-export interface SnapshotGlance {
-  showImage(ctx: CallContext | undefined, id: string): Promise<GlanceImage>;
-  updateImage(ctx: CallContext | undefined, id: string, ops: readonly ImagePatchOp[]): Promise<GlanceImage>;
-  uploadImage(ctx: CallContext | undefined, id: string, data: Readable, opts?: { signal?: AbortSignal }): Promise<void>;
-}
-
-/** Repository of the image a snapshot commits, until its upload is done: `nova-snapshot/<glance id>:upload`. */
-export const SNAPSHOT_REPO = 'nova-snapshot';
+import { SnapshotPipeline, type SnapshotGlance } from './snapshot.js';
 
 export interface DockerDriverOptions {
   /** The compute host (nova service `host`); the driver sees only containers labelled with it. */
@@ -136,13 +123,10 @@ const DEFAULTS = {
   eventsBackoffMs: 500,
 };
 
-const GiB = 1024 * 1024 * 1024;
-const MiB = 1024 * 1024;
 const FAILED_SPAWN_LOG_LINES = 20;
 
 type Resolved = Required<Omit<DockerDriverOptions, 'nodename' | 'glance' | 'consoleLifecycleDir'>> & {
   nodename: string;
-  glance: SnapshotGlance | undefined;
 };
 
 /**
@@ -169,8 +153,10 @@ export class DockerDriver implements ComputeDriver {
   private readonly stopped = new Set<string>();
   private watcher: ContainerEventWatcher | undefined;
   private readonly log: Logger;
-  /** Container id → the vcpus and memory its limits give it (sizesOf). */
-  private readonly sizes = new Map<string, { vcpus: number; memory_mb: number }>();
+  /** What getAvailableResource reports (host-resources.ts). */
+  private readonly resources: HostResources;
+  /** The snapshot pipeline (snapshot.ts); undefined without options.glance. */
+  private readonly snapshots: SnapshotPipeline | undefined;
   /** The lifecycle lines of the consoles (console-log.ts). */
   private readonly journal: LifecycleJournal;
   /** Container ids with an oom event since their last start (the die after it says OOM killed). */
@@ -191,9 +177,23 @@ export class DockerDriver implements ComputeDriver {
       ...stripUndefined(options),
       host: options.host,
       nodename: options.nodename ?? options.host,
-      glance: options.glance,
     };
     this.journal = new LifecycleJournal(options.consoleLifecycleDir, this.log);
+    this.resources = new HostResources(
+      docker,
+      () => this.ours(),
+      { host: this.opts.host, nodename: this.opts.nodename },
+      this.log,
+    );
+    this.snapshots = options.glance
+      ? new SnapshotPipeline(
+          docker,
+          options.glance,
+          this.journal,
+          { host: this.opts.host, extraLabels: this.opts.extraLabels },
+          this.log,
+        )
+      : undefined;
     this.specOptions = {
       host: this.opts.host,
       privileged: this.opts.privileged,
@@ -501,125 +501,16 @@ export class DockerDriver implements ComputeDriver {
     await this.applyFlavor(instance, powerOn);
   }
 
-  /**
-   * `docker commit` of the container (paused meanwhile, so the filesystem is
-   * consistent), then its `docker save` streamed straight into the Glance
-   * image's data (PUT /file, chunked): no temp file, nothing buffered. The
-   * image becomes container_format=docker, disk_format=raw, which the image
-   * pipeline boots like any other. The committed image is removed afterwards.
-   */
+  /** The snapshot pipeline (snapshot.ts) on the instance's container. */
   async snapshot(
     ctx: DriverContext,
     instance: InstanceSpec,
     imageId: string,
     updateTaskState: UpdateTaskState,
   ): Promise<void> {
-    const glance = this.opts.glance;
-    if (!glance) throw notImplemented('snapshot');
-    const uuid = instance.uuid;
-    const meta = { instance_uuid: uuid, image_id: imageId, ...(ctx.requestId ? { request_id: ctx.requestId } : {}) };
-    const c = await this.mustFind(uuid);
-    const callCtx: CallContext = {
-      authToken: ctx.authToken,
-      requestId: ctx.requestId,
-      globalRequestId: ctx.globalRequestId,
-    };
-    const record = await this.glanceCall(imageId, () => glance.showImage(callCtx, imageId));
-    await updateTaskState('image_pending_upload');
-
-    const repo = `${SNAPSHOT_REPO}/${dockerPathComponent(imageId)}`;
-    const ref = `${repo}:upload`;
-    const started = Date.now();
-    let committed = false;
-    void this.journal.note(
-      uuid,
-      `snapshot ${imageId} requested by Nova: processes frozen while the filesystem is committed`,
-      c.Id,
-    );
-    try {
-      await this.guard(uuid, undefined, async () => {
-        await this.docker.commitContainer(c.Id, {
-          repo,
-          tag: 'upload',
-          pause: true,
-          comment: `nova-docker snapshot of instance ${uuid}`,
-          ...snapshotConfig(c, this.opts.extraLabels),
-        });
-      });
-      committed = true;
-      const commitS = (Date.now() - started) / 1000;
-      await updateTaskState('image_uploading', 'image_pending_upload');
-      await this.glanceCall(imageId, () => glance.updateImage(callCtx, imageId, snapshotPatch(record, instance)));
-      const bytes = await this.upload(uuid, imageId, ref, (data, signal) =>
-        this.glanceCall(imageId, () => glance.uploadImage(callCtx, imageId, data, { signal })),
-      );
-      const secs = (Date.now() - started) / 1000;
-      const mb = bytes / 1e6;
-      this.log.info(
-        `snapshot ${imageId}: committed in ${commitS.toFixed(2)} s, uploaded ${mb.toFixed(1)} MB ` +
-          `in ${(secs - commitS).toFixed(2)} s (${(mb / Math.max(secs - commitS, 0.001)).toFixed(1)} MB/s)`,
-        meta,
-      );
-    } finally {
-      if (committed) {
-        await this.docker.removeImage(ref, { force: false }).catch((err: unknown) => {
-          this.log.warn(`could not remove the snapshot's intermediate image ${ref}: ${errorMessage(err)}`, meta);
-        });
-      }
-    }
-  }
-
-  /** `docker save ref` piped into `put`, counted; a broken save aborts the upload and vice versa. */
-  private async upload(
-    uuid: string,
-    imageId: string,
-    ref: string,
-    put: (data: Readable, signal: AbortSignal) => Promise<void>,
-  ): Promise<number> {
-    const ac = new AbortController();
-    let tar: Readable;
-    try {
-      tar = await this.docker.saveImage(ref, { signal: ac.signal });
-    } catch (err) {
-      throw this.wrap(uuid, err);
-    }
-    let bytes = 0;
-    const counter = new Transform({
-      transform(chunk: Buffer, _enc, cb) {
-        bytes += chunk.length;
-        cb(null, chunk);
-      },
-    });
-    let saveErr: Error | undefined;
-    tar.once('error', (e) => {
-      saveErr ??= e;
-    });
-    // the save's error reaches the upload through `counter`, and the upload's end destroys `tar`
-    pipeline(tar, counter, () => undefined);
-    try {
-      await put(counter, ac.signal);
-    } catch (err) {
-      ac.abort();
-      tar.destroy();
-      if (saveErr !== undefined && err === saveErr) {
-        throw new AgentError(`docker save of ${ref} broke off after ${bytes} bytes: ${errorMessage(saveErr)}`, {
-          cause: saveErr,
-          fields: { instance_uuid: uuid, image_id: imageId },
-        });
-      }
-      throw err;
-    }
-    return bytes;
-  }
-
-  /** A Glance call of a snapshot: the image deleted meanwhile is ImageNotFound (the manager stops quietly). */
-  private async glanceCall<T>(imageId: string, fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (err) {
-      if (err instanceof NotFoundError) throw imageNotFound(imageId, err);
-      throw err;
-    }
+    if (!this.snapshots) throw notImplemented('snapshot');
+    const c = await this.mustFind(instance.uuid);
+    await this.snapshots.take(ctx, instance, c, imageId, updateTaskState);
   }
 
   /**
@@ -705,63 +596,8 @@ export class DockerDriver implements ComputeDriver {
     return reconcile(records, observedRun(c), hint);
   }
 
-  async getAvailableResource(nodename: string): Promise<AvailableResource> {
-    if (nodename !== this.opts.nodename) this.log.warn(`getAvailableResource(${nodename}): not our node`);
-    const [info, containers] = await Promise.all([
-      this.docker.info().catch((e: unknown) => Promise.reject(hypervisorUnavailable(this.opts.host, e))),
-      this.ours(),
-    ]);
-    const vcpus = info.NCPU > 0 ? info.NCPU : os.cpus().length;
-    const memTotal = info.MemTotal > 0 ? info.MemTotal : os.totalmem();
-    let diskTotal = 0;
-    let diskFree = 0;
-    try {
-      const s = await statfs(info.DockerRootDir);
-      diskTotal = s.blocks * s.bsize;
-      diskFree = s.bavail * s.bsize;
-    } catch (err) {
-      this.log.warn(`cannot statfs ${info.DockerRootDir} (remote engine?): local_gb reported as 0`, {
-        error: errorMessage(err),
-      });
-    }
-    let vcpusUsed = 0;
-    let memUsed = 0;
-    let diskUsed = 0;
-    const live = new Set<string>();
-    const allSizes = await Promise.all(containers.map((c) => this.sizesOf(c)));
-    for (const [i, c] of containers.entries()) {
-      const l = c.Labels ?? {};
-      const sizes = allSizes[i] ?? { vcpus: 0, memory_mb: 0 };
-      live.add(c.Id);
-      vcpusUsed += sizes.vcpus;
-      memUsed += sizes.memory_mb;
-      diskUsed += num(l[LABELS.rootGb]) + num(l[LABELS.ephemeralGb]);
-    }
-    for (const id of this.sizes.keys()) if (!live.has(id)) this.sizes.delete(id);
-    const cpu = os.cpus()[0];
-    const arch = archName(info.Architecture ?? os.arch());
-    const cpuInfo = {
-      arch,
-      model: cpu?.model ?? 'unknown',
-      vendor: vendorOf(cpu?.model ?? ''),
-      topology: { sockets: 1, cores: vcpus, threads: 1 },
-      features: [] as string[],
-    };
-    return {
-      vcpus,
-      memory_mb: Math.floor(memTotal / MiB),
-      local_gb: Math.floor(diskTotal / GiB),
-      vcpus_used: vcpusUsed,
-      memory_mb_used: memUsed,
-      local_gb_used: diskUsed,
-      hypervisor_type: 'docker',
-      hypervisor_version: versionToInt(info.ServerVersion),
-      hypervisor_hostname: this.opts.nodename,
-      cpu_info: JSON.stringify(cpuInfo),
-      disk_available_least: Math.floor(diskFree / GiB),
-      numa_topology: null,
-      supported_instances: [[arch, 'docker', 'exe']],
-    };
+  getAvailableResource(nodename: string): Promise<AvailableResource> {
+    return this.resources.getAvailableResource(nodename);
   }
 
   async getDiagnostics(instance: InstanceSpec): Promise<InstanceDiagnostics> {
@@ -776,7 +612,7 @@ export class DockerDriver implements ComputeDriver {
   }
 
   getHostUptime(): Promise<string> {
-    return Promise.resolve(formatUptime(os.uptime(), os.loadavg()));
+    return this.resources.getHostUptime();
   }
 
   getAvailableNodes(_refresh?: boolean): Promise<string[]> {
@@ -807,33 +643,9 @@ export class DockerDriver implements ComputeDriver {
       if (findCause(err, UnavailableError)) throw hypervisorUnavailable(this.opts.host, err);
       throw resizeError(uuid, `updating the container's limits failed: ${errorMessage(err)}`, err);
     } finally {
-      this.sizes.delete(c.Id);
+      this.resources.limitsChanged(c.Id);
     }
     if (powerOn) await this.powerOn({}, instance);
-  }
-
-  /**
-   * vcpus and memory_mb a container holds, from its limits (CpuShares,
-   * Memory): labels keep the flavor it was created with, a resize changes
-   * the limits only. One inspect per container, cached by container id.
-   */
-  private async sizesOf(c: DockerContainerSummary): Promise<{ vcpus: number; memory_mb: number }> {
-    const cached = this.sizes.get(c.Id);
-    if (cached) return cached;
-    const l = c.Labels ?? {};
-    let sizes = { vcpus: num(l[LABELS.vcpus]), memory_mb: num(l[LABELS.memoryMb]) };
-    try {
-      const hc = (await this.docker.inspectContainer(c.Id)).HostConfig;
-      if (typeof hc.Memory === 'number' && hc.Memory > 0) sizes = { ...sizes, memory_mb: Math.round(hc.Memory / MiB) };
-      if (typeof hc.CpuShares === 'number' && hc.CpuShares > 0) {
-        sizes = { ...sizes, vcpus: Math.round(hc.CpuShares / 1024) };
-      }
-      this.sizes.set(c.Id, sizes);
-    } catch (err) {
-      // gone meanwhile or the Engine hiccuped: the labels do for this round
-      if (!(err instanceof NotFoundError)) this.log.debug(`inspect for usage failed: ${errorMessage(err)}`);
-    }
-    return sizes;
   }
 
   private stateOf(c: DockerContainerInspect): PowerState {
@@ -906,24 +718,12 @@ export class DockerDriver implements ComputeDriver {
     });
   }
 
-  /** Runs a docker operation, mapping its errors to Nova's. */
-  private async guard(uuid: string, klass: LifecycleFailure | undefined, fn: () => Promise<void>): Promise<void> {
-    try {
-      await fn();
-    } catch (err) {
-      if (err instanceof NovaError) throw err;
-      if (err instanceof NotFoundError) throw instanceNotFound(uuid, err);
-      if (klass && !(err instanceof UnavailableError)) throw lifecycleFailure(klass, uuid, errorMessage(err), err);
-      throw this.wrap(uuid, err);
-    }
+  private guard(uuid: string, klass: LifecycleFailure | undefined, fn: () => Promise<void>): Promise<void> {
+    return guardEngineCall(this.opts.host, uuid, klass, fn);
   }
 
-  /** Engine down → HypervisorUnavailable; anything else keeps its class, tagged with the instance. */
   private wrap(uuid: string | undefined, err: unknown): Error {
-    if (err instanceof NovaError) return err;
-    if (findCause(err, UnavailableError)) return hypervisorUnavailable(this.opts.host, err);
-    if (err instanceof AgentError) return err;
-    return new AgentError(errorMessage(err), { cause: err, fields: uuid ? { instance_uuid: uuid } : {} });
+    return engineError(this.opts.host, uuid, err);
   }
 
   /** Exit status if the container stops with a non-zero status within spawnCheckMs. */
@@ -964,82 +764,6 @@ const REFUSED_FOR_GOOD =
 function refusedForGood(err: unknown): boolean {
   const code = findCause(err, HttpRequestError)?.code;
   return code !== undefined && REFUSED_FOR_GOOD.test(code);
-}
-
-/**
- * The image config a commit overrides: the driver's labels and the instance
- * metadata's env blanked (the Engine can only override, not drop, what the
- * container had), so a container run from the snapshot is never taken for
- * an instance and does not inherit the old instance's metadata.
- */
-export function snapshotConfig(
-  c: Pick<DockerContainerInspect, 'Config'>,
-  extraLabels: Readonly<Record<string, string>>,
-): { labels: Record<string, string>; env?: string[] } {
-  const labels: Record<string, string> = {};
-  for (const k of Object.keys(c.Config.Labels ?? {})) {
-    if (k.startsWith(LABEL_PREFIX) || Object.hasOwn(extraLabels, k)) labels[k] = '';
-  }
-  const env = (c.Config.Env ?? [])
-    .filter((e) => e.startsWith(META_ENV_PREFIX))
-    .map((e) => `${e.slice(0, e.indexOf('=') < 0 ? e.length : e.indexOf('='))}=`);
-  return env.length > 0 ? { labels, env } : { labels };
-}
-
-/**
- * What the snapshot's Glance record gets before its data (Glance refuses
- * data without both formats): docker/raw, libvirt's snapshot properties, and
- * no `docker_image_ref` inherited from the instance's image, which would make
- * a boot pull the base image instead of this data.
- */
-export function snapshotPatch(record: GlanceImage, instance: InstanceSpec): ImagePatchOp[] {
-  const ops: ImagePatchOp[] = [
-    { op: 'add', path: '/container_format', value: 'docker' },
-    { op: 'add', path: '/disk_format', value: 'raw' },
-    { op: 'add', path: '/image_location', value: 'snapshot' },
-    { op: 'add', path: '/image_state', value: 'available' },
-  ];
-  if (instance.project_id) ops.push({ op: 'add', path: '/owner_id', value: instance.project_id });
-  if (record.docker_image_ref !== undefined) ops.push({ op: 'remove', path: '/docker_image_ref' });
-  return ops;
-}
-
-/** A Glance id as a docker repository path component (lowercase, `[a-z0-9]` runs joined by `._-`). */
-function dockerPathComponent(id: string): string {
-  const c = id
-    .toLowerCase()
-    .replace(/[^a-z0-9._-]+/g, '-')
-    .replace(/^[._-]+|[._-]+$/g, '')
-    .replace(/[._-]{2,}/g, '-');
-  return c || 'image';
-}
-
-function num(s: string | undefined): number {
-  const n = Number(s);
-  return Number.isFinite(n) ? n : 0;
-}
-
-/** Engine / Node architecture names → Nova's (obj_fields.Architecture). */
-function archName(a: string): string {
-  switch (a) {
-    case 'x64':
-    case 'amd64':
-    case 'x86_64':
-      return 'x86_64';
-    case 'arm64':
-    case 'aarch64':
-      return 'aarch64';
-    case 'ppc64':
-      return 'ppc64le';
-    default:
-      return a;
-  }
-}
-
-function vendorOf(model: string): string {
-  if (/intel/i.test(model)) return 'Intel';
-  if (/amd/i.test(model)) return 'AMD';
-  return 'unknown';
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {

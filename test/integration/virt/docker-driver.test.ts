@@ -15,16 +15,12 @@ import { findCause } from '../../../src/common/errors.js';
 import { pollUntil } from '../../../src/common/poll.js';
 import type { Readable } from 'node:stream';
 import type { GlanceImage, ImagePatchOp } from '../../../src/clients/glance/client.js';
-import {
-  DockerDriver,
-  SNAPSHOT_REPO,
-  type DockerDriverOptions,
-  type SnapshotGlance,
-} from '../../../src/virt/docker/driver.js';
+import { DockerDriver, type DockerDriverOptions } from '../../../src/virt/docker/driver.js';
 import { DockerArchiveFilter } from '../../../src/virt/docker/image-archive.js';
 import { JOURNAL_FILE } from '../../../src/virt/docker/lifecycle-journal.js';
 import { LocalImageResolver, type ImageResolver } from '../../../src/virt/docker/image-resolver.js';
 import { LABELS, containerName } from '../../../src/virt/docker/labels.js';
+import { SNAPSHOT_REPO, type SnapshotGlance } from '../../../src/virt/docker/snapshot.js';
 import { versionToInt } from '../../../src/virt/driver.js';
 import { PowerState } from '../../../src/virt/power-state.js';
 import type { ImageMeta, InstanceSpec } from '../../../src/virt/types.js';
