@@ -176,7 +176,10 @@ rc=0
 inlab sh -c "cd $WS && tempest run --concurrency ${TEMPEST_CONCURRENCY:-2} --regex '$REGEX'" >"$STATE/tempest-run.log" 2>&1 || rc=$?
 say "tempest run: $((SECONDS - t0)) s, exit $rc (log $STATE/tempest-run.log)"
 grep -E '^ - (Passed|Failed|Skipped|Expected Fail|Unexpected Success):' "$STATE/tempest-run.log" || tail -20 "$STATE/tempest-run.log"
-# every failure: id and the first line naming the error
-inlab sh -c "cd $WS && stestr last --subunit | subunit2csv" 2>/dev/null |
-  awk -F, '$2 == "fail" {print $1}' | sed 's/^/FAILED /' | tee "$STATE/failed.txt" || true
+# every failure's id (stestr failing), and its error lines from the run log
+inlab sh -c "cd $WS && stestr failing --list" 2>/dev/null | sed 's/\[.*//' | sort -u >"$STATE/failed.txt" || true
+while read -r t; do
+  echo "FAILED $t"
+  grep -A40 -F "$t" "$STATE/tempest-run.log" | grep -m2 -E '^ *[A-Za-z_.]+(Error|Exception|Failure|Mismatch)[A-Za-z]*:' | sed 's/^/    /'
+done <"$STATE/failed.txt"
 exit $rc
