@@ -180,6 +180,6 @@ grep -E '^ - (Passed|Failed|Skipped|Expected Fail|Unexpected Success):' "$STATE/
 inlab sh -c "cd $WS && stestr failing --list" 2>/dev/null | sed 's/\[.*//' | sort -u >"$STATE/failed.txt" || true
 while read -r t; do
   echo "FAILED $t"
-  grep -A40 -F "$t" "$STATE/tempest-run.log" | grep -m2 -E '^ *[A-Za-z_.]+(Error|Exception|Failure|Mismatch)[A-Za-z]*:' | sed 's/^/    /'
+  grep -A40 -F "$t" "$STATE/tempest-run.log" | grep -m1 -E '^ *[A-Za-z_.]+(Error|Exception|Failure|Mismatch)[A-Za-z]*:' | sed 's/^/    /'
 done <"$STATE/failed.txt"
 exit $rc
