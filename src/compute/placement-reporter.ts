@@ -9,7 +9,7 @@ import type { Logger } from '../common/log.js';
 import { PLACEMENT_ERROR_CODES, PlacementClient, type PlacementKeystone } from '../clients/placement/index.js';
 import type { RequestContext } from '../rpc/context.js';
 import type { AvailableResource } from '../virt/types.js';
-import type { PlacementReporter } from './manager.js';
+import type { PlacementReporter } from './collaborators.js';
 import { computeInventories, mergeProviderTraits } from './resource-tracker-math.js';
 import { CONTAINER_DRIVER_CAPABILITIES } from '../virt/driver.js';
 import { NovaError } from '../common/errors.js';

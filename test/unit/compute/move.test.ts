@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { NovaError } from '../../../src/common/errors.js';
-import type { ImageAPI } from '../../../src/compute/move.js';
+import type { ImageAPI } from '../../../src/compute/collaborators.js';
 import { NovaObject } from '../../../src/objects/base.js';
 import { contextFromValues } from '../../../src/rpc/context.js';
 import { pollUntil } from '../../../src/common/poll.js';
