@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../common/log.js';
 import { errorMessage, NovaError } from '../common/errors.js';
 import { listObjects, NovaObject, novaDateTime } from '../objects/base.js';
-import { ConductorAPI, isRemote } from '../objects/conductor.js';
+import { type Conductor, isRemote } from '../objects/conductor.js';
 import type { NovaRelease } from '../objects/releases.js';
 import { adminContext, type RequestContext } from '../rpc/context.js';
 import type { Endpoint, RpcArgs, RpcHandler } from '../rpc/dispatcher.js';
@@ -161,7 +161,7 @@ export class ComputeManager {
   }
 
   constructor(
-    private readonly conductor: ConductorAPI,
+    private readonly conductor: Conductor,
     private readonly driver: ComputeDriver,
     private readonly placement: PlacementReporter,
     private readonly scheduler: SchedulerNotifier,

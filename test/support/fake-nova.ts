@@ -12,7 +12,6 @@ import type { PlacementReporter, SchedulerNotifier, SnapshotImageApi } from '../
 import { ComputeManager, type ComputeManagerOptions } from '../../src/compute/manager.js';
 import { instanceSpec } from '../../src/compute/instance.js';
 import { NovaObject, type ObjectPrimitive } from '../../src/objects/base.js';
-import type { ConductorAPI } from '../../src/objects/conductor.js';
 import { ZED } from '../../src/objects/releases.js';
 import { FakeDriver } from '../../src/virt/fake/driver.js';
 import { PowerState } from '../../src/virt/power-state.js';
@@ -189,7 +188,7 @@ export function setup(
   const placement = new FakePlacement();
   const scheduler = new FakeScheduler();
   const manager = new ComputeManager(
-    conductor as unknown as ConductorAPI,
+    conductor,
     driver,
     placement,
     scheduler,
