@@ -186,7 +186,7 @@ describe('rpc/server observer', () => {
   it('reports received messages, failures by exception class and replies', async () => {
     const transport = new FakeTransport();
     const m = new AgentMetrics({ version: '1', host: 'h', processMetrics: false });
-    const server = new RpcServer(transport.asTransport, {
+    const server = new RpcServer(transport, {
       exchange: 'nova',
       topic: 'compute',
       server: 'h',
