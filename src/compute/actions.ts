@@ -22,7 +22,7 @@ import {
   isNovaException,
 } from './instance-store.js';
 import { cleanUpShelved } from './shelve.js';
-import type { SnapshotImageApi } from './snapshot.js';
+import type { SnapshotImageApi } from './collaborators.js';
 import { VmState } from './states.js';
 
 /** nova/compute/task_states.py, the ones these actions move through. */

@@ -7,7 +7,7 @@
 import type { Logger } from '../common/log.js';
 import { errorMessage, findCause, NovaError } from '../common/errors.js';
 import { NovaObject } from '../objects/base.js';
-import { type ConductorAPI, isRemote } from '../objects/conductor.js';
+import { type Conductor, isRemote } from '../objects/conductor.js';
 import { versionAtLeast, type NovaRelease } from '../objects/releases.js';
 import { contextLogFields, type RequestContext } from '../rpc/context.js';
 import type { ComputeDriver } from '../virt/driver.js';
@@ -80,7 +80,7 @@ export class InstanceStore {
   readonly locks = new InstanceLocks();
 
   constructor(
-    readonly conductor: ConductorAPI,
+    readonly conductor: Conductor,
     readonly release: NovaRelease,
     readonly host: string,
     private readonly logger: Logger,

@@ -8,10 +8,9 @@ import { hostname as osHostname } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../common/log.js';
-import type { ConsumerAllocations } from '../clients/placement/types.js';
 import { errorMessage, NovaError } from '../common/errors.js';
 import { listObjects, NovaObject, novaDateTime } from '../objects/base.js';
-import { ConductorAPI, isRemote } from '../objects/conductor.js';
+import { type Conductor, isRemote } from '../objects/conductor.js';
 import type { NovaRelease } from '../objects/releases.js';
 import { adminContext, type RequestContext } from '../rpc/context.js';
 import type { Endpoint, RpcArgs, RpcHandler } from '../rpc/dispatcher.js';
@@ -21,6 +20,14 @@ import type { DriverEvent } from '../virt/event.js';
 import { PowerState } from '../virt/power-state.js';
 import type { AvailableResource } from '../virt/types.js';
 import { InstanceActions } from './actions.js';
+import type {
+  BootTiming,
+  ComputeCaster,
+  ImageAPI,
+  PlacementReporter,
+  SchedulerNotifier,
+  SnapshotImageApi,
+} from './collaborators.js';
 import { imageMetaOf, nilHostAndNode } from './instance.js';
 import { deletedMeanwhile, driverContext, InstanceStore, type LogLevel } from './instance-store.js';
 import type { InstanceLocks } from './instance-lock.js';
@@ -30,38 +37,12 @@ import { PowerStateSync } from './power-sync.js';
 import { countedInstances } from './resource-tracker-math.js';
 import { cleanupRunningDeletedInstances, type RunningDeletedAction } from './running-deleted.js';
 import { recoverHost, type OrphanPolicy, type RecoveryAction } from './recovery.js';
-import { SnapshotActions, type SnapshotImageApi } from './snapshot.js';
-import { MoveActions, type ComputeCaster, type ImageAPI } from './move.js';
+import { SnapshotActions } from './snapshot.js';
+import { MoveActions } from './move.js';
 import { ShelveActions } from './shelve.js';
 import { PowerStateValue, TaskState, VmState } from './states.js';
 
 const LOGGER = 'nova_docker.compute.manager';
-
-/** What the manager needs from Placement (src/clients/placement behind it). */
-export interface PlacementReporter {
-  /** Ensures the provider, its inventory and traits match the node (COMPUTE_STATUS_DISABLED when `disabled`). */
-  syncProvider(
-    ctx: RequestContext,
-    node: { uuid: string; name: string },
-    resources: AvailableResource,
-    disabled: boolean,
-  ): Promise<void>;
-  /** Removes an instance's allocations; a missing consumer is fine. */
-  deleteAllocations(ctx: RequestContext, instanceUuid: string): Promise<void>;
-  /** GET /allocations/{consumer} (report.py get_allocs_for_consumer). */
-  getAllocations(ctx: RequestContext, consumerUuid: string): Promise<ConsumerAllocations>;
-  /** report.py move_allocations: true when moved (or already moved); AllocationMoveFailed on a consumer conflict. */
-  moveAllocations(ctx: RequestContext, sourceConsumer: string, targetConsumer: string): Promise<boolean>;
-  /** report.py delete_allocation_for_instance(force=False); AllocationDeleteFailed on a conflict. */
-  deleteMigrationAllocations(ctx: RequestContext, consumerUuid: string): Promise<boolean>;
-}
-
-/** The scheduler's instance-info fanout casts (nova/scheduler/rpcapi.py, version 4.2). */
-export interface SchedulerNotifier {
-  updateInstanceInfo(ctx: RequestContext, hostName: string, instance: NovaObject): Promise<void>;
-  deleteInstanceInfo(ctx: RequestContext, hostName: string, instanceUuid: string): Promise<void>;
-  syncInstanceInfo(ctx: RequestContext, hostName: string, instanceUuids: string[]): Promise<void>;
-}
 
 export interface ComputeManagerOptions {
   host: string;
@@ -104,24 +85,6 @@ export interface ComputeManagerOptions {
  * more than the cost of a failed connect (one GET /version) every few seconds.
  */
 const HYPERVISOR_RETRY_MS = { first: 1000, max: 5000 };
-
-/**
- * Phase timings of one boot, ms since the cast arrived (for bench/boot and
- * metrics); 0 = not reached. The state saves (→ spawning) overlap the driver's
- * image fetch and guest creation, so those marks come in either order.
- */
-export interface BootTiming {
-  instance_uuid: string;
-  received: number;
-  spawning: number;
-  /** The driver has the image locally. */
-  image_ready: number;
-  /** The driver created the guest (not started yet). */
-  guest_created: number;
-  spawned: number;
-  active: number;
-  ok: boolean;
-}
 
 /** Calls a compute host answers with a failure instead of silence (compute RPC 6.x). */
 export const UNSUPPORTED_CALLS = [
@@ -199,7 +162,7 @@ export class ComputeManager {
   }
 
   constructor(
-    private readonly conductor: ConductorAPI,
+    private readonly conductor: Conductor,
     private readonly driver: ComputeDriver,
     private readonly placement: PlacementReporter,
     private readonly scheduler: SchedulerNotifier,

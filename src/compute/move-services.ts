@@ -8,7 +8,7 @@ import { type GlanceClient, imageProperties } from '../clients/glance/client.js'
 import type { RpcClient } from '../rpc/client.js';
 import { imageNotFound } from '../virt/errors.js';
 import type { ImageMeta } from '../virt/types.js';
-import type { ComputeCaster, ImageAPI } from './move.js';
+import type { ComputeCaster, ImageAPI } from './collaborators.js';
 
 export function glanceImageAPI(glance: GlanceClient): ImageAPI {
   return {

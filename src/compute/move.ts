@@ -27,19 +27,8 @@ import {
   type InstanceStore,
   isNovaException,
 } from './instance-store.js';
-import type { PlacementReporter, SchedulerNotifier } from './manager.js';
+import type { ComputeCaster, ImageAPI, PlacementReporter, SchedulerNotifier } from './collaborators.js';
 import { PowerStateValue, TaskState, VmState } from './states.js';
-
-/** ImageMeta.from_image_ref: the image record behind an image_ref. */
-export interface ImageAPI {
-  /** ImageNotFound (NovaError) when the image does not exist. */
-  show(ctx: RequestContext, imageId: string): Promise<ImageMeta>;
-}
-
-/** The compute RPC API casts one compute host makes to another (nova/compute/rpcapi.py). */
-export interface ComputeCaster {
-  cast(ctx: RequestContext, host: string, method: string, args: RpcArgs, version: string): Promise<void>;
-}
 
 export interface MoveDeps {
   store: InstanceStore;

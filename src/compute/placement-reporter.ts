@@ -6,10 +6,15 @@
  */
 import type { Config } from '../config/index.js';
 import type { Logger } from '../common/log.js';
-import { PLACEMENT_ERROR_CODES, PlacementClient, type PlacementKeystone } from '../clients/placement/index.js';
+import {
+  PLACEMENT_ERROR_CODES,
+  PlacementClient,
+  type PlacementAllocations,
+  type PlacementKeystone,
+} from '../clients/placement/index.js';
 import type { RequestContext } from '../rpc/context.js';
 import type { AvailableResource } from '../virt/types.js';
-import type { PlacementReporter } from './manager.js';
+import type { PlacementReporter } from './collaborators.js';
 import { computeInventories, mergeProviderTraits } from './resource-tracker-math.js';
 import { CONTAINER_DRIVER_CAPABILITIES } from '../virt/driver.js';
 import { NovaError } from '../common/errors.js';
@@ -25,7 +30,7 @@ const MOVE_ATTEMPTS = 4;
  * Returns false when placement refused it otherwise or the retries ran out.
  */
 export async function moveAllocations(
-  client: PlacementClient,
+  client: PlacementAllocations,
   ctx: RequestContext,
   source: string,
   target: string,
@@ -81,7 +86,7 @@ export async function moveAllocations(
  * is AllocationDeleteFailed.
  */
 export async function deleteAllocationChecked(
-  client: PlacementClient,
+  client: PlacementAllocations,
   ctx: RequestContext,
   consumer: string,
 ): Promise<boolean> {

@@ -30,7 +30,7 @@ import type { ComputeDriver } from '../virt/driver.js';
 import { PowerState } from '../virt/power-state.js';
 import type { InstanceSpec, RebootType } from '../virt/types.js';
 import { driverContext, type InstanceStore } from './instance-store.js';
-import type { PlacementReporter, SchedulerNotifier } from './manager.js';
+import type { PlacementReporter, SchedulerNotifier } from './collaborators.js';
 import { VmState } from './states.js';
 
 export type OrphanPolicy = 'remove' | 'log';

@@ -1,6 +1,6 @@
 /** The scheduler's instance-info fanout casts on `scheduler_fanout` (nova/scheduler/rpcapi.py 4.2). */
 import type { RpcClient } from '../rpc/client.js';
-import type { SchedulerNotifier } from './manager.js';
+import type { SchedulerNotifier } from './collaborators.js';
 
 const VERSION = '4.2';
 

@@ -37,8 +37,8 @@ import {
   type InstanceStore,
   isNovaException,
 } from './instance-store.js';
-import type { PlacementReporter, SchedulerNotifier } from './manager.js';
-import { callContext, type SnapshotImageApi } from './snapshot.js';
+import type { PlacementReporter, SchedulerNotifier, SnapshotImageApi } from './collaborators.js';
+import { callContext } from './snapshot.js';
 import { PowerStateValue, TaskState, VmState } from './states.js';
 
 /** The system_metadata keys a shelve adds and an unshelve removes (remove_shelved_keys_from_system_metadata). */

@@ -10,13 +10,13 @@
  */
 import { errorMessage } from '../common/errors.js';
 import { NotFoundError } from '../clients/errors.js';
-import type { ImageListQuery } from '../clients/glance/client.js';
 import type { CallContext } from '../clients/http.js';
 import type { NovaObject } from '../objects/base.js';
 import type { RequestContext } from '../rpc/context.js';
 import type { RpcArgs, RpcHandler } from '../rpc/dispatcher.js';
 import type { ComputeDriver } from '../virt/driver.js';
 import type { UpdateTaskState } from '../virt/types.js';
+import type { SnapshotImageApi } from './collaborators.js';
 import { currentPowerState, driverContext, type InstanceStore, isNovaException } from './instance-store.js';
 import { PowerStateValue } from './states.js';
 
@@ -29,13 +29,6 @@ export const SnapshotTaskState = {
   IMAGE_BACKUP: 'image_backup',
 } as const;
 const T = SnapshotTaskState;
-
-/** The Glance calls the manager makes around a snapshot (GlanceClient fits). */
-export interface SnapshotImageApi {
-  showImage(ctx: CallContext | undefined, id: string): Promise<{ id: string; status?: string }>;
-  deleteImage(ctx: CallContext | undefined, id: string): Promise<void>;
-  listImages(ctx: CallContext | undefined, q: ImageListQuery): Promise<Array<{ id: string }>>;
-}
 
 /** The Glance call context of a request: its token and request ids. */
 export function callContext(ctx: RequestContext): CallContext {

@@ -375,5 +375,6 @@ export function loadConfigWith(
  * problem (missing files, syntax, types, ranges, required options).
  */
 export function loadConfig(opts: LoadOptions): Config {
-  return loadConfigWith(OPTIONS, opts) as unknown as Config;
+  // Config is derived from OPTIONS' own type, and the resolver set exactly OPTIONS' groups and names
+  return loadConfigWith(OPTIONS, opts) as Config;
 }

@@ -5,7 +5,7 @@
  * none of them depends on a metrics library.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { BootTiming } from '../compute/manager.js';
+import type { BootTiming } from '../compute/collaborators.js';
 import type { RpcObserver } from '../rpc/server.js';
 import type { ImageCacheObserver } from '../virt/docker/images.js';
 import { POWER_STATE_NAMES, type PowerState } from '../virt/power-state.js';

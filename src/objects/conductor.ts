@@ -8,7 +8,46 @@ import { RemoteError } from '../rpc/errors.js';
 import { NovaObject, isObjectPrimitive } from './base.js';
 import { objectManifest, type NovaRelease } from './releases.js';
 
-export class ConductorAPI {
+/**
+ * What the compute service asks of nova-conductor: object persistence and a
+ * ping. ConductorAPI is the one over RPC; the unit tests' in-memory
+ * conductor (test/support/fake-conductor.ts) implements the same interface,
+ * so the compiler checks it against what the manager calls.
+ */
+export interface Conductor {
+  /** baseapi ping; nova-compute loops on it at start until the conductor answers. */
+  ping(ctx: RequestContext, timeoutS?: number): Promise<unknown>;
+  /** Calls an object classmethod on the conductor; returns the raw (primitive) result. */
+  classAction(
+    ctx: RequestContext,
+    objname: string,
+    objmethod: string,
+    args: unknown[],
+    kwargs?: Record<string, unknown>,
+    opts?: { timeoutS?: number },
+  ): Promise<unknown>;
+  /** Like classAction, decoding an object result (null stays null). */
+  classActionObject(
+    ctx: RequestContext,
+    objname: string,
+    objmethod: string,
+    args: unknown[],
+    kwargs?: Record<string, unknown>,
+  ): Promise<NovaObject | null>;
+  /**
+   * Runs `obj.<objmethod>(*args, **kwargs)` on the conductor and applies the
+   * field updates it sends back to `obj`; returns the method's result.
+   */
+  objectAction(
+    ctx: RequestContext,
+    obj: NovaObject,
+    objmethod: string,
+    args?: unknown[],
+    kwargs?: Record<string, unknown>,
+  ): Promise<unknown>;
+}
+
+export class ConductorAPI implements Conductor {
   constructor(
     private readonly rpc: RpcClient,
     private readonly release: NovaRelease,

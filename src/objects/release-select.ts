@@ -9,7 +9,7 @@
  * (ServiceTooOld from its version cap), so both are refused here.
  */
 import type { RequestContext } from '../rpc/context.js';
-import type { ConductorAPI } from './conductor.js';
+import type { Conductor } from './conductor.js';
 import { CONTROL_PLANES, RELEASES, releaseNamed, type NovaRelease } from './releases.js';
 
 /** The agent's release cannot join this control plane. */
@@ -91,7 +91,7 @@ export function selectRelease(setting: string, cp: ControlPlane): NovaRelease {
  * selects the release. Waits for the conductor as nova-compute does.
  */
 export async function resolveRelease(
-  conductor: ConductorAPI,
+  conductor: Conductor,
   ctx: RequestContext,
   setting: string,
   onWait: (attempt: number, err: unknown) => void,

@@ -12,7 +12,7 @@ import { decodeEnvelope, encodeEnvelope, type OsloMessage } from './envelope.js'
 import { RpcTimeoutError } from './errors.js';
 import { deserializeFailure } from './failure.js';
 import { fanoutExchange, topicExchange, transientQueue, type QueueFlags } from './flags.js';
-import type { AmqpTransport } from './transport.js';
+import type { Transport } from './transport.js';
 
 const LOGGER = 'nova_docker.rpc.client';
 
@@ -33,7 +33,7 @@ export class ReplyListener {
   private starting: Promise<void> | undefined;
 
   constructor(
-    private readonly transport: AmqpTransport,
+    private readonly transport: Transport,
     private readonly flags: QueueFlags,
     private readonly logger: Logger,
   ) {}
@@ -112,7 +112,7 @@ export interface CallOptions {
 
 export class RpcClient {
   constructor(
-    private readonly transport: AmqpTransport,
+    private readonly transport: Transport,
     private readonly replies: ReplyListener,
     private readonly opts: RpcClientOptions,
   ) {}

@@ -13,7 +13,7 @@ import { decodeEnvelope, encodeEnvelope, type OsloMessage } from './envelope.js'
 import { MalformedMessageError } from './errors.js';
 import { serializeFailure } from './failure.js';
 import { fanoutExchange, topicExchange, topicQueue, transientQueue, type QueueFlags } from './flags.js';
-import type { AmqpTransport, Delivery } from './transport.js';
+import type { Delivery, Transport } from './transport.js';
 
 /**
  * What the server reports as it works (metrics); implementations must not
@@ -63,7 +63,7 @@ export class RpcServer {
   readonly fanoutQueue: string;
 
   constructor(
-    private readonly transport: AmqpTransport,
+    private readonly transport: Transport,
     private readonly opts: RpcServerOptions,
   ) {
     this.dispatcher = new Dispatcher(opts.endpoints);

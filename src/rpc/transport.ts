@@ -91,7 +91,22 @@ interface ActiveConsumer {
 
 type State = 'idle' | 'connecting' | 'connected' | 'closing' | 'closed';
 
-export class AmqpTransport extends EventEmitter {
+/**
+ * What the RPC server and client need of the broker: consume a queue (again
+ * after every reconnect), delete one, publish with a confirm. AmqpTransport
+ * is the one over amqplib; the unit tests' FakeTransport implements the same
+ * interface.
+ */
+export interface Transport {
+  /** Declares, binds and consumes a queue now and after every reconnect; resolves to its cancel. */
+  addConsumer(spec: ConsumerSpec): Promise<() => Promise<void>>;
+  /** Deletes a queue; no-op when not connected. */
+  deleteQueue(name: string): Promise<void>;
+  /** Publishes and waits for the broker's confirm (TransportError past the deadline or on a nack). */
+  publish(exchange: string, routingKey: string, body: Buffer, opts: PublishOptions): Promise<void>;
+}
+
+export class AmqpTransport extends EventEmitter implements Transport {
   private state: State = 'idle';
   private conn: amqp.ChannelModel | undefined;
   private pubChannel: amqp.ConfirmChannel | undefined;

@@ -7,6 +7,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { NovaObject } from '../../src/objects/base.js';
+import type { Conductor } from '../../src/objects/conductor.js';
 import { versionAtLeast } from '../../src/objects/releases.js';
 import { RemoteError } from '../../src/rpc/errors.js';
 
@@ -46,7 +47,7 @@ function instanceList(rows: Array<Record<string, unknown>>) {
 }
 
 /** Nova's conductor, in memory: instance and migration rows, guarded saves, faults, events. */
-export class FakeConductor {
+export class FakeConductor implements Conductor {
   readonly rows = new Map<string, Record<string, unknown>>();
   /** Migration rows by id (what prep_resize and the resize steps save). */
   readonly migrations = new Map<number, Record<string, unknown>>();

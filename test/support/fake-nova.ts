@@ -8,16 +8,10 @@ import { randomUUID } from 'node:crypto';
 import { nullLogger, type Logger } from '../../src/common/log.js';
 import { NotFoundError } from '../../src/clients/errors.js';
 import type { ConsumerAllocations } from '../../src/clients/placement/types.js';
-import {
-  ComputeManager,
-  type ComputeManagerOptions,
-  type PlacementReporter,
-  type SchedulerNotifier,
-} from '../../src/compute/manager.js';
-import type { SnapshotImageApi } from '../../src/compute/snapshot.js';
+import type { PlacementReporter, SchedulerNotifier, SnapshotImageApi } from '../../src/compute/collaborators.js';
+import { ComputeManager, type ComputeManagerOptions } from '../../src/compute/manager.js';
 import { instanceSpec } from '../../src/compute/instance.js';
 import { NovaObject, type ObjectPrimitive } from '../../src/objects/base.js';
-import type { ConductorAPI } from '../../src/objects/conductor.js';
 import { ZED } from '../../src/objects/releases.js';
 import { FakeDriver } from '../../src/virt/fake/driver.js';
 import { PowerState } from '../../src/virt/power-state.js';
@@ -194,7 +188,7 @@ export function setup(
   const placement = new FakePlacement();
   const scheduler = new FakeScheduler();
   const manager = new ComputeManager(
-    conductor as unknown as ConductorAPI,
+    conductor,
     driver,
     placement,
     scheduler,

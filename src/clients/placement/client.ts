@@ -303,7 +303,18 @@ interface Answer {
   remoteRequestId: string | undefined;
 }
 
-export class PlacementClient {
+/**
+ * The consumer allocation calls a compute host makes around a move (nova's
+ * report.py move_allocations and delete_allocation_for_instance):
+ * PlacementClient implements it, and so do the unit tests' fakes.
+ */
+export interface PlacementAllocations {
+  getAllocations(consumerUuid: string, ctx?: CallContext): Promise<ConsumerAllocations>;
+  putAllocations(consumerUuid: string, body: AllocationWrite, ctx?: CallContext): Promise<AllocationWriteResult>;
+  postAllocations(body: Record<string, AllocationWrite>, ctx?: CallContext): Promise<AllocationWriteResult>;
+}
+
+export class PlacementClient implements PlacementAllocations {
   readonly #keystone: PlacementKeystone;
   readonly #override: string | undefined;
   readonly #endpointQuery: EndpointQuery;

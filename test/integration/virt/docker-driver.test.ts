@@ -390,7 +390,8 @@ describe('DockerDriver (docker specifics)', function () {
     const id = loaded.find((r) => r.startsWith('sha256:')) ?? loaded[0]!;
     try {
       const img = await docker.inspectImage(id);
-      const labels = (img as unknown as { Config: { Labels?: Record<string, string> } }).Config.Labels ?? {};
+      assert.ok(img?.Config, 'the loaded image has a Config');
+      const labels = img.Config.Labels ?? {};
       for (const [k, v] of Object.entries(labels)) if (k.startsWith('org.openstack.nova.')) assert.equal(v, '', k);
       const again = makeInstance(HOST);
       await spawn(d, again, { id: randomUUID(), name: id, properties: {} });

@@ -12,7 +12,6 @@ import { InstanceActions } from '../../../src/compute/actions.js';
 import { InstanceStore } from '../../../src/compute/instance-store.js';
 import { tailLength } from '../../../src/compute/manager.js';
 import { NovaObject } from '../../../src/objects/base.js';
-import type { ConductorAPI } from '../../../src/objects/conductor.js';
 import { ZED } from '../../../src/objects/releases.js';
 import { contextFromValues } from '../../../src/rpc/context.js';
 import { lifecycleFailure, notImplemented } from '../../../src/virt/errors.js';
@@ -24,7 +23,7 @@ const ctx = contextFromValues({ request_id: 'req-action', roles: ['member'], pro
 /** The shared manager setup, plus power actions on their own store (and its locks), as the manager builds them. */
 function setup() {
   const t = fakeNova();
-  const store = new InstanceStore(t.conductor as unknown as ConductorAPI, ZED, HOST, nullLogger());
+  const store = new InstanceStore(t.conductor, ZED, HOST, nullLogger());
   const actions = new InstanceActions(store, t.driver);
   return { ...t, store, actions };
 }

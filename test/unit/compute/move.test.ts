@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { NovaError } from '../../../src/common/errors.js';
-import type { ImageAPI } from '../../../src/compute/move.js';
+import type { ImageAPI } from '../../../src/compute/collaborators.js';
 import { NovaObject } from '../../../src/objects/base.js';
 import { contextFromValues } from '../../../src/rpc/context.js';
 import { pollUntil } from '../../../src/common/poll.js';
@@ -254,22 +254,40 @@ describe('compute/move: the instance lock', () => {
    * A driver call held open until released; `order` records when it settles
    * and every destroy, so a terminate that did not wait shows up in it.
    */
-  function hold<K extends 'spawn' | 'snapshot' | 'migrateDiskAndPowerOff'>(t: ReturnType<typeof setup>, method: K) {
+  function hold(t: ReturnType<typeof setup>, method: 'spawn' | 'snapshot' | 'migrateDiskAndPowerOff') {
     const order: string[] = [];
     let entered!: () => void;
     const inCall = new Promise<void>((r) => (entered = r));
     let release!: () => void;
     const mayFinish = new Promise<void>((r) => (release = r));
-    const real = (t.driver[method] as (...a: unknown[]) => Promise<unknown>).bind(t.driver);
-    (t.driver as unknown as Record<string, unknown>)[method] = async (...a: unknown[]) => {
+    const held = async <T>(call: () => Promise<T>): Promise<T> => {
       entered();
       await mayFinish;
       try {
-        return await real(...a);
+        return await call();
       } finally {
         order.push(`${method} settled`);
       }
     };
+    const d = t.driver;
+    // one case per method, so each replacement is checked against the driver's own signature
+    switch (method) {
+      case 'spawn': {
+        const real = d.spawn.bind(d);
+        d.spawn = (...a) => held(() => real(...a));
+        break;
+      }
+      case 'snapshot': {
+        const real = d.snapshot.bind(d);
+        d.snapshot = (...a) => held(() => real(...a));
+        break;
+      }
+      case 'migrateDiskAndPowerOff': {
+        const real = d.migrateDiskAndPowerOff.bind(d);
+        d.migrateDiskAndPowerOff = (...a) => held(() => real(...a));
+        break;
+      }
+    }
     const destroy = t.driver.destroy.bind(t.driver);
     t.driver.destroy = async (...a) => {
       order.push('destroy');

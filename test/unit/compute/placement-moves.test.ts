@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { nullLogger } from '../../../src/common/log.js';
 import { NovaError } from '../../../src/common/errors.js';
-import type { PlacementClient } from '../../../src/clients/placement/index.js';
+import type { PlacementAllocations } from '../../../src/clients/placement/index.js';
 import type {
   AllocationWrite,
   AllocationWriteResult,
@@ -11,7 +11,7 @@ import type {
 import { deleteAllocationChecked, moveAllocations } from '../../../src/compute/placement-reporter.js';
 import { adminContext } from '../../../src/rpc/context.js';
 
-class FakeClient {
+class FakeClient implements PlacementAllocations {
   consumers: Record<string, ConsumerAllocations> = {};
   posts: Array<Record<string, AllocationWrite>> = [];
   puts: Array<[string, AllocationWrite]> = [];
@@ -41,7 +41,7 @@ describe('compute/placement-reporter: allocation moves', () => {
   it('move_allocations: one POST, source emptied with its generation, target gets the resources', async () => {
     const c = new FakeClient();
     c.consumers.mig = held(3);
-    assert.equal(await moveAllocations(c as unknown as PlacementClient, ctx, 'mig', 'inst', nullLogger()), true);
+    assert.equal(await moveAllocations(c, ctx, 'mig', 'inst', nullLogger()), true);
     assert.deepEqual(c.posts, [
       {
         mig: { allocations: {}, project_id: 'p', user_id: 'u', consumer_generation: 3 },
@@ -58,7 +58,7 @@ describe('compute/placement-reporter: allocation moves', () => {
   it('already moved (source empty, target held): true without a POST', async () => {
     const c = new FakeClient();
     c.consumers.inst = held(1);
-    assert.equal(await moveAllocations(c as unknown as PlacementClient, ctx, 'mig', 'inst', nullLogger()), true);
+    assert.equal(await moveAllocations(c, ctx, 'mig', 'inst', nullLogger()), true);
     assert.equal(c.posts.length, 0);
   });
 
@@ -69,25 +69,25 @@ describe('compute/placement-reporter: allocation moves', () => {
       { ok: false, status: 409, code: 'placement.concurrent_update', detail: 'consumer generation conflict' },
     ];
     await assert.rejects(
-      moveAllocations(c as unknown as PlacementClient, ctx, 'mig', 'inst', nullLogger()),
+      moveAllocations(c, ctx, 'mig', 'inst', nullLogger()),
       (e: unknown) => e instanceof NovaError && e.novaClass === 'AllocationMoveFailed',
     );
     c.answers = [
       { ok: false, status: 409, code: 'placement.concurrent_update', detail: 'resource provider generation' },
     ];
-    assert.equal(await moveAllocations(c as unknown as PlacementClient, ctx, 'mig', 'inst', nullLogger()), true);
+    assert.equal(await moveAllocations(c, ctx, 'mig', 'inst', nullLogger()), true);
     assert.equal(c.posts.length, 3);
   });
 
   it('delete (force=False): PUT of empty allocations with the consumer generation; nothing held → false', async () => {
     const c = new FakeClient();
-    assert.equal(await deleteAllocationChecked(c as unknown as PlacementClient, ctx, 'mig'), false);
+    assert.equal(await deleteAllocationChecked(c, ctx, 'mig'), false);
     c.consumers.mig = held(5);
-    assert.equal(await deleteAllocationChecked(c as unknown as PlacementClient, ctx, 'mig'), true);
+    assert.equal(await deleteAllocationChecked(c, ctx, 'mig'), true);
     assert.deepEqual(c.puts, [['mig', { allocations: {}, project_id: 'p', user_id: 'u', consumer_generation: 5 }]]);
     c.answers = [{ ok: false, status: 409, detail: 'consumer generation conflict' }];
     await assert.rejects(
-      deleteAllocationChecked(c as unknown as PlacementClient, ctx, 'mig'),
+      deleteAllocationChecked(c, ctx, 'mig'),
       (e: unknown) => e instanceof NovaError && e.novaClass === 'AllocationDeleteFailed',
     );
   });

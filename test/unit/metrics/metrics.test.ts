@@ -3,7 +3,7 @@ import { request } from 'node:http';
 import { nullLogger } from '../../../src/common/log.js';
 import { NovaError } from '../../../src/common/errors.js';
 import { pollUntil } from '../../../src/common/poll.js';
-import type { BootTiming } from '../../../src/compute/manager.js';
+import type { BootTiming } from '../../../src/compute/collaborators.js';
 import { AgentMetrics } from '../../../src/metrics/metrics.js';
 import { startMetricsServer } from '../../../src/metrics/server.js';
 import { encodeEnvelope } from '../../../src/rpc/envelope.js';
@@ -186,7 +186,7 @@ describe('rpc/server observer', () => {
   it('reports received messages, failures by exception class and replies', async () => {
     const transport = new FakeTransport();
     const m = new AgentMetrics({ version: '1', host: 'h', processMetrics: false });
-    const server = new RpcServer(transport.asTransport, {
+    const server = new RpcServer(transport, {
       exchange: 'nova',
       topic: 'compute',
       server: 'h',

@@ -1,7 +1,7 @@
-import type { AmqpTransport, ConsumerSpec } from '../../../src/rpc/transport.js';
+import type { ConsumerSpec, Transport } from '../../../src/rpc/transport.js';
 
-/** Just enough of AmqpTransport for an RpcServer: consumers and published replies. */
-export class FakeTransport {
+/** The broker in memory, for an RpcServer under test: its consumers and the replies it published. */
+export class FakeTransport implements Transport {
   consumers: ConsumerSpec[] = [];
   published: Array<{ routingKey: string; body: Buffer }> = [];
   addConsumer(spec: ConsumerSpec): Promise<() => Promise<void>> {
@@ -14,8 +14,5 @@ export class FakeTransport {
   publish(_exchange: string, routingKey: string, body: Buffer): Promise<void> {
     this.published.push({ routingKey, body });
     return Promise.resolve();
-  }
-  get asTransport(): AmqpTransport {
-    return this as unknown as AmqpTransport;
   }
 }

@@ -8,7 +8,7 @@ import { FakeTransport } from './fake-transport.js';
 describe('rpc/server stop', () => {
   function serverWith(handler: () => Promise<unknown>): { server: RpcServer; transport: FakeTransport } {
     const transport = new FakeTransport();
-    const server = new RpcServer(transport.asTransport, {
+    const server = new RpcServer(transport, {
       exchange: 'nova',
       topic: 'compute',
       server: 'h',

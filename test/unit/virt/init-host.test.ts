@@ -32,16 +32,29 @@ const unavailable = (err: unknown): boolean => {
   return true;
 };
 
-/** A client whose every call fails the way the socket call does with Node error `code`. */
+/** A client whose version calls fail the way the socket call does with Node error `code` (nothing is dialled). */
+class FailingClient extends DockerClient {
+  constructor(private readonly err: Error) {
+    super({ socketPath: '/nonexistent/docker.sock' });
+  }
+  override version(): Promise<never> {
+    return Promise.reject(this.err);
+  }
+  override apiPrefix(): Promise<never> {
+    return Promise.reject(this.err);
+  }
+}
+
 function failingWith(code: string): DockerClient {
-  const err = httpErrorFor({
-    service: 'docker',
-    method: 'GET',
-    path: '/version',
-    body: `${code} connect ${code}`,
-    cause: new HttpRequestError(`connect ${code}`, { code, method: 'GET', path: '/version' }),
-  });
-  return { version: () => Promise.reject(err), apiPrefix: () => Promise.reject(err) } as unknown as DockerClient;
+  return new FailingClient(
+    httpErrorFor({
+      service: 'docker',
+      method: 'GET',
+      path: '/version',
+      body: `${code} connect ${code}`,
+      cause: new HttpRequestError(`connect ${code}`, { code, method: 'GET', path: '/version' }),
+    }),
+  );
 }
 
 describe('virt/docker initHost: wait or give up', () => {
