@@ -263,7 +263,7 @@ describe('devstack plugin', function () {
     }
   });
 
-  it('passes shellcheck (plugin, settings, harness, install.sh, all-in-one.sh with the install.sh it sources)', function () {
+  it('passes shellcheck (plugin, settings, harness, install.sh, all-in-one.sh with the install.sh it sources, the fresh-machine check)', function () {
     const r = spawnSync(
       'shellcheck',
       [
@@ -275,6 +275,7 @@ describe('devstack plugin', function () {
         HARNESS,
         `${ROOT}install.sh`,
         `${ROOT}scripts/all-in-one.sh`,
+        `${ROOT}test/fresh/fresh-machine.sh`,
       ],
       { encoding: 'utf8' },
     );
