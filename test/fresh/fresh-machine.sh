@@ -56,8 +56,7 @@ WORK=$CACHE/work/$SUITE
 ROOTFS=$WORK/rootfs
 HOSTNAME_IN=nova-fresh-$SUITE
 NS=nova-fresh-$SUITE
-VETH=nfresh-$SUITE      # the host's end (<= 15 characters); the namespace's end is eth0 there
-VETH=${VETH:0:15}
+VETH=nfr-${SUITE:0:4}   # the host's end (an interface name: 15 characters at most); the namespace's end is eth0 there
 CHAIN=NOVA-FRESH-${SUITE^^}
 CGROUP_PARENT=/nova-fresh-$SUITE
 STEPS=/tmp/fresh-machine      # inside the rootfs: the steps script, the times
