@@ -220,6 +220,13 @@ install_node() {
   # npm runs package scripts (tsc) with `#!/usr/bin/env node`: this node, not another on PATH
   PATH=$(dirname "$node"):$PATH
   node_npm "$node" || command -v npm >/dev/null || apt_install npm
+  # A Node.js build trusts the CAs compiled into it, Debian's nodejs the
+  # system's (/etc/ssl/certs, a site's own CA or TLS proxy included): the
+  # fetched node is told to trust the system's too, in npm and in the agent.
+  if [ "$node" = "$(fetched_node_home)/bin/node" ]; then
+    NODE_FLAGS+=(--use-system-ca)
+    if [ "${NPM[0]}" = "$node" ]; then NPM=("$node" --use-system-ca "${NPM[@]:1}"); fi
+  fi
 }
 
 # --test-deps: `npm test` is typed by hand, so the node install.sh fetched goes
@@ -257,7 +264,7 @@ deps_current() {
 build() {
   cd "$SRC_DIR"
   if ! deps_current; then
-    run "${NPM[@]}" ci --no-audit --no-fund
+    run "${NPM[@]}" ci --no-audit --no-fund --no-update-notifier
     [ "$DRY_RUN" = 1 ] || { mkdir -p dist && sha256sum < package-lock.json > dist/.deps-stamp; }
   fi
   if build_stale; then

@@ -201,6 +201,7 @@ write_steps() {
 cd /root/nova-docker
 FAILED=0
 : >/tmp/fresh-machine/times
+sed -n 's/^PRETTY_NAME="\(.*\)"/\1/p' /etc/os-release >/tmp/fresh-machine/os
 # step CMD: one command as the user types it (in this shell: `source` holds), timed
 step() {
   echo; echo "##### \$ $1"
@@ -231,6 +232,7 @@ EOF
     done
     cat <<'EOF'
 check "the server is ACTIVE" server_status ACTIVE
+echo "the agent: $(tr '\0' ' ' </proc/"$(cat /run/nova-docker/nova-docker-compute.pid)"/cmdline)" >>/tmp/fresh-machine/os
 step "docker ps"
 check "docker ps shows the instance's container up" container_up
 step "openstack server list"
@@ -240,9 +242,6 @@ check "the server is still ACTIVE after the re-run" server_status ACTIVE
 check "its container is still up" container_up
 step "openstack server delete --wait test"
 check "its container is gone" no_container
-echo
-cat /etc/os-release | sed -n 's/^PRETTY_NAME="\(.*\)"/\1/p' >/tmp/fresh-machine/os
-echo "node used by the agent: $(tr '\0' ' ' </proc/$(cat /run/nova-docker/nova-docker-compute.pid)/cmdline 2>/dev/null | cut -d' ' -f1)" >>/tmp/fresh-machine/os
 exit $FAILED
 EOF
   } >"$ROOTFS$STEPS/steps.sh"
@@ -315,6 +314,7 @@ teardown() {
   if [ -d "$ROOTFS" ]; then
     cp -a "$ROOTFS/var/log/nova-docker" "$LOGS/" 2>/dev/null
     cp -a "$ROOTFS/tmp/nova-docker-apt.log" "$LOGS/" 2>/dev/null
+    cp -a "$ROOTFS/root/.npm/_logs" "$LOGS/npm-logs" 2>/dev/null
     cp -a "$ROOTFS$STEPS/times" "$LOGS/" 2>/dev/null
     if [ "${FRESH_KEEP:-0}" = 1 ]; then
       say "kept $ROOTFS"
@@ -343,9 +343,10 @@ timeout --kill-after=30 "${FRESH_TIMEOUT:-5400}" \
 rc=${PIPESTATUS[0]}
 set -e
 {
+  set +e
   echo
   echo "fresh-machine $SUITE: $(head -1 "$ROOTFS$STEPS/os" 2>/dev/null), clone of $COMMIT"
-  sed -n 2p "$ROOTFS$STEPS/os" 2>/dev/null
+  sed -n '2,$p' "$ROOTFS$STEPS/os" 2>/dev/null | cut -c1-160
   printf '  %-84s %7s  %s\n' step wall exit
   while IFS=$'\t' read -r cmd wall code; do printf '  %-84s %6ss  %s\n' "$cmd" "$wall" "$code"; done <"$ROOTFS$STEPS/times"
   echo "  last openstack server list:"

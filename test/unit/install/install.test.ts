@@ -466,7 +466,7 @@ describe('install.sh: the Node.js it fetches when the host has none new enough',
     pins +
     `apt_install() { echo "apt $*"; }\n` +
     (hideNode ? 'command() { if [ "$1 $2" = "-v node" ]; then return 1; fi; builtin command "$@"; }\n' : '') +
-    'install_node\necho "NODE=$NOVA_DOCKER_NODE"\necho "NPM=${NPM[*]}"';
+    'install_node\nagent_argv\necho "NODE=$NOVA_DOCKER_NODE"\necho "NPM=${NPM[*]}"\necho "AGENT=${AGENT_ARGV[*]}"';
 
   it('fetches the pinned node and npm into PREFIX/node-<version> once, then reuses them', () => {
     const env = { DESTDIR: tmp.path('root') };
@@ -476,7 +476,12 @@ describe('install.sh: the Node.js it fetches when the host has none new enough',
     const home = tmp.path('root/usr/lib/nova-docker/node-22.23.5');
     assert.match(first.stdout, /fetching Node\.js 22\.23\.5 \(node-linux-\w+\) and npm 10\.9\.9/);
     assert.match(first.stdout, new RegExp(`^NODE=${home}/bin/node$`, 'm'));
-    assert.match(first.stdout, new RegExp(`^NPM=${home}/bin/node ${home}/lib/node_modules/npm/bin/npm-cli\\.js$`, 'm'));
+    // the registry's node trusts the system's CAs (a TLS proxy's), in npm and in the agent
+    assert.match(
+      first.stdout,
+      new RegExp(`^NPM=${home}/bin/node --use-system-ca ${home}/lib/node_modules/npm/bin/npm-cli\\.js$`, 'm'),
+    );
+    assert.match(first.stdout, new RegExp(`^AGENT=${home}/bin/node --max-semi-space-size=1 --use-system-ca /`, 'm'));
     assert.equal(readlinkSync(`${home}/bin/npm`), '../lib/node_modules/npm/bin/npm-cli.js');
     // readable and runnable by the agent's user
     assert.equal(lstatSync(`${home}/bin/node`).mode & 0o755, 0o755);
@@ -519,6 +524,7 @@ describe('install.sh: the Node.js it fetches when the host has none new enough',
     const debian13 = steps(probe(pins, false), { ...env, ...onPath('20.19.2') });
     assert.equal(debian13.status, 0, debian13.stderr);
     assert.match(debian13.stdout, new RegExp(`^NODE=${tmp.path('path-20.19.2/node')}$`, 'm'));
+    assert.doesNotMatch(debian13.stdout, /--use-system-ca/);
     assert.doesNotMatch(debian13.stdout, /fetching/);
     const debian12 = steps(probe(pins, false), { ...env, ...onPath('18.20.4') });
     assert.equal(debian12.status, 0, debian12.stderr);
