@@ -99,9 +99,10 @@ if [ "${1:-}" = __inside ]; then
     done
     left=$(others | while read -r p; do [ "$(awk '{print $3}' "/proc/$p/stat" 2>/dev/null)" = Z ] || echo "$p"; done)
     if [ -n "$left" ]; then
-      echo "fresh-machine: SIGKILL for what ignored SIGTERM for 60 s: $(for p in $left; do tr '\0' ' ' <"/proc/$p/cmdline" | cut -c1-60; echo; done | sort | uniq -c | tr '\n' ';')"
+      what=$(for p in $left; do tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | cut -c1-60; done | sed '/^$/d' | sort | uniq -c | tr -s ' \n' ' ')
       # shellcheck disable=SC2086
       kill -KILL $left 2>/dev/null || true
+      echo "fresh-machine: SIGKILL for what ignored SIGTERM for 60 s:$what"
     fi
   fi
   exit "$rc"
@@ -109,7 +110,7 @@ fi
 
 # ================================================================ on this machine
 [ "$(id -u)" = 0 ] || die "run as root (debootstrap, namespaces, chroot)"
-for t in debootstrap git ip iptables unshare flock; do command -v $t >/dev/null || die "needs $t"; done
+for t in debootstrap git ip iptables nsenter unshare flock; do command -v $t >/dev/null || die "needs $t"; done
 mkdir -p "$CACHE/work" "$CACHE/logs"
 exec 9>"$CACHE/$SUITE.lock"
 flock -n 9 || die "another fresh-machine run for $SUITE holds $CACHE/$SUITE.lock"
@@ -336,9 +337,12 @@ write_steps
 say "rootfs ready in $((SECONDS - t)) s: $(sed -n 's/^PRETTY_NAME="\(.*\)"/\1/p' "$ROOTFS/etc/os-release"), clone of $COMMIT"
 net_up
 set +e
-# --kill-child: if this script dies, the machine's PID 1 and so all of it dies too
+# nsenter, not `ip netns exec`: that one mounts a new /sys without the cgroup
+# hierarchies dockerd needs.  --kill-child: if this script dies, the machine's
+# PID 1 and so all of it dies too.
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 timeout --kill-after=30 "${FRESH_TIMEOUT:-5400}" \
-  ip netns exec "$NS" unshare --mount --uts --pid --fork --kill-child --mount-proc \
+  nsenter --net="/run/netns/$NS" unshare --mount --uts --pid --fork --kill-child --mount-proc \
   env ROOTFS="$ROOTFS" DEBIAN_SUITE="$SUITE" bash "$SELF" __inside 2>&1 | tee "$LOGS/steps.log"
 rc=${PIPESTATUS[0]}
 set -e
@@ -349,6 +353,7 @@ set -e
   sed -n '2,$p' "$ROOTFS$STEPS/os" 2>/dev/null | cut -c1-160
   printf '  %-84s %7s  %s\n' step wall exit
   while IFS=$'\t' read -r cmd wall code; do printf '  %-84s %6ss  %s\n' "$cmd" "$wall" "$code"; done <"$ROOTFS$STEPS/times"
+  echo "  load average (1, 5, 15 min) at the start: $LOAD0, at the end: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) CPUs)"
   echo "  last openstack server list:"
   awk '/^##### \$ openstack server list/{buf=""; on=1; next} on && /^#####/{on=0; last=buf} on{buf=buf $0 "\n"} END{printf "%s", last}' "$LOGS/steps.log" | sed 's/^/    /'
   grep '^##### FAILED' "$LOGS/steps.log" | sed 's/^##### /  /'
