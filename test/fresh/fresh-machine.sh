@@ -70,6 +70,8 @@ say() { echo "[fresh-machine +$(($(date +%s) - T0))s] $*"; }
 if [ "${1:-}" = __inside ]; then
   hostname "$HOSTNAME_IN"
   mount --make-rprivate /
+  # / of a machine is a mount point (docker's tar extraction remounts it private)
+  mount --bind "$ROOTFS" "$ROOTFS"
   mount -t proc -o nosuid,nodev,noexec proc "$ROOTFS/proc"
   # sysfs of this network namespace; the cgroup hierarchies writable for dockerd
   mount -t sysfs -o ro,nosuid,nodev,noexec sysfs "$ROOTFS/sys"
@@ -87,19 +89,29 @@ if [ "${1:-}" = __inside ]; then
   set -e
   # stop every process the machine started: SIGTERM (the agent reports itself
   # down, MariaDB flushes), up to 60 s, then SIGKILL; we are PID 1 here
-  others() { local p; for p in /proc/[0-9]*; do p=${p#/proc/}; [ "$p" = 1 ] || [ "$p" = "$BASHPID" ] || echo "$p"; done; }
+  # every other live process of the namespace (zombies are gone already, bar the reaping)
+  others() {
+    local p st
+    for p in /proc/[0-9]*; do
+      p=${p#/proc/}
+      [ "$p" = 1 ] || [ "$p" = "$BASHPID" ] && continue
+      st=$(awk '{print $3}' "/proc/$p/stat" 2>/dev/null) || continue
+      [ -n "$st" ] && [ "$st" != Z ] && echo "$p"
+    done
+    return 0
+  }
   pids=$(others)
   if [ -n "$pids" ]; then
     echo "fresh-machine: stopping $(echo "$pids" | wc -w) processes"
     # shellcheck disable=SC2086 # a list of PIDs
     kill -TERM $pids 2>/dev/null || true
     for _ in $(seq 120); do
-      [ -n "$(others | while read -r p; do [ "$(awk '{print $3}' "/proc/$p/stat" 2>/dev/null)" = Z ] || echo "$p"; done)" ] || break
+      [ -n "$(others)" ] || break
       sleep 0.5
     done
-    left=$(others | while read -r p; do [ "$(awk '{print $3}' "/proc/$p/stat" 2>/dev/null)" = Z ] || echo "$p"; done)
+    left=$(others)
     if [ -n "$left" ]; then
-      what=$(for p in $left; do tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | cut -c1-60; done | sed '/^$/d' | sort | uniq -c | tr -s ' \n' ' ')
+      what=$(for p in $left; do tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline" | cut -c1-60; echo; done | sed '/^$/d' | sort | uniq -c | tr -s ' \n' ' ')
       # shellcheck disable=SC2086
       kill -KILL $left 2>/dev/null || true
       echo "fresh-machine: SIGKILL for what ignored SIGTERM for 60 s:$what"
