@@ -31,9 +31,13 @@
 # all-in-one's neutron stand-in), /usr/lib/nova-docker/current points at the one
 # in use, switched in one rename when the build changed; the previous release
 # stays (a running agent keeps its files) until the next one replaces it.
-# Only Debian and npm packages are fetched.  Environment: DESTDIR (prefix of every
-# file installed outside this directory), NOVA_DOCKER_PREFIX (/usr/lib/nova-docker),
-# NOVA_DOCKER_NODE (node binary; its own npm is used), NOVA_DOCKER_USER (nova).
+# Node: NOVA_DOCKER_NODE, else a node >= 20.12 on PATH (Debian 13's nodejs), else
+# Node.js 22 from the npm registry (pinned version and sha512) into
+# /usr/lib/nova-docker/node-<version>, reused by later runs (Debian 12's nodejs
+# is 18).  Only Debian and npm packages are fetched.  Environment: DESTDIR
+# (prefix of every file installed outside this directory), NOVA_DOCKER_PREFIX
+# (/usr/lib/nova-docker), NOVA_DOCKER_NODE (node binary; its own npm is used),
+# NOVA_DOCKER_USER (nova).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
@@ -89,7 +93,28 @@ apt_install() {   # apt_install PKG...: install the missing ones (refresh lists 
 
 # ---------------------------------------------------------------- node + build
 
+# The Node.js install.sh fetches when the host has no node >= NODE_MIN (Debian 12's
+# nodejs is 18.x): the official Linux build as the npm registry publishes it
+# (node-linux-<arch>, which holds bin/node only) and the npm that goes with it,
+# each pinned by version and by the registry's dist.integrity, so a tarball that
+# changed is refused.  22 is the Node.js LTS line with security support until
+# April 2027 (20 ended in April 2026).  Unpacked into PREFIX/node-<version>,
+# root's and readable by all: the agent's user runs it, re-runs reuse it.
+NODE_VERSION=22.23.5
+NODE_INTEGRITY_x64=sha512-3jhC+wcoWxKZxcRqF2sUSl0c9HEXFnur/nuIPx6O6CWKV0jOUWQm7Htw5SuXqqlMCEhi0cJqybFPEb5hhcBiMw==
+NODE_INTEGRITY_arm64=sha512-e1LOUGKVruPGuLVutn8+Cgm5pI1APm4Kvh+zbb/qe/ZpD9s+TQby5iUgZOWmPpbSKpj0Td8DP1N0NEnXasHizg==
+NPM_VERSION=10.9.9
+NPM_INTEGRITY=sha512-1g+6jLQvaIuB4zwvHL7yrXuXcWZwDsCtBX8bbWDqbvJSSr9nPiDDWTHNgwXR27iIcTTW7v3A57hDW9RYv2W4Yg==
+NPM_REGISTRY=https://registry.npmjs.org
+
+# The node in use: install_node sets NOVA_DOCKER_NODE to the one it picked.
 node_bin() { echo "${NOVA_DOCKER_NODE:-$(command -v node || true)}"; }
+node_version() { "$1" -p 'process.versions.node' 2>/dev/null; }
+node_suitable() {   # node_suitable NODE: it runs and is >= NODE_MIN
+  local version
+  version=$(node_version "$1") && printf '%s\n%s\n' "$NODE_MIN" "$version" | sort -C -V
+}
+fetched_node_home() { echo "$DESTDIR$PREFIX/node-$NODE_VERSION"; }
 
 # The npm that comes with NODE (a Node.js build's bin/npm, or the npm-cli.js
 # under its lib/node_modules), run by that node: sets NPM, fails when there is none.
@@ -108,24 +133,113 @@ node_npm() {
   return 1
 }
 
-# A node >= NODE_MIN (Debian's nodejs when there is none) and the npm to go with it:
-# its own, else one on PATH, and only then Debian's npm package (hundreds of packages).
-install_node() {
-  command -v node >/dev/null || [ -n "${NOVA_DOCKER_NODE:-}" ] || apt_install nodejs
-  NPM=(npm)
-  if [ "$DRY_RUN" = 1 ] && [ -z "$(node_bin)" ]; then
-    command -v npm >/dev/null || apt_install npm
+# registry_tarball NAME VERSION INTEGRITY FILE: the package's tarball from the
+# npm registry into FILE, refused unless its sha512 is the pinned integrity.
+# curl verifies TLS against the system's CAs (a site CA included).
+registry_tarball() {
+  local url=$NPM_REGISTRY/$1/-/$1-$2.tgz want got
+  curl -fsSL --retry 3 -o "$4" "$url" || { echo "install.sh: could not fetch $url" >&2; return 1; }
+  want=$(printf '%s' "${3#sha512-}" | base64 -d | od -An -v -tx1 | tr -d ' \n')
+  got=$(sha512sum "$4" | cut -d' ' -f1)
+  if [ -z "$want" ] || [ "$got" != "$want" ]; then
+    echo "install.sh: $url is not the pinned $1 $2 (its sha512 is not $3): refused" >&2
+    return 1
+  fi
+}
+
+# Node.js NODE_VERSION and npm NPM_VERSION from the npm registry into
+# fetched_node_home: bin/node, bin/npm, lib/node_modules/npm.  Staged next to
+# it and renamed into place once the node runs, so a half fetch is never used.
+fetch_node() {
+  local home arch integrity stage
+  home=$(fetched_node_home)
+  case $(uname -m) in
+    x86_64) arch=x64 integrity=$NODE_INTEGRITY_x64 ;;
+    aarch64) arch=arm64 integrity=$NODE_INTEGRITY_arm64 ;;
+    *) die "no Node.js build is pinned for $(uname -m): install node >= $NODE_MIN and set NOVA_DOCKER_NODE" ;;
+  esac
+  if [ "$DRY_RUN" = 1 ]; then
+    echo "would fetch Node.js $NODE_VERSION (node-linux-$arch) and npm $NPM_VERSION from $NPM_REGISTRY into $home"
     return 0
   fi
-  local node version
-  node=$(node_bin)
-  [ -x "$node" ] || die "no node binary (set NOVA_DOCKER_NODE)"
-  version=$("$node" -p 'process.versions.node')
-  printf '%s\n%s\n' "$NODE_MIN" "$version" | sort -C -V ||
-    die "node $version found at $node; nova-docker needs node >= $NODE_MIN (Debian 13's nodejs, or set NOVA_DOCKER_NODE)"
+  [ "$(id -u)" = 0 ] || [ -n "$DESTDIR" ] ||
+    die "no node >= $NODE_MIN here: run as root to install Node.js $NODE_VERSION into $PREFIX, or set NOVA_DOCKER_NODE"
+  apt_install curl ca-certificates
+  install -d -m 0755 "$(dirname "$home")"
+  stage=$(mktemp -d "$(dirname "$home")/.node-staging.XXXXXX")
+  say "fetching Node.js $NODE_VERSION (node-linux-$arch) and npm $NPM_VERSION from $NPM_REGISTRY"
+  if ! registry_tarball "node-linux-$arch" "$NODE_VERSION" "$integrity" "$stage/node.tgz" ||
+     ! registry_tarball npm "$NPM_VERSION" "$NPM_INTEGRITY" "$stage/npm.tgz"; then
+    rm -rf "$stage"; exit 1
+  fi
+  mkdir -p "$stage/home/lib/node_modules/npm"
+  tar -xzf "$stage/node.tgz" -C "$stage/home" --strip-components=1 --no-same-owner
+  tar -xzf "$stage/npm.tgz" -C "$stage/home/lib/node_modules/npm" --strip-components=1 --no-same-owner
+  ln -s ../lib/node_modules/npm/bin/npm-cli.js "$stage/home/bin/npm"
+  ln -s ../lib/node_modules/npm/bin/npx-cli.js "$stage/home/bin/npx"
+  # root's, readable by all (the agent's user runs it; a umask of 077 must not leak in)
+  chmod -R u+rwX,go+rX,go-w "$stage/home"
+  if [ "$(node_version "$stage/home/bin/node")" != "$NODE_VERSION" ]; then
+    rm -rf "$stage"; die "the fetched node-linux-$arch $NODE_VERSION does not run on this machine"
+  fi
+  rm -rf "$home"
+  mv -T "$stage/home" "$home"
+  rm -rf "$stage"
+  say "installed Node.js $NODE_VERSION: $home/bin/node"
+}
+
+# Picks the node and the npm to go with it (NOVA_DOCKER_NODE, NPM):
+# NOVA_DOCKER_NODE when set (refused when older than NODE_MIN), else a node on
+# PATH that is new enough, else Node.js NODE_VERSION from the npm registry
+# (fetched once, reused after).  npm: the node's own, else one on PATH, and
+# only then Debian's npm package (hundreds of packages).
+install_node() {
+  local node=${NOVA_DOCKER_NODE:-} version
+  NPM=(npm)
+  if [ -n "$node" ]; then
+    [ -x "$node" ] || die "NOVA_DOCKER_NODE=$node: no such node binary"
+    version=$(node_version "$node") || die "NOVA_DOCKER_NODE=$node does not run"
+    node_suitable "$node" ||
+      die "node $version found at $node; nova-docker needs node >= $NODE_MIN (unset NOVA_DOCKER_NODE and install.sh installs Node.js $NODE_VERSION)"
+  elif node=$(command -v node) && node_suitable "$node"; then
+    :
+  else
+    [ -z "$node" ] || say "node $(node_version "$node") at $node is older than $NODE_MIN: using Node.js $NODE_VERSION"
+    node=$(fetched_node_home)/bin/node
+    if [ "$(node_version "$node")" != "$NODE_VERSION" ]; then
+      fetch_node
+      if [ "$DRY_RUN" = 1 ]; then
+        export NOVA_DOCKER_NODE=$node
+        NPM=("$node" "$(fetched_node_home)/lib/node_modules/npm/bin/npm-cli.js")
+        return 0
+      fi
+    fi
+  fi
+  # every later step (the unit, the background start, all-in-one.sh) runs this one
+  export NOVA_DOCKER_NODE=$node
   # npm runs package scripts (tsc) with `#!/usr/bin/env node`: this node, not another on PATH
   PATH=$(dirname "$node"):$PATH
   node_npm "$node" || command -v npm >/dev/null || apt_install npm
+  # A Node.js build trusts the CAs compiled into it, Debian's nodejs the
+  # system's (/etc/ssl/certs, a site's own CA or TLS proxy included): the
+  # fetched node is told to trust the system's too, in npm and in the agent.
+  if [ "$node" = "$(fetched_node_home)/bin/node" ]; then
+    NODE_FLAGS+=(--use-system-ca)
+    if [ "${NPM[0]}" = "$node" ]; then NPM=("$node" --use-system-ca "${NPM[@]:1}"); fi
+  fi
+}
+
+# --test-deps: `npm test` is typed by hand, so the node install.sh fetched goes
+# on PATH (links in /usr/local/bin, never over a node or npm already there).
+link_node_on_path() {
+  local node t
+  node=$(node_bin)
+  case $node in "$(fetched_node_home)"/*) ;; *) return 0 ;; esac
+  for t in node npm npx; do
+    if [ "$(readlink "/usr/local/bin/$t" 2>/dev/null)" = "$(dirname "$node")/$t" ]; then continue; fi
+    if [ -e "/usr/local/bin/$t" ]; then say "/usr/local/bin/$t exists, left as it is"; continue; fi
+    run ln -s "$(dirname "$node")/$t" "/usr/local/bin/$t"
+  done
 }
 
 # Newer than the last build: sources, compiler settings or dependencies.
@@ -150,7 +264,7 @@ deps_current() {
 build() {
   cd "$SRC_DIR"
   if ! deps_current; then
-    run "${NPM[@]}" ci --no-audit --no-fund
+    run "${NPM[@]}" ci --no-audit --no-fund --no-update-notifier
     [ "$DRY_RUN" = 1 ] || { mkdir -p dist && sha256sum < package-lock.json > dist/.deps-stamp; }
   fi
   if build_stale; then
@@ -486,7 +600,7 @@ main() {
   fi
   case $mode in
     operator) operator_install "$start" "$restart" ;;
-    test-deps) install_test_deps; install_node; build ;;
+    test-deps) install_test_deps; install_node; link_node_on_path; build ;;
     build) install_node; build ;;
     install-agent) install_node; install_agent ;;
     # all-in-one.sh runs with Debian's PATH: it (and the install.sh it calls) must use this node

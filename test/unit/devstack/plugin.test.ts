@@ -323,7 +323,7 @@ for (const release of RELEASES) {
 describe('devstack plugin sources', function () {
   this.timeout(30_000);
 
-  it('pass shellcheck (plugin, settings, harness, install.sh, all-in-one.sh with the install.sh it sources)', function () {
+  it('pass shellcheck (plugin, settings, harness, install.sh, all-in-one.sh with the install.sh it sources, the fresh-machine check, the release labs)', function () {
     const r = spawnSync(
       'shellcheck',
       [
@@ -335,6 +335,10 @@ describe('devstack plugin sources', function () {
         HARNESS,
         `${ROOT}install.sh`,
         `${ROOT}scripts/all-in-one.sh`,
+        `${ROOT}test/fresh/fresh-machine.sh`,
+        `${ROOT}test/lab/release-lab.sh`,
+        `${ROOT}test/lab/release-e2e.sh`,
+        `${ROOT}test/lab/tempest.sh`,
       ],
       { encoding: 'utf8' },
     );

