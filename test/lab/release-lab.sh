@@ -277,14 +277,16 @@ start() {
   echo $! >"$RUN/$name.pid"
   say "started $name (pid $!)"
 }
-stop() {   # stop NAME: SIGTERM the saved PID, wait up to 20 s, then SIGKILL
+stop() {   # stop NAME: SIGTERM the saved PID's process group, wait up to 20 s, then SIGKILL
   local f=$RUN/$1.pid pid
   [ -s "$f" ] || return 0
   pid=$(cat "$f")
   if alive "$1"; then
-    kill -TERM "$pid"
-    for _ in $(seq 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
+    # the whole process group (start's setsid made the daemon its leader):
+    # forked workers (nova-scheduler's, uwsgi's) go with their master
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid"
+    for _ in $(seq 40); do pgrep -g "$pid" >/dev/null || break; sleep 0.5; done
+    if pgrep -g "$pid" >/dev/null; then kill -KILL -- "-$pid" 2>/dev/null || true; fi
     echo "stopped $1 (pid $pid)"
   fi
   rm -f "$f"
@@ -686,8 +688,11 @@ cmd_down() {
 }
 # procs_in_root: PIDs of every process whose root is this rootfs
 procs_in_root() {
-  local p
-  for p in /proc/[0-9]*; do [ "$(readlink "$p/root" 2>/dev/null)" = "$R" ] && echo "${p#/proc/}"; done | tr '\n' ' '
+  local p out=""
+  for p in /proc/[0-9]*; do
+    if [ "$(readlink "$p/root" 2>/dev/null)" = "$R" ]; then out="$out ${p#/proc/}"; fi
+  done
+  echo "$out"
 }
 umount_all_if_idle() { [ -n "$(procs_in_root)" ] || umount_all; }
 cmd_status() {
