@@ -46,21 +46,6 @@ EOF
 )
 KS=http://127.0.0.1:5000
 TRANSPORT="rabbit://openstack:${RABBIT_PASS}@127.0.0.1:5672/"
-OPENRC=$ETC/admin-openrc
-(umask 077 && cat > $OPENRC <<EOF
-export OS_AUTH_URL=$KS/v3
-export OS_IDENTITY_API_VERSION=3
-export OS_USERNAME=admin
-export OS_PASSWORD=$ADMIN_PASS
-export OS_PROJECT_NAME=admin
-export OS_USER_DOMAIN_NAME=Default
-export OS_PROJECT_DOMAIN_NAME=Default
-export OS_REGION_NAME=RegionOne
-export OS_COMPUTE_API_VERSION=2.37
-export PATH=/usr/sbin:/usr/bin:/sbin:/bin:\$PATH
-EOF
-)
-
 # ---------------------------------------------------------------- packages
 PKGS="mariadb-server rabbitmq-server keystone glance-api placement-api nova-api nova-conductor
  nova-scheduler python3-openstackclient python3-novaclient docker-registry docker.io busybox-static
@@ -84,6 +69,30 @@ if [ -n "$missing_pkgs" ]; then
     { apt-get update -q >>$LOG/apt-all-in-one.log 2>&1 && apt-get install "${apt_opts[@]}" $missing_pkgs >>$LOG/apt-all-in-one.log 2>&1; } ||
     { tail -20 $LOG/apt-all-in-one.log >&2; exit 1; }
 fi
+
+# `--nic none` needs compute API 2.37.  Zed's client (novaclient underneath, with
+# its own check_api_version) sends what OS_COMPUTE_API_VERSION asks for, 2.1 by
+# default; 2025.1's negotiates the microversion through openstacksdk and warns
+# on every command when that variable names one ("compute version 2.37 is not
+# in supported versions: 2, 2.1").
+COMPUTE_API="# (no OS_COMPUTE_API_VERSION: this client negotiates the microversion)"
+if python3 -c 'import sys, openstackclient.compute.client as c; sys.exit(not hasattr(c, "check_api_version"))' 2>/dev/null; then
+  COMPUTE_API="export OS_COMPUTE_API_VERSION=2.37"
+fi
+OPENRC=$ETC/admin-openrc
+(umask 077 && cat > $OPENRC <<EOF
+export OS_AUTH_URL=$KS/v3
+export OS_IDENTITY_API_VERSION=3
+export OS_USERNAME=admin
+export OS_PASSWORD=$ADMIN_PASS
+export OS_PROJECT_NAME=admin
+export OS_USER_DOMAIN_NAME=Default
+export OS_PROJECT_DOMAIN_NAME=Default
+export OS_REGION_NAME=RegionOne
+$COMPUTE_API
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin:\$PATH
+EOF
+)
 
 # ---------------------------------------------------------------- helpers
 port_open() { (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null; }
