@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { pollUntil } from '../../src/common/poll.js';
 import {
+  bootServer,
   consumerAllocations,
   discoverHosts,
   docker,
@@ -133,26 +134,7 @@ describe('e2e: two nova-docker hosts on one dockerd', function () {
     // both boots at once: two hosts, two agents, one dockerd
     const booted = await Promise.all(
       HOSTS.map(async (host) => {
-        const out = await openstack(
-          [
-            'server',
-            'create',
-            '--image',
-            image,
-            '--flavor',
-            'm1.tiny',
-            '--nic',
-            'none',
-            '--availability-zone',
-            `nova:${host}`,
-            '--wait',
-            `nd-e2e-${host.slice(-1)}-${randomUUID().slice(0, 6)}`,
-            '-f',
-            'json',
-          ],
-          240_000,
-        );
-        const s = JSON.parse(out) as LabServer;
+        const s = await bootServer(image, host, `nd-e2e-${host.slice(-1)}-${randomUUID().slice(0, 6)}`);
         servers.push(s.id);
         return [host, s] as const;
       }),
