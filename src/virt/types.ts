@@ -3,6 +3,7 @@
  * are Nova's (snake_case), so the RPC layer can pass primitive-ised objects
  * through. Only what the drivers use is declared; extra fields are allowed.
  */
+import type { VifModel } from './network-model.js';
 import type { PowerState } from './power-state.js';
 
 export interface Flavor {
@@ -43,19 +44,11 @@ export interface ImageMeta {
   size?: number;
 }
 
-/** One VIF of Nova's network_info (nova.network.model.VIF), reduced. */
-export interface Vif {
-  id: string;
-  address?: string;
-  type?: string;
-  devname?: string;
-  network?: Record<string, unknown>;
-  details?: Record<string, unknown>;
-  [k: string]: unknown;
-}
+/** One VIF of Nova's network_info (nova.network.model.VIF). */
+export type Vif = VifModel;
 
 /** Nova's network_info: empty for `--nic none`. */
-export type NetworkInfo = Vif[];
+export type NetworkInfo = VifModel[];
 
 /** Nova's block_device_info (driver_block_device output), reduced. */
 export interface BlockDeviceInfo {
@@ -85,6 +78,16 @@ export interface DriverContext {
    * rethrows that reason, leaving nothing behind.
    */
   readyToStart?: Promise<void>;
+  /**
+   * spawn (and interface attach): Nova's ComputeVirtAPI.wait_for_instance_event.
+   * Registers a waiter for each [event name, tag] (e.g. ['network-vif-plugged',
+   * port id]) before running `body` (the plug), then resolves once all have
+   * arrived. Rejects with VirtualInterfaceCreateException when one arrives
+   * with status failed, or when `[DEFAULT] vif_plugging_timeout` passes and
+   * `vif_plugging_is_fatal` is set (not fatal: resolves after the timeout).
+   * Absent, or a timeout of 0: runs `body` and does not wait.
+   */
+  waitForInstanceEvents?: (events: Array<[name: string, tag: string]>, body: () => Promise<void>) => Promise<void>;
   /** spawn only: told when each preparation step is done (boot-phase metrics). Must not throw. */
   onProgress?: (mark: SpawnMark) => void;
 }

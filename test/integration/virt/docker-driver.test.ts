@@ -23,7 +23,7 @@ import { LABELS, containerName } from '../../../src/virt/docker/labels.js';
 import { SNAPSHOT_REPO, type SnapshotGlance } from '../../../src/virt/docker/snapshot.js';
 import { versionToInt } from '../../../src/virt/driver.js';
 import { PowerState } from '../../../src/virt/power-state.js';
-import type { ImageMeta, InstanceSpec } from '../../../src/virt/types.js';
+import type { ImageMeta, InstanceSpec, NetworkInfo, Vif } from '../../../src/virt/types.js';
 import { docker as dockerCli } from '../../support/lab.js';
 import { ctx, describeDriverContract, isNova, makeInstance } from '../../contract/driver.contract.js';
 
@@ -149,7 +149,7 @@ describe('DockerDriver (docker specifics)', function () {
     for (const ref of [consoleImage, fail3Image]) if (ref) await docker.removeImage(ref, { force: true });
   });
 
-  const spawn = (d: DockerDriver, inst: InstanceSpec, image: ImageMeta, networkInfo: [] | [{ id: string }] = []) =>
+  const spawn = (d: DockerDriver, inst: InstanceSpec, image: ImageMeta, networkInfo: NetworkInfo = []) =>
     d.spawn(ctx, inst, image, [], undefined, undefined, networkInfo);
 
   it('creates the container with the limits, labels, env and security of the spec; CMD untouched', async () => {
@@ -309,7 +309,7 @@ describe('DockerDriver (docker specifics)', function () {
   it('network interfaces are refused (not implemented yet), leaving nothing', async () => {
     const d = makeDriver();
     const inst = makeInstance(HOST);
-    await assert.rejects(spawn(d, inst, busybox, [{ id: 'vif-1' }]), isNova('InstanceDeployFailure'));
+    await assert.rejects(spawn(d, inst, busybox, [{ id: 'vif-1' } as Vif]), isNova('InstanceDeployFailure'));
     assert.equal(await leftovers(inst.uuid), false);
   });
 
