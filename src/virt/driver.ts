@@ -74,7 +74,10 @@ export interface ComputeDriver {
    * Preconditions: no guest for the uuid exists (else InstanceExists).
    * On any failure (image not found → ImageNotFound; hypervisor error, or a
    * guest that dies at once → InstanceDeployFailure with the reason) nothing
-   * is left behind. `networkInfo` empty means no network. `injectedFiles`,
+   * is left behind. `networkInfo` empty means no network; it may be a
+   * promise (Nova's NetworkInfoAsyncWrapper: the ports are allocated while
+   * the image is fetched): spawn awaits it before plugging and, when it
+   * rejects, cleans up and rethrows that reason. `injectedFiles`,
    * `adminPassword` and `allocations` may be ignored by drivers that cannot
    * use them.
    */
@@ -85,7 +88,7 @@ export interface ComputeDriver {
     injectedFiles: InjectedFile[],
     adminPassword: string | undefined,
     allocations: Record<string, unknown> | undefined,
-    networkInfo: NetworkInfo,
+    networkInfo: NetworkInfo | Promise<NetworkInfo>,
     blockDeviceInfo?: BlockDeviceInfo,
   ): Promise<void>;
 

@@ -274,10 +274,11 @@ export class DockerDriver implements ComputeDriver {
     injectedFiles: InjectedFile[],
     adminPassword: string | undefined,
     _allocations: Record<string, unknown> | undefined,
-    networkInfo: NetworkInfo,
+    networkInfoArg: NetworkInfo | Promise<NetworkInfo>,
     _blockDeviceInfo?: BlockDeviceInfo,
   ): Promise<void> {
     try {
+      const networkInfo = await networkInfoArg;
       await this.spawnGuest(ctx, instance, imageMeta, injectedFiles, adminPassword, networkInfo);
     } catch (err) {
       // the instance goes to ERROR or to another host: its console lines go too, unless its guest is already here

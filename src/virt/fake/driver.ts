@@ -130,10 +130,10 @@ export class FakeDriver implements ComputeDriver {
     _injectedFiles: InjectedFile[],
     _adminPassword: string | undefined,
     _allocations: Record<string, unknown> | undefined,
-    networkInfo: NetworkInfo,
+    networkInfoArg: NetworkInfo | Promise<NetworkInfo>,
     _blockDeviceInfo?: BlockDeviceInfo,
   ): Promise<void> {
-    await Promise.resolve();
+    const networkInfo = await networkInfoArg;
     if (this.guests.has(instance.uuid)) throw instanceExists(instance.uuid, instance.uuid);
     if (!(this.opts.imageExists?.(imageMeta) ?? true)) throw imageNotFound(imageMeta.id);
     const fail = imageMeta.properties['fake_fail_spawn'];
