@@ -1,11 +1,11 @@
 /**
  * Errors of the HTTP services the agent talks to (Docker Engine, Glance,
- * Keystone, Placement, the registry). Classify with `instanceof` / `findCause`,
+ * Keystone, Neutron, Placement, the registry). Classify with `instanceof` / `findCause`,
  * never by message text.
  */
 import { AgentError, type ErrorFields } from '../common/errors.js';
 
-export type ServiceName = 'docker' | 'glance' | 'keystone' | 'placement' | 'registry';
+export type ServiceName = 'docker' | 'glance' | 'keystone' | 'neutron' | 'placement' | 'registry';
 
 export interface HttpErrorDetails {
   service: ServiceName;

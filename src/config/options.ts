@@ -249,6 +249,43 @@ export const OPTIONS = [
   },
   {
     group: 'DEFAULT',
+    name: 'vif_plugging_is_fatal',
+    type: 'bool',
+    default: true,
+    help:
+      'Determine if instance should boot or fail on VIF plugging timeout.\n\n' +
+      'Nova sends a port update to Neutron after an instance has been scheduled, providing Neutron with the ' +
+      'necessary information to finish setup of the port. Once completed, Neutron notifies Nova that it has ' +
+      'finished setting up the port, at which point Nova resumes the boot of the instance since network ' +
+      'connectivity is now supposed to be present. A timeout will occur if the reply is not received after a ' +
+      'given interval.\n\n' +
+      'This option determines what Nova does when the VIF plugging timeout event happens. When enabled, the ' +
+      'instance will error out. When disabled, the instance will continue to boot on the assumption that the ' +
+      'port is ready.',
+  },
+  {
+    group: 'DEFAULT',
+    name: 'vif_plugging_timeout',
+    type: 'int',
+    default: 300,
+    min: 0,
+    help:
+      'Timeout for Neutron VIF plugging event message arrival.\n\n' +
+      'Number of seconds to wait for Neutron vif plugging events to arrive before continuing or failing (see ' +
+      "'vif_plugging_is_fatal'). 0 means the container starts without waiting for the events.",
+  },
+  {
+    group: 'DEFAULT',
+    name: 'network_allocate_retries',
+    type: 'int',
+    default: 0,
+    min: 0,
+    help:
+      'Number of times to retry network allocation. It is required to attempt network allocation retries if ' +
+      'the virtual interface plug fails.',
+  },
+  {
+    group: 'DEFAULT',
     name: 'cpu_allocation_ratio',
     type: 'float',
     min: 0,
@@ -670,6 +707,40 @@ export const OPTIONS = [
   },
   ...ksaOptions('keystone_authtoken'),
   ...ksaOptions('neutron'),
+  { group: 'neutron', name: 'endpoint_override', type: 'str', help: 'Always use this endpoint URL for requests.' },
+  {
+    group: 'neutron',
+    name: 'ovs_bridge',
+    type: 'str',
+    default: 'br-int',
+    help:
+      'Default name for the Open vSwitch integration bridge.\n\n' +
+      'Specifies the name of an integration bridge interface used by OpenvSwitch. This option is only used if ' +
+      'Neutron does not specify the OVS bridge name in port binding responses.',
+  },
+  {
+    group: 'neutron',
+    name: 'extension_sync_interval',
+    type: 'int',
+    default: 600,
+    min: 0,
+    help:
+      'Integer value representing the number of seconds to wait before querying Neutron for extensions. After ' +
+      'this number of seconds the next time Nova needs to create a resource in Neutron it will requery Neutron ' +
+      'for the extensions that it has loaded. Setting value to 0 will refresh the extensions with no wait.',
+  },
+  {
+    group: 'neutron',
+    name: 'http_retries',
+    type: 'int',
+    default: 3,
+    min: 0,
+    help:
+      'Number of times neutronclient should retry on any failed http call.\n\n' +
+      '0 means connection is attempted only once. Setting it to any positive integer means that on failure ' +
+      'connection is retried that many times e.g. setting it to 3 means total attempts to connect will be 4. ' +
+      '(nova-docker retries calls whose connection failed.)',
+  },
 
   // ---------------------------------------------------------- [upgrade_levels]
   {
