@@ -29,6 +29,7 @@ import type {
   NetworkInfo,
   RebootType,
   UpdateTaskState,
+  Vif,
 } from './types.js';
 
 export type { PowerState };
@@ -217,6 +218,25 @@ export interface ComputeDriver {
 
   /** Nodes this driver manages: one, the hypervisor hostname. */
   getAvailableNodes(refresh?: boolean): Promise<string[]>;
+
+  /**
+   * attach_interface (`openstack server add port|network`): plugs `vif`
+   * (already bound to this host) into the running or stopped guest, as the
+   * next interface, waiting for its network-vif-plugged through
+   * `ctx.waitForInstanceEvents` when given. On failure nothing of the VIF is
+   * left on the host; the manager then deallocates the port. Optional: a
+   * driver without it refuses interface attach (AttachInterfaceNotSupported).
+   * InstanceNotFound when the guest is missing.
+   */
+  attachInterface?(ctx: DriverContext, instance: InstanceSpec, imageMeta: ImageMeta, vif: Vif): Promise<void>;
+
+  /**
+   * detach_interface (`openstack server remove port`, and Neutron's
+   * network-vif-deleted): removes `vif`'s device from the guest and the host.
+   * Idempotent: a VIF that is not plugged succeeds. Optional, as attachInterface.
+   * InstanceNotFound when the guest is missing.
+   */
+  detachInterface?(ctx: DriverContext, instance: InstanceSpec, vif: Vif): Promise<void>;
 }
 
 /** Capabilities shared by the container drivers (fake and docker). */
