@@ -24,6 +24,14 @@ export interface NovaRelease {
   computeTopics: readonly string[];
   /** Object name → version we send and expect. */
   objects: Readonly<Record<string, string>>;
+  /**
+   * What a subnet of the network_info model carries in its meta
+   * (nova/network/neutron.py _get_subnets_from_port), which the release's
+   * metadata API reads: `dhcp_server` (Zed: the DHCP port's address, else the
+   * gateway when DHCP is on) or `enable_dhcp` (2025.1+, nova bug 2055245:
+   * `enable_dhcp` always, `dhcp_server` only from a DHCP port).
+   */
+  subnetDhcpMeta: 'dhcp_server' | 'enable_dhcp';
 }
 
 const ZED_OBJECTS: Record<string, string> = {
@@ -47,6 +55,11 @@ const ZED_OBJECTS: Record<string, string> = {
   MigrationList: '1.5',
   InstanceFault: '1.2',
   InstanceInfoCache: '1.5',
+  InstanceExternalEvent: '1.5',
+  NetworkRequest: '1.3',
+  NetworkRequestList: '1.1',
+  VirtualInterface: '1.3',
+  VirtualInterfaceList: '1.0',
   SecurityGroup: '1.2',
   SecurityGroupList: '1.1',
   TagList: '1.1',
@@ -99,6 +112,7 @@ export const ZED: NovaRelease = {
   conductorRpcVersion: '3.0',
   computeTopics: ['compute'],
   objects: ZED_OBJECTS,
+  subnetDhcpMeta: 'dhcp_server',
 };
 
 /** The releases this agent can be, oldest first. */
@@ -112,6 +126,7 @@ export const RELEASES: readonly NovaRelease[] = [
     conductorRpcVersion: '3.0',
     computeTopics: ['compute'],
     objects: EPOXY_OBJECTS,
+    subnetDhcpMeta: 'enable_dhcp',
   },
   {
     name: '2026.1',
@@ -121,6 +136,7 @@ export const RELEASES: readonly NovaRelease[] = [
     conductorRpcVersion: '3.0',
     computeTopics: ['compute', 'compute-alt'],
     objects: GAZPACHO_OBJECTS,
+    subnetDhcpMeta: 'enable_dhcp',
   },
 ];
 

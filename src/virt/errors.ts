@@ -120,3 +120,14 @@ export function notImplemented(what: string): NovaError {
 export function resizeError(uuid: string, reason: string, cause?: unknown): NovaError {
   return new NovaError('ResizeError', `Resize error: ${reason}`, { reason }, opts(cause, uuid));
 }
+
+/**
+ * nova.exception.VirtualInterfaceCreateException ("Virtual Interface creation
+ * failed"): a VIF plug event failed or never came (vif_plugging_is_fatal).
+ * `detail` names the port and why, for the fault the user sees; Nova's own
+ * message stops at the template.
+ */
+export function virtualInterfaceCreateException(detail?: string, uuid?: string): NovaError {
+  const message = detail ? `Virtual Interface creation failed: ${detail}` : 'Virtual Interface creation failed';
+  return new NovaError('VirtualInterfaceCreateException', message, {}, opts(undefined, uuid));
+}
