@@ -65,6 +65,10 @@ export class FakeConductor implements Conductor {
   readonly computeNodeWrites: Array<{ method: string; fields: Record<string, unknown> }> = [];
   /** Soft-deleted rows (deleted_at set): what read_deleted="yes" still finds. */
   readonly deletedRows = new Map<string, Record<string, unknown>>();
+  /** VirtualInterface rows by port uuid (VirtualInterface.create, destroy, delete_by_instance_uuid). */
+  readonly vifs = new Map<string, Record<string, unknown>>();
+  /** instance_info_caches.network_info by instance uuid, as saved (Nova's JSON string). */
+  readonly infoCaches = new Map<string, string | null>();
 
   /** The API's own delete (the host looked down): the row is deleted, the host is not told. */
   localDelete(uuid: string, deletedAt = new Date()): void {
@@ -87,6 +91,10 @@ export class FakeConductor implements Conductor {
   ): Promise<unknown> {
     this.calls.push(`${objname}.${objmethod}`);
     if (objname === 'InstanceActionEvent') this.events.push({ kind: objmethod, args, kwargs });
+    if (objname === 'VirtualInterface' && objmethod === 'delete_by_instance_uuid') {
+      for (const [k, v] of this.vifs) if (v.instance_uuid === args[0]) this.vifs.delete(k);
+      return Promise.resolve(null);
+    }
     if (objname === 'InstanceList' && objmethod === 'get_by_host') {
       return Promise.resolve(instanceList([...this.rows.values()].filter((r) => r.host === args[0])));
     }
@@ -128,6 +136,10 @@ export class FakeConductor implements Conductor {
       if (!found) return Promise.reject(new RemoteError('ComputeHostNotFound', 'nova.exception', 'not found'));
       return Promise.resolve(new NovaObject('ComputeNode', '1.19', { ...found }));
     }
+    if (objname === 'VirtualInterface' && objmethod === 'get_by_uuid') {
+      const row = this.vifs.get(String(args[0]));
+      return Promise.resolve(row ? new NovaObject('VirtualInterface', '1.3', { ...row }) : null);
+    }
     if (objname === 'MigrationContext') {
       const mc = this.rows.get(String(args[0]))?.migration_context;
       return Promise.resolve(mc ? NovaObject.fromPrimitive(mc) : null);
@@ -156,6 +168,31 @@ export class FakeConductor implements Conductor {
         obj.applyUpdates({ id, uuid: obj.str('uuid') ?? randomUUID(), obj_what_changed: [] });
       }
       if (obj.name === 'ComputeNode') this.nodes.set(obj.str('uuid') ?? '', obj.toPrimitive()['nova_object.data']);
+      return Promise.resolve(null);
+    }
+    if (obj.name === 'VirtualInterface') {
+      const uuid = obj.str('uuid') ?? '';
+      this.calls.push(`VirtualInterface.${objmethod}`);
+      if (objmethod === 'create') {
+        const id = this.vifs.size + 1;
+        this.vifs.set(uuid, { ...obj.toPrimitive()['nova_object.data'], id });
+        obj.applyUpdates({ id, obj_what_changed: [] });
+      } else if (objmethod === 'destroy') {
+        this.vifs.delete(uuid);
+      }
+      return Promise.resolve(null);
+    }
+    if (obj.name === 'InstanceInfoCache') {
+      const uuid = obj.str('instance_uuid') ?? '';
+      this.calls.push(`InstanceInfoCache.${objmethod}`);
+      if (objmethod === 'save') {
+        if (!this.rows.has(uuid)) return Promise.reject(notFound(uuid));
+        this.infoCaches.set(uuid, obj.str('network_info'));
+      } else if (objmethod === 'refresh' && this.infoCaches.has(uuid)) {
+        obj.applyUpdates({ network_info: this.infoCaches.get(uuid), obj_what_changed: [] });
+        return Promise.resolve(null);
+      }
+      obj.applyUpdates({ obj_what_changed: [] });
       return Promise.resolve(null);
     }
     if (obj.name === 'InstanceFault') {
