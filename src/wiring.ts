@@ -9,6 +9,8 @@ import { DockerClient } from './clients/docker/index.js';
 import type { DockerClientOptions } from './clients/docker/types.js';
 import { GlanceClient } from './clients/glance/client.js';
 import { KeystoneClient } from './clients/keystone/client.js';
+import { NeutronClient } from './clients/neutron/client.js';
+import { NetworkAPI } from './compute/network.js';
 import { ConfigError } from './config/index.js';
 import type { BootTiming, PlacementReporter } from './compute/collaborators.js';
 import { ComputeManager } from './compute/manager.js';
@@ -135,6 +137,7 @@ export function buildAgent(
     logger,
   );
   const conductor = new ConductorAPI(messaging.client('conductor'), release);
+  const network = networkAPI(config, release, conductor, logger);
   const manager = new ComputeManager(
     conductor,
     driver,
@@ -169,11 +172,53 @@ export function buildAgent(
       reservedHostMemoryMb: D.reserved_host_memory_mb,
       reservedHostDiskMb: D.reserved_host_disk_mb,
       onBoot: observers.boot,
+      vifPlugging: { timeoutS: D.vif_plugging_timeout, fatal: D.vif_plugging_is_fatal },
+      networkAllocateRetries: D.network_allocate_retries,
     },
     logger,
-    { images: glanceImageAPI(glance), compute: computeCaster(messaging.client('compute')), glance },
+    {
+      images: glanceImageAPI(glance),
+      compute: computeCaster(messaging.client('compute')),
+      glance,
+      ...(network ? { network } : {}),
+    },
   );
   return { docker, driver, manager, keystone };
+}
+
+/**
+ * Nova's network API on Neutron, when `[neutron]` names credentials
+ * (auth_url); without them only `--nic none` builds are possible. The admin
+ * client authenticates with `[neutron]`; with `[service_user]
+ * send_service_user_token` every call also carries a service token.
+ */
+export function networkAPI(
+  config: Config,
+  release: NovaRelease,
+  conductor: ConductorAPI,
+  logger: Logger,
+): NetworkAPI | undefined {
+  const n = config.neutron;
+  if (!n.auth_url) return undefined;
+  const neutron = new NeutronClient({
+    admin: keystoneFromGroup(n, 'neutron', logger),
+    serviceUser: config.service_user.send_service_user_token
+      ? keystoneFromGroup(config.service_user, 'service_user', logger)
+      : undefined,
+    endpointOverride: n.endpoint_override,
+    region: n.region_name,
+    interfaces: n.valid_interfaces,
+    httpRetries: n.http_retries,
+    logger,
+  });
+  return new NetworkAPI({
+    neutron,
+    conductor,
+    release,
+    ovsBridge: n.ovs_bridge,
+    extensionSyncIntervalS: n.extension_sync_interval,
+    logger,
+  });
 }
 
 /** Groups that may hold the credentials of the tools (registry-sync), in the order they are tried. */

@@ -8,7 +8,7 @@ import { hostname as osHostname } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../common/log.js';
-import { errorMessage, NovaError } from '../common/errors.js';
+import { errorMessage, findCause, NovaError } from '../common/errors.js';
 import { listObjects, NovaObject, novaDateTime } from '../objects/base.js';
 import { type Conductor, isRemote } from '../objects/conductor.js';
 import type { NovaRelease } from '../objects/releases.js';
@@ -18,7 +18,7 @@ import type { ComputeDriver } from '../virt/driver.js';
 import { isHypervisorUnavailable } from '../virt/errors.js';
 import type { DriverEvent } from '../virt/event.js';
 import { PowerState } from '../virt/power-state.js';
-import type { AvailableResource } from '../virt/types.js';
+import type { AvailableResource, NetworkInfo } from '../virt/types.js';
 import { InstanceActions } from './actions.js';
 import type {
   BootTiming,
@@ -29,6 +29,15 @@ import type {
   SnapshotImageApi,
 } from './collaborators.js';
 import { imageMetaOf, nilHostAndNode } from './instance.js';
+import { eventWaiter, ExternalEvents, InstanceEvents } from './instance-events.js';
+import { InterfaceAttach } from './interface-attach.js';
+import {
+  cachedNetworkInfo,
+  NetworkErrors,
+  parseRequestedNetworks,
+  type NetworkAPI,
+  type NetworkRequestList,
+} from './network.js';
 import { deletedMeanwhile, driverContext, InstanceStore, type LogLevel } from './instance-store.js';
 import type { InstanceLocks } from './instance-lock.js';
 import { diagnosticsMethods } from './diagnostics.js';
@@ -78,6 +87,10 @@ export interface ComputeManagerOptions {
   onBoot?: ((timing: BootTiming) => void) | undefined;
   /** Start-up: the first and the longest pause between tries of a hypervisor that does not answer (1 s, 5 s). */
   hypervisorRetryMs?: { first: number; max: number };
+  /** [DEFAULT] vif_plugging_timeout (s, default 300; 0: no wait) and vif_plugging_is_fatal (default true). */
+  vifPlugging?: { timeoutS: number; fatal: boolean };
+  /** [DEFAULT] network_allocate_retries (default 0). */
+  networkAllocateRetries?: number;
 }
 
 /**
@@ -156,6 +169,12 @@ export class ComputeManager {
   private readonly snapshots: SnapshotActions;
   private readonly moves: MoveActions;
   private readonly shelves: ShelveActions;
+  /** Nova's InstanceEvents: who waits for which external event (network-vif-plugged before a start). */
+  readonly instanceEvents: InstanceEvents;
+  private readonly externalEvents: ExternalEvents;
+  /** Nova's network API (Neutron); undefined when `[neutron]` is not configured: only `--nic none` builds. */
+  private readonly network: NetworkAPI | undefined;
+  private readonly interfaces: InterfaceAttach | undefined;
   /** utils.synchronized(instance.uuid): build, terminate and every decorated action, move and snapshot. */
   private get locks(): InstanceLocks {
     return this.store.locks;
@@ -168,10 +187,33 @@ export class ComputeManager {
     private readonly scheduler: SchedulerNotifier,
     private readonly opts: ComputeManagerOptions,
     private readonly logger: Logger,
-    /** Glance (rebuild's image lookups, snapshot cleanups and backup rotation) and compute casts between resize steps */
-    services: { images?: ImageAPI; compute?: ComputeCaster; glance?: SnapshotImageApi } = {},
+    /**
+     * Glance (rebuild's image lookups, snapshot cleanups and backup rotation), compute casts between resize
+     * steps, and Neutron (ports of the instances)
+     */
+    services: { images?: ImageAPI; compute?: ComputeCaster; glance?: SnapshotImageApi; network?: NetworkAPI } = {},
   ) {
     this.store = new InstanceStore(conductor, opts.release, opts.host, logger);
+    this.network = services.network;
+    this.instanceEvents = new InstanceEvents(logger);
+    this.externalEvents = new ExternalEvents({
+      store: this.store,
+      events: this.instanceEvents,
+      driver,
+      network: services.network,
+      logger,
+    });
+    this.interfaces = services.network
+      ? new InterfaceAttach({
+          store: this.store,
+          driver,
+          network: services.network,
+          events: this.instanceEvents,
+          host: opts.host,
+          vifPlugging: this.vifPlugging,
+          logger,
+        })
+      : undefined;
     this.actions = new InstanceActions(this.store, driver, services.glance);
     this.powerSync = new PowerStateSync(this.store, driver, opts.host);
     this.snapshots = new SnapshotActions(this.store, driver, services.glance);
@@ -302,6 +344,13 @@ export class ComputeManager {
   stop(): void {
     for (const t of this.timers.splice(0)) clearInterval(t);
     this.driver.registerEventListener(undefined);
+    // cancel_all_events: a spawn waiting for network-vif-plugged fails now instead of at its timeout
+    this.instanceEvents.cancelAll();
+  }
+
+  /** [DEFAULT] vif_plugging_timeout / vif_plugging_is_fatal */
+  private get vifPlugging(): { timeoutS: number; fatal: boolean } {
+    return this.opts.vifPlugging ?? { timeoutS: 300, fatal: true };
   }
 
   /**
@@ -652,6 +701,9 @@ export class ComputeManager {
     Object.assign(methods, this.moves.methods());
     Object.assign(methods, this.shelves.methods());
     Object.assign(methods, diagnosticsMethods(this.store, this.driver));
+    Object.assign(methods, this.externalEvents.methods());
+    // with [neutron] configured these replace the unsupported answers of UNSUPPORTED_CALLS/_INSTANCE_CASTS
+    if (this.interfaces) Object.assign(methods, this.interfaces.methods());
     return { namespace: null, version: this.opts.release.computeRpcVersion, methods };
   }
 
@@ -696,7 +748,12 @@ export class ComputeManager {
       host: this.opts.host,
       node: typeof args.node === 'string' ? args.node : this.nodename,
     };
-    const saves = (async () => {
+    const requested = parseRequestedNetworks(args.requested_networks);
+    const securityGroups = Array.isArray(args.security_groups)
+      ? args.security_groups.filter((g): g is string => typeof g === 'string')
+      : [];
+    let networkAllocated = false;
+    const untilNetworking = (async () => {
       await this.store.eventStart(ctx, uuid, event);
       await this.store.save(ctx, instance, { vm_state: VmState.BUILDING, task_state: null }, [
         TaskState.SCHEDULING,
@@ -711,16 +768,40 @@ export class ComputeManager {
         system_metadata: sysmeta,
       });
       await this.store.save(ctx, instance, { task_state: TaskState.NETWORKING }, [null]);
+    })();
+    // _allocate_network: the ports are allocated while the driver fetches the image (NetworkInfoAsyncWrapper)
+    const networkInfo: Promise<NetworkInfo> = untilNetworking.then(async () => {
+      const nwInfo = await this.allocateNetwork(ctx, instance, requested, securityGroups);
+      networkAllocated = this.network !== undefined && requested?.noAllocate !== true;
+      return nwInfo;
+    });
+    const saves = (async () => {
+      await untilNetworking;
       await this.store.save(ctx, instance, { task_state: TaskState.BLOCK_DEVICE_MAPPING });
+      // the allocation's system_metadata network_allocated rides on this save (Nova: "the caller
+      // shares a reference to instance and waits for this async greenthread"); a failed
+      // allocation fails the spawn, which awaits the same promise
+      if (
+        await networkInfo.then(
+          () => networkAllocated,
+          () => false,
+        )
+      ) {
+        const sysmeta = { ...((instance.get('system_metadata') as Record<string, unknown> | undefined) ?? {}) };
+        sysmeta.network_allocated = 'True';
+        this.store.apply(instance, { system_metadata: sysmeta });
+      }
       await this.store.save(ctx, instance, { task_state: TaskState.SPAWNING }, TaskState.BLOCK_DEVICE_MAPPING);
       timing.spawning = performance.now() - t0;
     })();
     saves.catch(() => undefined); // awaited below; this only keeps an early rejection from being "unhandled"
+    networkInfo.catch(() => undefined); // the spawn awaits it and rethrows its reason
     const injected = Array.isArray(args.injected_files) ? (args.injected_files as Array<[string, string]>) : [];
     const spawned = this.driver.spawn(
       {
         ...driverContext(ctx),
         readyToStart: saves,
+        waitForInstanceEvents: eventWaiter(this.instanceEvents, instance, { ...this.vifPlugging, logger: this.logger }),
         onProgress: (mark) => {
           timing[mark] = performance.now() - t0;
         },
@@ -730,7 +811,7 @@ export class ComputeManager {
       injected,
       typeof args.admin_password === 'string' ? args.admin_password : undefined,
       undefined,
-      [],
+      networkInfo,
     );
     try {
       // both settle before anything else is saved, so a late state save never overwrites ERROR
@@ -738,6 +819,9 @@ export class ComputeManager {
       if (saved.status === 'rejected') throw saved.reason;
       if (spawn.status === 'rejected') throw spawn.reason;
       timing.spawned = performance.now() - t0;
+      // "This is only useful during reschedules, remove it now."
+      const sysmeta = (instance.get('system_metadata') as Record<string, unknown> | undefined) ?? {};
+      const { network_allocated: _allocated, ...rest } = sysmeta;
       await this.store.save(
         ctx,
         instance,
@@ -746,6 +830,7 @@ export class ComputeManager {
           task_state: null,
           power_state: PowerStateValue.RUNNING,
           launched_at: novaDateTime(),
+          ...('network_allocated' in sysmeta ? { system_metadata: rest } : {}),
         },
         TaskState.SPAWNING,
       );
@@ -755,7 +840,9 @@ export class ComputeManager {
       this.log('info', `Took ${(timing.spawned / 1000).toFixed(2)} seconds to spawn the instance`, ctx, uuid);
       await this.store.eventFinish(ctx, uuid, event);
     } catch (err) {
-      await this.buildFailed(ctx, instance, err);
+      // network_info.wait(do_raise=False): the allocation has settled before anything is cleaned up
+      await networkInfo.catch(() => undefined);
+      await this.buildFailed(ctx, instance, err, requested);
       await this.store.eventFinish(ctx, uuid, event, err);
     } finally {
       this.bootTimings.push(timing);
@@ -765,13 +852,25 @@ export class ComputeManager {
     }
   }
 
-  /** A failed build: nothing on the host, allocations gone, ERROR with a fault (unless deleted meanwhile). */
-  private async buildFailed(ctx: RequestContext, instance: NovaObject, err: unknown): Promise<void> {
+  /**
+   * A failed build: nothing on the host, ports deleted (or unbound when the
+   * user brought them), allocations gone, ERROR with a fault (unless deleted
+   * meanwhile). Never rescheduled: a VIF that did not plug
+   * (VirtualInterfaceCreateException) aborts the build as in Nova.
+   */
+  private async buildFailed(
+    ctx: RequestContext,
+    instance: NovaObject,
+    error: unknown,
+    requested: NetworkRequestList | null,
+  ): Promise<void> {
     const uuid = instance.str('uuid') ?? '';
     const spec = this.store.spec(instance);
-    await this.driver.destroy(driverContext(ctx), spec, []).catch((e: unknown) => {
+    await this.driver.destroy(driverContext(ctx), spec, cachedNetworkInfo(instance)).catch((e: unknown) => {
       this.log('error', `cleanup after a failed build failed: ${errorMessage(e)}`, ctx, uuid);
     });
+    await this.cleanupAllocatedNetworks(ctx, instance, requested);
+    const err = buildAbort(uuid, error);
     await this.placement
       .deleteAllocations(ctx, uuid)
       .catch((e: unknown) => this.log('error', `could not delete allocations: ${errorMessage(e)}`, ctx, uuid));
@@ -786,6 +885,107 @@ export class ComputeManager {
     } catch (e) {
       this.log('error', `could not set the instance to ERROR: ${errorMessage(e)}`, ctx, uuid);
     }
+  }
+
+  /**
+   * _allocate_network_async: nothing for `--nic none`; else the network
+   * API's allocate_for_instance bound to this host, tried
+   * `network_allocate_retries` more times with a doubling pause (1 s … 30 s).
+   */
+  private async allocateNetwork(
+    ctx: RequestContext,
+    instance: NovaObject,
+    requested: NetworkRequestList | null,
+    securityGroups: string[],
+  ): Promise<NetworkInfo> {
+    const uuid = instance.str('uuid') ?? '';
+    if (requested?.noAllocate) {
+      this.log('debug', "Not allocating networking since 'none' was specified.", ctx, uuid);
+      return [];
+    }
+    const network = this.network;
+    if (!network) {
+      // a build that names no network on an agent without [neutron] boots without one, as before networking existed
+      if (!requested || requested.requests.length === 0) {
+        this.log(
+          'warn',
+          'Networking ([neutron]) is not configured on this host: the instance gets no network',
+          ctx,
+          uuid,
+        );
+        return [];
+      }
+      throw NetworkErrors.notConfigured();
+    }
+    this.log('debug', 'Allocating IP information in the background.', ctx, uuid);
+    const attempts = (this.opts.networkAllocateRetries ?? 0) + 1;
+    let retryS = 1;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await network.allocateForInstance(ctx, instance, requested, {
+          securityGroups,
+          bindHostId: this.opts.host,
+        });
+      } catch (err) {
+        if (attempt >= attempts) {
+          this.log(
+            'error',
+            `Instance failed network setup after ${attempts} attempt(s): ${errorMessage(err)}`,
+            ctx,
+            uuid,
+          );
+          throw err;
+        }
+        this.log('warn', `Instance failed network setup (attempt ${attempt} of ${attempts})`, ctx, uuid);
+        await sleep(retryS * 1000);
+        retryS = Math.min(retryS * 2, 30);
+      }
+    }
+  }
+
+  /**
+   * _cleanup_allocated_networks after a failed build: the ports deleted, or
+   * unbound when the user brought them (`requested`); a failure is logged,
+   * the build's own error is what the user sees.
+   */
+  private async cleanupAllocatedNetworks(
+    ctx: RequestContext,
+    instance: NovaObject,
+    requested: NetworkRequestList | null,
+  ): Promise<void> {
+    const uuid = instance.str('uuid') ?? '';
+    if (!this.network) return;
+    if (requested?.noAllocate) {
+      this.log('debug', 'Skipping network deallocation for instance since networking was not requested.', ctx, uuid);
+      return;
+    }
+    try {
+      await this.deallocateNetwork(ctx, instance, requested);
+    } catch (err) {
+      this.log('error', `Failed to deallocate networks: ${errorMessage(err)}`, ctx, uuid);
+      return;
+    }
+    const sysmeta = (instance.get('system_metadata') as Record<string, unknown> | undefined) ?? {};
+    this.store.apply(instance, { system_metadata: { ...sysmeta, network_allocated: 'False' } });
+  }
+
+  /** _deallocate_network: deallocate_for_instance, timed. */
+  private async deallocateNetwork(
+    ctx: RequestContext,
+    instance: NovaObject,
+    requested: NetworkRequestList | null = null,
+  ): Promise<void> {
+    if (!this.network) return;
+    const uuid = instance.str('uuid') ?? '';
+    this.log('debug', 'Deallocating network for instance', ctx, uuid);
+    const t0 = performance.now();
+    await this.network.deallocateForInstance(ctx, instance, requested);
+    this.log(
+      'info',
+      `Took ${((performance.now() - t0) / 1000).toFixed(2)} seconds to deallocate network for instance.`,
+      ctx,
+      uuid,
+    );
   }
 
   async terminateInstance(ctx: RequestContext, args: RpcArgs): Promise<void> {
@@ -803,7 +1003,12 @@ export class ComputeManager {
   ): Promise<void> {
     try {
       await this.store.eventStart(ctx, uuid, event);
-      await this.driver.destroy(driverContext(ctx), this.store.spec(instance), []);
+      const pending = this.instanceEvents.clearForInstance(uuid);
+      if (pending.length > 0) this.log('debug', `Events pending at deletion: ${pending.join(',')}`, ctx, uuid);
+      await this.network?.ensureInfoCache(ctx, instance);
+      await this.driver.destroy(driverContext(ctx), this.store.spec(instance), cachedNetworkInfo(instance));
+      // _shutdown_instance: the ports go after the guest (driver.destroy unplugged them), before the row
+      await this.deallocateNetwork(ctx, instance);
       await this.store.save(ctx, instance, {
         vm_state: VmState.DELETED,
         task_state: null,
@@ -932,4 +1137,31 @@ export function tailLength(v: unknown): number | undefined {
   const n = typeof v === 'number' ? v : typeof v === 'string' && /^\s*-?\d+\s*$/.test(v) ? Number(v) : 0;
   if (!Number.isFinite(n)) return 0;
   return n < 0 ? undefined : Math.trunc(n);
+}
+
+/**
+ * _build_and_run_instance's network failures that end a build without a
+ * reschedule (BuildAbortException "Failed to allocate the network(s), not
+ * rescheduling."); the inner error is appended, so the fault names the port
+ * and why. Anything else is the fault as it is.
+ */
+export function buildAbort(uuid: string, err: unknown): unknown {
+  const abortOn = [
+    'VirtualInterfaceCreateException',
+    'NoMoreFixedIps',
+    'ExternalNetworkAttachForbidden',
+    'VirtualInterfaceMacAddressException',
+    'FixedIpInvalidOnHost',
+    'UnableToAutoAllocateNetwork',
+    'NetworksWithQoSPolicyNotSupported',
+  ];
+  const inner = findCause(err, NovaError);
+  if (!inner || !abortOn.includes(inner.novaClass)) return err;
+  const reason = `Failed to allocate the network(s), not rescheduling. ${inner.message}`;
+  return new NovaError(
+    'BuildAbortException',
+    `Build of instance ${uuid} aborted: ${reason}`,
+    { instance_uuid: uuid, reason },
+    { cause: err, fields: { instance_uuid: uuid } },
+  );
 }

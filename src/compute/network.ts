@@ -169,6 +169,8 @@ export const NetworkErrors = {
       `Port ${portId} not usable for instance ${instance}. Value ${value} assigned to dns_name attribute does not match instance's hostname ${hostname}`,
       { port_id: portId, instance, value, hostname, code: 400 },
     ),
+  portNotAttached: (portId: string) =>
+    novaError('PortNotFound', `Port ${portId} is not attached`, { port_id: portId, code: 404 }),
   portNotFound: (portId: string, cause?: unknown) =>
     novaError('PortNotFound', `Port id ${portId} could not be found.`, { port_id: portId, code: 404 }, cause),
   networkNotFound: (networkId: string) =>
@@ -951,6 +953,7 @@ export class NetworkAPI {
   ): Promise<void> {
     const uuid = instance.str('uuid') ?? '';
     this.#logAt('debug', 'deallocate_for_instance()', ctx, uuid);
+    await this.ensureInfoCache(ctx, instance);
     const neutron = this.client(ctx);
     const ports = (await neutron.listPorts({ device_id: uuid })).map((p) => p.id);
     const skip = new Set([...(requested?.portIds ?? []), ...preexistingPortIds(instance)]);
@@ -973,6 +976,7 @@ export class NetworkAPI {
    */
   async deallocatePortForInstance(ctx: RequestContext, instance: NovaObject, portId: string): Promise<NetworkInfo> {
     const uuid = instance.str('uuid') ?? '';
+    await this.ensureInfoCache(ctx, instance);
     const neutron = this.client(ctx);
     if (preexistingPortIds(instance).includes(portId)) {
       await this.#unbindPorts(ctx, instance, [portId], neutron, this.client(ctx, true));
@@ -997,7 +1001,7 @@ export class NetworkAPI {
     return await this.#cacheLocks.run(uuid, async () => {
       if (o.refreshVifId) this.#logAt('debug', `Refreshing network info cache for port ${o.refreshVifId}`, ctx, uuid);
       else this.#logAt('debug', 'Building network info cache for instance', ctx, uuid);
-      await this.#refreshInfoCache(ctx, instance);
+      await this.refreshInfoCache(ctx, instance);
       const nwInfo = await this.#buildNetworkInfoModel(ctx, instance, o);
       await this.#saveInfoCache(ctx, instance, nwInfo);
       return nwInfo;
@@ -1009,8 +1013,24 @@ export class NetworkAPI {
     await this.#cacheLocks.run(instance.str('uuid') ?? '', () => this.#saveInfoCache(ctx, instance, nwInfo));
   }
 
+  /**
+   * instance.info_cache, loaded from the conductor when the caller did not
+   * send it (Nova's lazy load): which ports the user brought is read there,
+   * and a delete must never take them for ours.
+   */
+  async ensureInfoCache(ctx: RequestContext, instance: NovaObject): Promise<void> {
+    if (instance.has('info_cache')) return;
+    const uuid = instance.str('uuid') ?? '';
+    try {
+      const ic = await this.#o.conductor.classActionObject(ctx, 'InstanceInfoCache', 'get_by_instance_uuid', [uuid]);
+      instance.applyUpdates({ info_cache: ic ? ic.toPrimitive() : null, obj_what_changed: instance.changes });
+    } catch (err) {
+      this.#logAt('debug', `Instance cache missing network info: ${errorMessage(err)}`, ctx, uuid);
+    }
+  }
+
   /** compute_utils.refresh_info_cache_for_instance: the cache as the database has it now. */
-  async #refreshInfoCache(ctx: RequestContext, instance: NovaObject): Promise<void> {
+  async refreshInfoCache(ctx: RequestContext, instance: NovaObject): Promise<void> {
     const ic = instance.get('info_cache');
     if (!isObjectPrimitive(ic) || instance.get('deleted') === true) return;
     const cache = NovaObject.fromPrimitive(ic);
