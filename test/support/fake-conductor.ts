@@ -136,6 +136,15 @@ export class FakeConductor implements Conductor {
       if (!found) return Promise.reject(new RemoteError('ComputeHostNotFound', 'nova.exception', 'not found'));
       return Promise.resolve(new NovaObject('ComputeNode', '1.19', { ...found }));
     }
+    if (objname === 'InstanceInfoCache' && objmethod === 'get_by_instance_uuid') {
+      const uuid = String(args[0]);
+      if (!this.infoCaches.has(uuid)) {
+        return Promise.reject(new RemoteError('InstanceInfoCacheNotFound', 'nova.exception', `no cache for ${uuid}`));
+      }
+      return Promise.resolve(
+        new NovaObject('InstanceInfoCache', '1.5', { instance_uuid: uuid, network_info: this.infoCaches.get(uuid) }),
+      );
+    }
     if (objname === 'VirtualInterface' && objmethod === 'get_by_uuid') {
       const row = this.vifs.get(String(args[0]));
       return Promise.resolve(row ? new NovaObject('VirtualInterface', '1.3', { ...row }) : null);
