@@ -1162,7 +1162,7 @@ export class NetworkAPI {
     // _nw_info_get_ips
     const ips: NetworkIp[] = [];
     for (const fixed of port.fixed_ips ?? []) {
-      const floats = await client.listFloatingIps({ fixed_ip_address: fixed.ip_address, port_id: port.id });
+      const floats = await safeFloatingIps(client, fixed.ip_address, port.id);
       const floating: NetworkIp[] = [];
       for (const f of floats) {
         const ip = modelIp(f.floating_ip_address, 'floating');
@@ -1310,6 +1310,16 @@ export class NetworkAPI {
       physnet: net['provider:physical_network'] ?? null,
       tunneled: L3_NETWORK_TYPES.includes(net['provider:network_type'] ?? ''),
     };
+  }
+}
+
+/** _safe_get_floating_ips: a Neutron without the L3 API (no router plugin) answers 404: no floating IPs. */
+async function safeFloatingIps(client: NeutronApi, fixedIp: string, portId: string) {
+  try {
+    return await client.listFloatingIps({ fixed_ip_address: fixedIp, port_id: portId });
+  } catch (err) {
+    if (isNeutronError(err, { status: 404 })) return [];
+    throw err;
   }
 }
 

@@ -47,6 +47,8 @@ export class FakeNeutron {
   readonly securityGroups: NeutronSecurityGroup[] = [];
   readonly floatingIps: NeutronFloatingIp[] = [];
   extensions = ['dns-integration', 'binding', 'port-security'];
+  /** Without the L3 API (no router service plugin) /v2.0/floatingips is a 404, as in the lab. */
+  l3 = true;
   readonly calls: NeutronCall[] = [];
   /** Hosts whose bindings fail (binding:vif_type binding_failed). */
   readonly failingHosts = new Set<string>();
@@ -195,6 +197,7 @@ export class FakeNeutron {
       case 'security-groups':
         return [200, { security_groups: pick(this.securityGroups) }];
       case 'floatingips':
+        if (!this.l3) return neutronError(404, 'HTTPNotFound', 'The resource could not be found.');
         return [200, { floatingips: pick(this.floatingIps) }];
       default:
         return neutronError(404, 'HTTPNotFound', `${resource} not found`);

@@ -187,6 +187,13 @@ describe('compute/network', () => {
     assert.deepEqual(JSON.parse(cached), nwInfo);
   });
 
+  it('a Neutron without the L3 API (floatingips 404) gives VIFs without floating IPs, as Nova', async () => {
+    neutron.addNetwork();
+    neutron.l3 = false;
+    const nwInfo = await api().allocateForInstance(ctx, instance(), null, { bindHostId: BIND_HOST });
+    assert.deepEqual(nwInfo[0]?.network.subnets[0]?.ips[0]?.floating_ips, []);
+  });
+
   it('2025.1: the subnet meta says enable_dhcp, with no gateway standing in for a missing DHCP port; Zed falls back to the gateway', async () => {
     neutron.addNetwork({ dhcpPort: false });
     const epoxy = await api(EPOXY).allocateForInstance(ctx, instance(), null, { bindHostId: BIND_HOST });
