@@ -1031,6 +1031,8 @@ export class NetworkAPI {
 
   /** compute_utils.refresh_info_cache_for_instance: the cache as the database has it now. */
   async refreshInfoCache(ctx: RequestContext, instance: NovaObject): Promise<void> {
+    // not sent with the instance: loaded now, which is the current one
+    if (!instance.has('info_cache')) return await this.ensureInfoCache(ctx, instance);
     const ic = instance.get('info_cache');
     if (!isObjectPrimitive(ic) || instance.get('deleted') === true) return;
     const cache = NovaObject.fromPrimitive(ic);

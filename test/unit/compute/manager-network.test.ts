@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import nock from 'nock';
+import { NovaError } from '../../../src/common/errors.js';
 import { nullLogger } from '../../../src/common/log.js';
 import { NeutronClient, type NeutronKeystone } from '../../../src/clients/neutron/index.js';
 import { ComputeManager } from '../../../src/compute/manager.js';
@@ -14,7 +15,7 @@ import { NetworkAPI } from '../../../src/compute/network.js';
 import { FakeDriver } from '../../../src/virt/fake/driver.js';
 import { ZED } from '../../../src/objects/releases.js';
 import { contextFromValues, type RequestContext } from '../../../src/rpc/context.js';
-import { expectedPlugEvents } from '../../../src/virt/network-model.js';
+import { expectedPlugEvents, type VifModel } from '../../../src/virt/network-model.js';
 import type { DriverContext, NetworkInfo } from '../../../src/virt/types.js';
 import { FakeNeutron, NEUTRON_URL } from '../../support/fake-neutron.js';
 import { FakeConductor } from '../../support/fake-conductor.js';
@@ -139,7 +140,7 @@ describe('compute/manager with Neutron', () => {
       destroyedWith.push(nw);
       return destroy(dctx, spec, nw, bdi);
     };
-    return { conductor, manager, plugged, destroyedWith };
+    return { conductor, driver, manager, plugged, destroyedWith };
   }
 
   function newPrimitive(row: Record<string, unknown>) {
@@ -285,6 +286,55 @@ describe('compute/manager with Neutron', () => {
     const kept = neutron.ports.get(theirs.id);
     assert.equal(kept?.device_id, '');
     assert.equal(kept?.['binding:host_id'], '');
+  });
+
+  it('attach_interface binds a new port and plugs it; detach_interface unplugs it and deletes the port', async () => {
+    const { network: net } = neutron.addNetwork();
+    const { conductor, driver, manager } = env();
+    const { uuid, primitive } = newInstance(conductor, {
+      ...BUILDING,
+      vm_state: 'active',
+      task_state: null,
+      host: HOST,
+    });
+    const methods = manager.endpoint().methods;
+    // a driver without interface hotplug refuses, as Nova's AttachInterfaceNotSupported
+    await assert.rejects(
+      Promise.resolve(methods.attach_interface!(ctx, { instance: primitive, network_id: net.id, port_id: null })),
+      (e: unknown) => e instanceof NovaError && e.novaClass === 'AttachInterfaceNotSupported',
+    );
+    const attached: string[] = [];
+    const detached: string[] = [];
+    Object.defineProperty(driver, 'capabilities', {
+      value: { ...driver.capabilities, supports_attach_interface: true },
+    });
+    Object.assign(driver, {
+      attachInterface: (_c: unknown, _i: unknown, _m: unknown, v: VifModel) => {
+        attached.push(v.id);
+        return Promise.resolve();
+      },
+      detachInterface: (_c: unknown, _i: unknown, v: VifModel) => {
+        detached.push(v.id);
+        return Promise.resolve();
+      },
+    });
+    const vif = (await methods.attach_interface!(ctx, {
+      instance: primitive,
+      network_id: net.id,
+      port_id: null,
+      requested_ip: null,
+      tag: null,
+    })) as VifModel;
+    assert.deepEqual(attached, [vif.id]);
+    assert.equal(neutron.ports.get(vif.id)?.['binding:host_id'], HOST);
+    const cache = () => (JSON.parse(conductor.infoCaches.get(uuid) ?? '[]') as VifModel[]).map((v) => v.id);
+    assert.deepEqual(cache(), [vif.id]);
+
+    await methods.detach_interface!(ctx, { instance: primitive, port_id: vif.id });
+    assert.deepEqual(detached, [vif.id]);
+    assert.equal(neutron.ports.has(vif.id), false);
+    assert.deepEqual(cache(), []);
+    assert.equal(conductor.vifs.size, 0);
   });
 
   it('--nic none: no Neutron call at all', async () => {
