@@ -10,7 +10,7 @@ No nova-docker code: it does by hand what the agent does for a server on the lab
    checksum/TSO/GSO offload off on both ends (netdev datapath + veth);
 3. waits for both ports to go ACTIVE (timed from the plug) and for Neutron's
    network-vif-plugged POST to nova-api (404 there: the instance is made up);
-4. ping and an HTTP transfer between the namespaces;
+4. ping, a DHCP lease (busybox udhcpc) and an HTTP transfer between the namespaces;
 5. port B moved to a security group that allows nothing incoming: the ping must
    fail; back in the default group: it must pass again;
 6. removes everything it made (ports, group, network, OVS ports, veths, netns).
@@ -162,6 +162,16 @@ def main():
         if ping(ns_a, ip_b, 5) != 5 or ping(ns_b, ip_a, 5) != 5:
             raise CheckFailed("ping between the namespaces is lossy or fails")
         say("ping a <-> b ok")
+
+        # DHCP: the agent's dnsmasq (behind a veth in its qdhcp namespace) hands out the port's address
+        t = time.monotonic()
+        r = sh("busybox", "udhcpc", "-i", "eth0", "-n", "-q", "-f", "-t", "5", "-T", "2", "-s", "/bin/true",
+               ns=ns_a, check=False, timeout=30)
+        m = re.search(r"lease of (\S+) obtained", r.stdout + r.stderr)
+        if not m or m.group(1) != ip_a:
+            raise CheckFailed("DHCP in %s: want %s, got %r" % (ns_a, ip_a, (r.stdout + r.stderr).strip()[-300:]))
+        timings["DHCP lease (udhcpc)"] = time.monotonic() - t
+        say("DHCP lease of %s from the lab's dnsmasq" % ip_a)
 
         tmp = made["tmp"] = tempfile.mkdtemp(prefix="netlab-check-")
         with open(os.path.join(tmp, "blob"), "wb") as f:
