@@ -135,9 +135,9 @@ export function describeDriverContract(name: string, makeHarness: () => Promise<
       await h.driver.powerOff(inst, 5);
       assert.equal(await state(inst), PowerState.SHUTDOWN);
       assert.ok((await h.driver.listInstanceUuids()).includes(inst.uuid), 'a stopped guest is still listed');
-      await h.driver.powerOn(ctx, inst);
+      await h.driver.powerOn(ctx, inst, []);
       assert.equal(await state(inst), PowerState.RUNNING);
-      await h.driver.powerOn(ctx, inst);
+      await h.driver.powerOn(ctx, inst, []);
       assert.equal(await state(inst), PowerState.RUNNING);
     });
 
@@ -189,7 +189,7 @@ export function describeDriverContract(name: string, makeHarness: () => Promise<
       it(`${type} reboot of a running guest → RUNNING`, async () => {
         const inst = makeInstance(h.host);
         await spawn(inst);
-        await h.driver.reboot(ctx, inst, type);
+        await h.driver.reboot(ctx, inst, [], type);
         assert.equal(await state(inst), PowerState.RUNNING);
       });
 
@@ -197,7 +197,7 @@ export function describeDriverContract(name: string, makeHarness: () => Promise<
         const inst = makeInstance(h.host);
         await spawn(inst);
         await h.driver.powerOff(inst, 0);
-        await h.driver.reboot(ctx, inst, type);
+        await h.driver.reboot(ctx, inst, [], type);
         assert.equal(await state(inst), PowerState.RUNNING);
       });
     }
@@ -206,7 +206,7 @@ export function describeDriverContract(name: string, makeHarness: () => Promise<
       const inst = makeInstance(h.host);
       await spawn(inst);
       await h.driver.pause(inst);
-      await h.driver.reboot(ctx, inst, 'HARD');
+      await h.driver.reboot(ctx, inst, [], 'HARD');
       assert.equal(await state(inst), PowerState.RUNNING);
     });
 
@@ -215,7 +215,7 @@ export function describeDriverContract(name: string, makeHarness: () => Promise<
       await spawn(inst);
       await h.crash(inst);
       assert.equal(await state(inst), PowerState.CRASHED);
-      await h.driver.powerOn(ctx, inst);
+      await h.driver.powerOn(ctx, inst, []);
       assert.equal(await state(inst), PowerState.RUNNING);
     });
 
@@ -251,11 +251,11 @@ export function describeDriverContract(name: string, makeHarness: () => Promise<
       };
       assert.equal(typeof (await h.driver.migrateDiskAndPowerOff(ctx, inst, h.host, bigger.flavor, 0)), 'string');
       assert.equal(await state(inst), PowerState.SHUTDOWN);
-      await h.driver.finishMigration(ctx, bigger, '', h.image, false, true);
+      await h.driver.finishMigration(ctx, bigger, '', [], h.image, false, true);
       assert.equal(await state(inst), PowerState.RUNNING);
       assert.deepEqual(await used(), [mem0 + 32, cpu0 + 1], 'usage follows the new flavor');
       await h.driver.powerOff(inst, 0);
-      await h.driver.finishRevertMigration(ctx, inst, true);
+      await h.driver.finishRevertMigration(ctx, inst, [], true);
       assert.equal(await state(inst), PowerState.RUNNING);
       assert.deepEqual(await used(), [mem0, cpu0], 'usage of the old flavor again');
       await h.driver.confirmMigration(ctx, inst);
@@ -267,7 +267,7 @@ export function describeDriverContract(name: string, makeHarness: () => Promise<
       const inst = makeInstance(h.host);
       await spawn(inst);
       await h.driver.migrateDiskAndPowerOff(ctx, inst, h.host, inst.flavor, 0);
-      await h.driver.finishMigration(ctx, inst, '', h.image, false, false);
+      await h.driver.finishMigration(ctx, inst, '', [], h.image, false, false);
       assert.equal(await state(inst), PowerState.SHUTDOWN);
     });
 
@@ -277,16 +277,19 @@ export function describeDriverContract(name: string, makeHarness: () => Promise<
         h.driver.migrateDiskAndPowerOff(ctx, inst, h.host, inst.flavor, 0),
         isNova('InstanceNotFound'),
       );
-      await assert.rejects(h.driver.finishMigration(ctx, inst, '', h.image, false, true), isNova('InstanceNotFound'));
-      await assert.rejects(h.driver.finishRevertMigration(ctx, inst, true), isNova('InstanceNotFound'));
+      await assert.rejects(
+        h.driver.finishMigration(ctx, inst, '', [], h.image, false, true),
+        isNova('InstanceNotFound'),
+      );
+      await assert.rejects(h.driver.finishRevertMigration(ctx, inst, [], true), isNova('InstanceNotFound'));
       await h.driver.confirmMigration(ctx, inst);
     });
 
     it('operations on a missing instance: InstanceNotFound', async () => {
       const inst = makeInstance(h.host);
       await assert.rejects(h.driver.powerOff(inst, 0), isNova('InstanceNotFound'));
-      await assert.rejects(h.driver.powerOn(ctx, inst), isNova('InstanceNotFound'));
-      await assert.rejects(h.driver.reboot(ctx, inst, 'HARD'), isNova('InstanceNotFound'));
+      await assert.rejects(h.driver.powerOn(ctx, inst, []), isNova('InstanceNotFound'));
+      await assert.rejects(h.driver.reboot(ctx, inst, [], 'HARD'), isNova('InstanceNotFound'));
       await assert.rejects(h.driver.pause(inst), isNova('InstanceNotFound'));
       await assert.rejects(h.driver.getConsoleOutput(ctx, inst), isNova('InstanceNotFound'));
       await assert.rejects(h.driver.getDiagnostics(inst), isNova('InstanceNotFound'));

@@ -202,7 +202,7 @@ describe('DockerDriver (docker specifics)', function () {
     const before = await inspectOf(inst);
     const big = { ...inst, flavor: { ...inst.flavor, memory_mb: 128, vcpus: 2 } };
     await d.migrateDiskAndPowerOff(ctx, inst, HOST, big.flavor, 0);
-    await d.finishMigration(ctx, big, '', busybox, false, true);
+    await d.finishMigration(ctx, big, '', [], busybox, false, true);
     const after = await inspectOf(inst);
     assert.equal(after.Id, before.Id, 'the same container');
     assert.deepEqual(
@@ -215,7 +215,7 @@ describe('DockerDriver (docker specifics)', function () {
     assert.equal(fresh.memory_mb_used, 128, 'usage from the limits, not the labels');
     assert.equal(fresh.vcpus_used, 2);
     await d.powerOff(inst, 0);
-    await d.finishRevertMigration(ctx, inst, false);
+    await d.finishRevertMigration(ctx, inst, [], false);
     const reverted = await inspectOf(inst);
     assert.deepEqual(
       [reverted.HostConfig.Memory, reverted.HostConfig.CpuShares, reverted.HostConfig.NanoCpus],
@@ -230,7 +230,7 @@ describe('DockerDriver (docker specifics)', function () {
       const inst = makeInstance(HOST);
       await spawn(d, inst, busybox);
       const before = await inspectOf(inst);
-      await d.reboot(ctx, inst, type);
+      await d.reboot(ctx, inst, [], type);
       const after = await inspectOf(inst);
       assert.equal(after.Id, before.Id);
       assert.deepEqual(after.HostConfig, before.HostConfig);
@@ -510,7 +510,7 @@ describe('DockerDriver console: lifecycle lines with the container output', func
     assert.match(first, /^\[nova-docker\] \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z spawning: /);
 
     await d.powerOff(inst, 2);
-    await d.powerOn(ctx, inst);
+    await d.powerOn(ctx, inst, []);
     // the exit status comes from the die event: the start reset State.ExitCode
     const out = await untilConsole(d, inst, /container restarted: .*\n$/);
     assert.deepEqual(bodies(out).slice(3), [
