@@ -285,6 +285,7 @@ export class FakeDriver implements ComputeDriver {
     _timeoutS?: number,
   ): Promise<string> {
     this.must(instance).state = PowerState.SHUTDOWN;
+    this.unplugAll(instance.uuid);
     return Promise.resolve('');
   }
 
