@@ -19,6 +19,7 @@ import { LocalImageResolver } from '../../../src/virt/docker/image-resolver.js';
 import { LABELS, containerName, holderName } from '../../../src/virt/docker/labels.js';
 import { PowerState } from '../../../src/virt/power-state.js';
 import type { DriverContext, ImageMeta, InstanceSpec, NetworkInfo } from '../../../src/virt/types.js';
+import { pollUntil } from '../../../src/common/poll.js';
 import { docker as dockerCli } from '../../support/lab.js';
 import {
   addBridge,
@@ -242,6 +243,42 @@ describe('DockerDriver networking (OVS userspace datapath, veth into a netns hol
       await hostRun(['ip', 'link', 'del', 'tapvifitother']).catch(() => undefined);
     }
     await driver.destroy(ctx, bare, []);
+  });
+
+  it('a holder started behind the driver’s back (after a dockerd restart killed it): its VIFs are plugged again', async () => {
+    driver.registerEventListener(() => undefined);
+    try {
+      const a = makeInstance(HOST);
+      const b = makeInstance(HOST);
+      const va = [vifFor(40)];
+      const vb = [vifFor(41)];
+      await spawn(a, busybox, va);
+      await spawn(b, busybox, vb);
+      assert.ok(await pingOk(a, '10.88.0.41'));
+      // what an Engine restart without live-restore does: every container killed
+      await dockerCli(['kill', containerName(b.uuid), holderName(b.uuid)]);
+      // the kernel removes a dead namespace's veths asynchronously
+      await pollUntil(async () => ((await Promise.resolve(linkExists(vb[0]!.devname))) ? undefined : true), {
+        timeoutMs: 20_000,
+        intervalMs: 100,
+        what: 'the tap to go with the namespace',
+      });
+      // someone starts them again outside Nova
+      await dockerCli(['start', holderName(b.uuid)]);
+      await pollUntil(async () => ((await pluggedPorts(b.uuid)).length === 1 ? true : undefined), {
+        timeoutMs: 20_000,
+        intervalMs: 100,
+        what: 'the replug after the holder start',
+      });
+      await dockerCli(['start', containerName(b.uuid)]);
+      assert.ok(await pingOk(a, '10.88.0.41'), 'B answers in its new namespace');
+      assert.equal((await bridgePorts(BRIDGE)).filter((p) => p === vb[0]!.devname).length, 1, 'one port, no duplicate');
+      await driver.destroy(ctx, a, va);
+      await driver.destroy(ctx, b, vb);
+      assert.deepEqual([...(await deviceLeftovers(a.uuid)), ...(await deviceLeftovers(b.uuid))], []);
+    } finally {
+      driver.registerEventListener(undefined);
+    }
   });
 
   it('a plug that fails inside the namespace leaves no holder, tap, veth or OVS port', async () => {
