@@ -377,7 +377,8 @@ install_neutron_lab_deps() {
 # ---------------------------------------------------------------- operator install
 
 install_docker() {
-  apt_install docker.io
+  # busybox-static: the netns holder image; iproute2, ethtool, util-linux (nsenter): plugging Neutron ports
+  apt_install docker.io busybox-static iproute2 ethtool util-linux
   if systemd_running; then
     systemctl is-active --quiet docker.service || run systemctl enable --now docker.service
   elif ! docker version >/dev/null 2>&1; then

@@ -120,3 +120,27 @@ export function notImplemented(what: string): NovaError {
 export function resizeError(uuid: string, reason: string, cause?: unknown): NovaError {
   return new NovaError('ResizeError', `Resize error: ${reason}`, { reason }, opts(cause, uuid));
 }
+
+/**
+ * nova.exception.VirtualInterfacePlugException ("Virtual interface plugin
+ * failed"), with the port(s) and the reason in the message, so the instance
+ * fault says which port and why.
+ */
+export function vifPlugFailure(uuid: string, portId: string, reason: string, cause?: unknown): NovaError {
+  return new NovaError(
+    'VirtualInterfacePlugException',
+    `Virtual interface plugin failed for port ${portId}: ${reason}`,
+    {},
+    opts(cause, uuid),
+  );
+}
+
+/** nova.exception.InterfaceDetachFailed: "Failed to detach network adapter device from %(instance_uuid)s". */
+export function interfaceDetachFailed(uuid: string, reason: string, cause?: unknown): NovaError {
+  return new NovaError(
+    'InterfaceDetachFailed',
+    `Failed to detach network adapter device from ${uuid}: ${reason}`,
+    { instance_uuid: uuid },
+    opts(cause, uuid),
+  );
+}
