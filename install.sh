@@ -14,7 +14,8 @@
 #   ./install.sh --stop       stop the agent
 #   ./install.sh --test-deps  development and CI: node dependencies and build plus
 #                             what the tests need (RabbitMQ on 127.0.0.1, Python's
-#                             oslo.messaging, Docker Engine, shellcheck); no user,
+#                             oslo.messaging, Docker Engine, shellcheck, the Neutron
+#                             lab's packages: neutron, Open vSwitch); no user,
 #                             config, service or agent: the tests start their own
 #   ./install.sh --build      node dependencies and build only (in this checkout)
 #   ./install.sh --install-agent  the agent --build built, into /usr/lib/nova-docker
@@ -348,13 +349,36 @@ install_agent() {
 
 install_test_deps() {
   apt_install rabbitmq-server python3-oslo.messaging docker.io shellcheck
+  install_neutron_lab_deps
   run bash "$SRC_DIR/scripts/rabbitmq-up.sh"
+}
+
+# The Neutron lab (test/lab/neutron-lab.sh) starts neutron-server and its OVS and
+# DHCP agents itself, on 127.0.0.1 and with its own configs: the packaged services
+# must neither ask for a database nor start (with systemd they are masked before
+# the install, so that their postinst cannot start them either).
+NEUTRON_LAB_PKGS=(neutron-api neutron-rpc-server neutron-openvswitch-agent neutron-dhcp-agent
+                  openvswitch-switch ethtool busybox-static iproute2 util-linux)
+NEUTRON_LAB_UNITS=(neutron-api neutron-rpc-server neutron-openvswitch-agent neutron-dhcp-agent)
+install_neutron_lab_deps() {
+  local u
+  if [ "$DRY_RUN" != 1 ]; then
+    printf 'neutron-common neutron/configure_db boolean false\nneutron-common neutron/configure_rabbit boolean false\nneutron-common neutron/configure_ksat boolean false\nneutron-api neutron/configure_api-endpoint boolean false\n' |
+      debconf-set-selections
+  fi
+  if systemd_running; then
+    for u in "${NEUTRON_LAB_UNITS[@]}"; do
+      dpkg-query -W -f='${db:Status-Status}' "$u" 2>/dev/null | grep -q '^installed$' || run systemctl mask --quiet "$u.service"
+    done
+  fi
+  apt_install "${NEUTRON_LAB_PKGS[@]}"
 }
 
 # ---------------------------------------------------------------- operator install
 
 install_docker() {
-  apt_install docker.io
+  # busybox-static: the netns holder image; iproute2, ethtool, util-linux (nsenter): plugging Neutron ports
+  apt_install docker.io busybox-static iproute2 ethtool util-linux
   if systemd_running; then
     systemctl is-active --quiet docker.service || run systemctl enable --now docker.service
   elif ! docker version >/dev/null 2>&1; then

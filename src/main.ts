@@ -61,6 +61,7 @@ export async function startComputeService(
     agent = buildAgent(config, release, messaging, logger, makePlacement, configDirs, {
       images: metrics?.images,
       boot: metrics?.boot,
+      vifs: metrics?.vifs,
     });
     if (metrics) {
       const driver = agent.driver;

@@ -72,7 +72,8 @@ export function statusRows(containers: DockerContainerSummary[], nova: NovaInsta
   for (const c of containers) {
     const labels = c.Labels ?? {};
     const uuid = labels[LABELS.instanceUuid];
-    if (!uuid) continue;
+    // an instance's helper containers (its netns holder) are not rows of their own
+    if (!uuid || labels[LABELS.role] !== undefined) continue;
     seen.add(uuid);
     const n = byUuid.get(uuid);
     rows.push({

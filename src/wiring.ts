@@ -3,6 +3,7 @@
  * Keystone/Glance/Placement clients, conductor and the compute manager.
  * Wiring only: no behaviour lives here.
  */
+import type { VifObserver } from './virt/docker/vif.js';
 import type { Config } from './config/index.js';
 import type { Logger } from './common/log.js';
 import { DockerClient } from './clients/docker/index.js';
@@ -86,6 +87,7 @@ export interface Agent {
 export interface AgentObservers {
   images?: ImageCacheObserver | undefined;
   boot?: ((timing: BootTiming) => void) | undefined;
+  vifs?: VifObserver | undefined;
 }
 
 export function buildAgent(
@@ -133,6 +135,7 @@ export function buildAgent(
       // nova's per-instance directory, where libvirt keeps console.log
       consoleLifecycleDir: D.instances_path,
       glance,
+      ...(observers.vifs ? { vifObserver: observers.vifs } : {}),
     },
     logger,
   );

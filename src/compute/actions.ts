@@ -23,6 +23,7 @@ import {
 } from './instance-store.js';
 import { cleanUpShelved } from './shelve.js';
 import type { SnapshotImageApi } from './collaborators.js';
+import { networkInfoOf } from './network-info.js';
 import { VmState } from './states.js';
 
 /** nova/compute/task_states.py, the ones these actions move through. */
@@ -89,7 +90,7 @@ export class InstanceActions {
   /** Also the unshelve of a SHELVED (not offloaded) instance: its shelved image and shelve keys go. */
   async startInstance(ctx: RequestContext, args: RpcArgs): Promise<void> {
     await this.decorated(ctx, 'start_instance', args, async (instance) => {
-      await this.driver.powerOn(driverContext(ctx), this.store.spec(instance));
+      await this.driver.powerOn(driverContext(ctx), this.store.spec(instance), networkInfoOf(instance));
       const snapshotId = (await this.store.systemMetadata(ctx, instance)).shelved_image_id;
       await cleanUpShelved(this.store, this.images, ctx, instance, typeof snapshotId === 'string' ? snapshotId : '');
       await this.save(ctx, instance, VmState.ACTIVE, T.POWERING_ON);
@@ -128,7 +129,7 @@ export class InstanceActions {
           { task_state: soft ? T.REBOOT_STARTED : T.REBOOT_STARTED_HARD },
           soft ? T.REBOOT_PENDING : T.REBOOT_PENDING_HARD,
         );
-        await this.driver.reboot(driverContext(ctx), this.store.spec(instance), type);
+        await this.driver.reboot(driverContext(ctx), this.store.spec(instance), networkInfoOf(instance), type);
       } catch (err) {
         newPowerState = await this.powerState(instance);
         if (newPowerState !== PowerState.RUNNING) {
@@ -186,7 +187,7 @@ export class InstanceActions {
     await this.decorated(ctx, 'resume_instance', args, async (instance, uuid) => {
       this.store.log('info', 'Resuming', ctx, uuid);
       await this.store.errorOutOnException(ctx, instance, instance.str('vm_state'), () =>
-        this.driver.resume(driverContext(ctx), this.store.spec(instance), []),
+        this.driver.resume(driverContext(ctx), this.store.spec(instance), networkInfoOf(instance)),
       );
       const fields: Record<string, unknown> = { power_state: await this.powerState(instance) };
       // backwards compatible default, as nova's: ACTIVE

@@ -28,6 +28,7 @@ import {
   isNovaException,
 } from './instance-store.js';
 import type { ComputeCaster, ImageAPI, PlacementReporter, SchedulerNotifier } from './collaborators.js';
+import { networkInfoOf } from './network-info.js';
 import { PowerStateValue, TaskState, VmState } from './states.js';
 
 export interface MoveDeps {
@@ -213,7 +214,8 @@ export class MoveActions {
       await this.d.driver.powerOff(spec, shutdownTimeout(instance, true)).catch((err: unknown) => {
         if (!isNovaException(err, 'InstanceNotFound')) throw err;
       });
-      await this.d.driver.destroy(dctx, spec, []);
+      // Nova's _rebuild_default_impl: the guest's devices go with it, spawn plugs them again
+      await this.d.driver.destroy(dctx, spec, networkInfoOf(instance));
     }
     await this.store.save(ctx, instance, { task_state: TaskState.REBUILD_BLOCK_DEVICE_MAPPING }, [
       TaskState.REBUILDING,
@@ -229,7 +231,7 @@ export class MoveActions {
       injected,
       str(args, 'new_pass'),
       allocations,
-      [],
+      networkInfoOf(instance),
     );
     // _update_instance_after_spawn
     await this.store.save(
@@ -571,6 +573,7 @@ export class MoveActions {
         driverContext(ctx),
         this.store.spec(instance),
         typeof args.disk_info === 'string' ? args.disk_info : '',
+        networkInfoOf(instance),
         imageMetaOf(args.image, instance.str('image_ref')),
         resizeDisks,
         powerOn,
@@ -680,7 +683,7 @@ export class MoveActions {
           // storage shared with the source: destroy(destroy_disks=False) of a guest that serves both sides
           await this.d.driver.powerOff(spec, shutdownTimeout(instance, true));
         } else {
-          await this.d.driver.destroy(driverContext(ctx), spec, []);
+          await this.d.driver.destroy(driverContext(ctx), spec, networkInfoOf(instance));
         }
         // drop_move_claim_at_dest
         await this.saveMigration(ctx, migration, { status: 'reverted' });
@@ -719,7 +722,12 @@ export class MoveActions {
           );
           await this.revertAllocation(ctx, instance, migration);
           const powerOn = oldVmState !== VmState.STOPPED;
-          await this.d.driver.finishRevertMigration(driverContext(ctx), this.store.spec(instance), powerOn);
+          await this.d.driver.finishRevertMigration(
+            driverContext(ctx),
+            this.store.spec(instance),
+            networkInfoOf(instance),
+            powerOn,
+          );
           await this.store.conductor.objectAction(ctx, instance, 'drop_migration_context');
           await this.store.save(ctx, instance, { launched_at: novaDateTime() }, TaskState.RESIZE_REVERTING);
           this.store.log('info', `Updating instance to original state: '${oldVmState}'`, ctx, uuid);

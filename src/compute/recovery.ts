@@ -31,6 +31,7 @@ import { PowerState } from '../virt/power-state.js';
 import type { InstanceSpec, RebootType } from '../virt/types.js';
 import { driverContext, type InstanceStore } from './instance-store.js';
 import type { PlacementReporter, SchedulerNotifier } from './collaborators.js';
+import { networkInfoOf } from './network-info.js';
 import { VmState } from './states.js';
 
 export type OrphanPolicy = 'remove' | 'log';
@@ -111,7 +112,9 @@ class Recovery {
   async run(): Promise<RecoveryAction[]> {
     const { store, driver, host } = this.d;
     const [list, states] = await Promise.all([
-      store.conductor.classAction(this.ctx, 'InstanceList', 'get_by_host', [host], { expected_attrs: [] }),
+      store.conductor.classAction(this.ctx, 'InstanceList', 'get_by_host', [host], {
+        expected_attrs: ['info_cache'],
+      }),
       driver.listInstancePowerStates(),
     ]);
     const instances = listObjects(list);
@@ -181,7 +184,7 @@ class Recovery {
       ((task === 'reboot_started' || task === 'reboot_started_hard') && current !== PowerState.RUNNING);
     if (retryReboot) {
       await this.act(instance, 'rebooted', `${task} → ${rebootType} reboot`, async () => {
-        await this.d.driver.reboot(driverContext(this.ctx), this.spec(instance), rebootType);
+        await this.d.driver.reboot(driverContext(this.ctx), this.spec(instance), networkInfoOf(instance), rebootType);
         return { vm_state: VmState.ACTIVE, power_state: PowerState.RUNNING, task_state: null };
       });
       return;
@@ -210,9 +213,20 @@ class Recovery {
     }
     if (task === 'powering-on') {
       await this.act(instance, 'started', 'powering-on', async () => {
-        await this.d.driver.powerOn(driverContext(this.ctx), this.spec(instance));
+        await this.d.driver.powerOn(driverContext(this.ctx), this.spec(instance), networkInfoOf(instance));
         return { vm_state: VmState.ACTIVE, power_state: PowerState.RUNNING, task_state: null };
       });
+      return;
+    }
+    // plug_vifs: the host side of the instance's ports exists again (a running guest whose taps went missing)
+    try {
+      await this.d.driver.plugVifs(this.spec(instance), networkInfoOf(instance));
+    } catch (err) {
+      if (!(err instanceof NovaError && err.novaClass === 'VirtualInterfacePlugException')) throw err;
+      // Nova: the binding may be failed or unbound; the instance goes to ERROR until the ports are fixed
+      this.note(uuid, 'failed', `Virtual interface plugging failed: ${errorMessage(err)}`);
+      await this.d.store.recordFault(this.ctx, uuid, err);
+      await this.save(instance, { vm_state: VmState.ERROR });
       return;
     }
     if (task !== null) {
@@ -225,7 +239,7 @@ class Recovery {
     const expectRunning = instance.num('power_state') === PowerState.RUNNING && current !== PowerState.RUNNING;
     if (expectRunning && this.d.resumeGuestsStateOnHostBoot) {
       try {
-        await this.d.driver.powerOn(driverContext(this.ctx), this.spec(instance));
+        await this.d.driver.powerOn(driverContext(this.ctx), this.spec(instance), networkInfoOf(instance));
         await this.save(instance, { power_state: PowerState.RUNNING });
         this.note(uuid, 'resumed', 'resume_guests_state_on_host_boot');
       } catch (err) {
@@ -280,7 +294,7 @@ class Recovery {
     removeGuest: boolean,
   ): Promise<void> {
     const uuid = instance.str('uuid') ?? '';
-    if (removeGuest) await this.d.driver.destroy(driverContext(this.ctx), this.spec(instance), []);
+    if (removeGuest) await this.d.driver.destroy(driverContext(this.ctx), this.spec(instance), networkInfoOf(instance));
     await this.d.store.recordFault(this.ctx, uuid, reason);
     if (await this.save(instance, { vm_state: VmState.ERROR, task_state: null })) this.note(uuid, kind);
   }
@@ -289,7 +303,7 @@ class Recovery {
   private async completeDeletion(instance: NovaObject, saveDeleted: boolean): Promise<void> {
     const uuid = instance.str('uuid') ?? '';
     try {
-      await this.d.driver.destroy(driverContext(this.ctx), this.spec(instance), []);
+      await this.d.driver.destroy(driverContext(this.ctx), this.spec(instance), networkInfoOf(instance));
       if (saveDeleted) {
         await this.d.store.save(this.ctx, instance, {
           vm_state: VmState.DELETED,

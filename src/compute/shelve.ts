@@ -39,6 +39,7 @@ import {
 } from './instance-store.js';
 import type { PlacementReporter, SchedulerNotifier, SnapshotImageApi } from './collaborators.js';
 import { callContext } from './snapshot.js';
+import { networkInfoOf } from './network-info.js';
 import { PowerStateValue, TaskState, VmState } from './states.js';
 
 /** The system_metadata keys a shelve adds and an unshelve removes (remove_shelved_keys_from_system_metadata). */
@@ -209,7 +210,7 @@ export class ShelveActions {
       if (!isNovaException(err, 'InstanceNotFound')) throw err;
     });
     const powerState = await this.powerState(instance);
-    await this.d.driver.destroy(driverContext(ctx), spec, []);
+    await this.d.driver.destroy(driverContext(ctx), spec, networkInfoOf(instance));
     // before SHELVED_OFFLOADED is saved: a client polling for it may schedule onto the freed host at once
     await this.d.placement.deleteAllocations(ctx, uuid);
     await this.store.save(
@@ -301,7 +302,7 @@ export class ShelveActions {
         [],
         undefined,
         allocations.allocations,
-        [],
+        networkInfoOf(instance),
       );
     } catch (err) {
       this.store.log('error', `Instance failed to spawn: ${errorMessage(err)}`, ctx, uuid);
@@ -330,7 +331,9 @@ export class ShelveActions {
     } catch (err) {
       // deleted meanwhile: a delete that found no host (the API's own) sends no terminate, so nothing else
       // would remove this container until the running-deleted reaper
-      if (deletedMeanwhile(err)) await this.d.driver.destroy(driverContext(ctx), this.store.spec(instance), []);
+      if (deletedMeanwhile(err)) {
+        await this.d.driver.destroy(driverContext(ctx), this.store.spec(instance), networkInfoOf(instance));
+      }
       throw err;
     }
     this.notifyScheduler(ctx, uuid, () => this.d.scheduler.updateInstanceInfo(ctx, this.d.host, instance));

@@ -1,13 +1,14 @@
 /**
  * The agent's Prometheus metrics: the only module that imports prom-client.
  * The layers below report through small observer interfaces (RpcObserver,
- * ImageCacheObserver, the manager's onBoot); this module implements them, so
+ * ImageCacheObserver, VifObserver, the manager's onBoot); this module implements them, so
  * none of them depends on a metrics library.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { BootTiming } from '../compute/collaborators.js';
 import type { RpcObserver } from '../rpc/server.js';
 import type { ImageCacheObserver } from '../virt/docker/images.js';
+import type { VifObserver } from '../virt/docker/vif.js';
 import { POWER_STATE_NAMES, type PowerState } from '../virt/power-state.js';
 
 /** Boot phases, each measured from the moment the build request arrived. */
@@ -21,6 +22,7 @@ export class AgentMetrics {
   readonly registry = new Registry();
   readonly rpc: RpcObserver;
   readonly images: ImageCacheObserver;
+  readonly vifs: VifObserver;
   private readonly bootPhase: Histogram<'phase'>;
   private readonly boots: Counter<'result'>;
   private readonly instances: Gauge<'power_state'>;
@@ -87,6 +89,19 @@ export class AgentMetrics {
       registers,
     });
     this.images = { lookup: (source, result) => lookups.inc({ source, result }) };
+
+    const plugs = new Histogram({
+      name: 'nova_docker_vif_plug_seconds',
+      help:
+        'Seconds to plug the VIFs of one operation (spawn, power on, attach, replug) into the instance: veth, ' +
+        'offloads, OVS port, addresses and routes; by result (success or failure).',
+      labelNames: ['result'],
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5],
+      registers,
+    });
+    this.vifs = {
+      plugged: (seconds, _vifs, ok) => plugs.observe({ result: ok ? 'success' : 'failure' }, seconds),
+    };
 
     // both set by render(), from one hypervisor call per scrape
     this.instances = new Gauge({

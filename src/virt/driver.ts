@@ -75,10 +75,16 @@ export interface ComputeDriver {
    * Preconditions: no guest for the uuid exists (else InstanceExists).
    * On any failure (image not found → ImageNotFound; hypervisor error, or a
    * guest that dies at once → InstanceDeployFailure with the reason) nothing
-   * is left behind. `networkInfo` empty means no network; it may be a
-   * promise (Nova's NetworkInfoAsyncWrapper: the ports are allocated while
-   * the image is fetched): spawn awaits it before plugging and, when it
-   * rejects, cleans up and rethrows that reason. `injectedFiles`,
+   * is left behind, VIF devices included. `networkInfo` empty means no
+   * network; it may be a promise (Nova's NetworkInfoAsyncWrapper: the ports
+   * are allocated while the image is fetched): spawn awaits it before
+   * plugging and, when it rejects, cleans up and rethrows that reason.
+   * Networking: every VIF is plugged before the guest's own processes start,
+   * the plug running as the body of `ctx.waitForInstanceEvents` with
+   * expectedPlugEvents(vifs) (no wait when that hook is absent); its
+   * rejection (VirtualInterfaceCreateException) fails the spawn. A VIF the
+   * driver cannot plug (vif type, vnic_type, failed binding) or a plug that
+   * fails → VirtualInterfacePlugException naming the port. `injectedFiles`,
    * `adminPassword` and `allocations` may be ignored by drivers that cannot
    * use them.
    */
@@ -95,8 +101,10 @@ export interface ComputeDriver {
 
   /**
    * Removes the guest and everything the driver created for it, whatever its
-   * state. Idempotent: a missing guest succeeds. Afterwards the uuid is no
-   * longer listed and getInfo throws InstanceNotFound.
+   * state, its VIF devices (host taps, veths, OVS ports) included, and
+   * nothing that is not its own. Idempotent: a missing guest succeeds.
+   * Afterwards the uuid is no longer listed and getInfo throws
+   * InstanceNotFound.
    */
   destroy(
     ctx: DriverContext,
@@ -108,24 +116,57 @@ export interface ComputeDriver {
   /**
    * Stops the guest: asks it to shut down and forces it after `timeoutS`
    * seconds (driver default when omitted; 0 = force at once). Afterwards
-   * SHUTDOWN. Idempotent on a stopped guest. Works on a paused guest.
-   * InstanceNotFound when missing.
+   * SHUTDOWN, and its VIFs pass no traffic (as a VM that is off; the agent
+   * may report the ports down). Idempotent on a stopped guest. Works on a
+   * paused guest. InstanceNotFound when missing.
    */
   powerOff(instance: InstanceSpec, timeoutS?: number): Promise<void>;
 
   /**
-   * Starts a stopped (or crashed, or paused) guest; afterwards RUNNING.
-   * Idempotent on a running guest. InstanceNotFound when missing.
+   * Starts a stopped (or crashed, or paused) guest; afterwards RUNNING, with
+   * the VIFs of `networkInfo` plugged again before its processes start (no
+   * wait for network-vif-plugged, as libvirt's power_on). Empty
+   * `networkInfo`: the VIFs last plugged. Idempotent on a running guest.
+   * InstanceNotFound when missing.
    */
-  powerOn(ctx: DriverContext, instance: InstanceSpec): Promise<void>;
+  powerOn(ctx: DriverContext, instance: InstanceSpec, networkInfo: NetworkInfo): Promise<void>;
 
   /**
    * SOFT: graceful restart of a running guest; falls back to HARD when the
    * guest is not running. HARD: from any state, force-stop and start.
-   * The guest keeps its configuration (limits, security options).
-   * Afterwards RUNNING. InstanceNotFound when missing.
+   * The guest keeps its configuration (limits, security options) and its
+   * network (`networkInfo` replugged where missing, as powerOn). Afterwards
+   * RUNNING. InstanceNotFound when missing.
    */
-  reboot(ctx: DriverContext, instance: InstanceSpec, rebootType: RebootType): Promise<void>;
+  reboot(ctx: DriverContext, instance: InstanceSpec, networkInfo: NetworkInfo, rebootType: RebootType): Promise<void>;
+
+  /**
+   * plug_vifs (agent start, Nova's _init_instance): makes the host side of
+   * `networkInfo` exist for a guest that runs, plugging only what is missing
+   * (never a duplicate device); a stopped guest gets them at powerOn. Also
+   * refreshes what the guest derives from network_info (DNS), so it is the
+   * call after a network-changed. A guest without network or a missing guest:
+   * nothing to do. VirtualInterfacePlugException when a plug fails.
+   */
+  plugVifs(instance: InstanceSpec, networkInfo: NetworkInfo): Promise<void>;
+
+  /**
+   * attach_interface: plugs `vif` into a running guest at once (the next
+   * free device) and into a stopped one at its next powerOn (Nova has the
+   * VIF in network_info by then). Does not wait for network-vif-plugged
+   * (libvirt does not either). VirtualInterfacePlugException when the VIF
+   * cannot be plugged (type, a guest booted without network);
+   * InstanceNotFound when missing. Only when capabilities
+   * supports_attach_interface.
+   */
+  attachInterface(ctx: DriverContext, instance: InstanceSpec, imageMeta: ImageMeta, vif: Vif): Promise<void>;
+
+  /**
+   * detach_interface: removes `vif`'s devices from the guest and the host.
+   * Idempotent (a VIF not plugged succeeds). InstanceNotFound when the guest
+   * is missing.
+   */
+  detachInterface(ctx: DriverContext, instance: InstanceSpec, vif: Vif): Promise<void>;
 
   /** Freezes a running guest; afterwards PAUSED. Idempotent on a paused guest. InstanceInvalidState when not running. */
   pause(instance: InstanceSpec): Promise<void>;
@@ -169,13 +210,15 @@ export interface ComputeDriver {
   /**
    * Second half of a resize (finish_migration), on the destination: the guest
    * gets the resources of `instance.flavor` (already the new flavor) and
-   * runs when `powerOn`, else stays SHUTDOWN. On failure the guest keeps its
-   * old resources. InstanceNotFound when missing; ResizeError otherwise.
+   * runs when `powerOn` (its VIFs of `networkInfo` plugged as powerOn does),
+   * else stays SHUTDOWN. On failure the guest keeps its old resources.
+   * InstanceNotFound when missing; ResizeError otherwise.
    */
   finishMigration(
     ctx: DriverContext,
     instance: InstanceSpec,
     diskInfo: string,
+    networkInfo: NetworkInfo,
     imageMeta: ImageMeta,
     resizeInstance: boolean,
     powerOn: boolean,
@@ -189,10 +232,16 @@ export interface ComputeDriver {
 
   /**
    * finish_revert_migration, on the source: the guest gets the resources of
-   * `instance.flavor` (the old flavor again) back and runs when `powerOn`,
-   * else stays SHUTDOWN. InstanceNotFound when missing; ResizeError otherwise.
+   * `instance.flavor` (the old flavor again) back and runs when `powerOn`
+   * (VIFs as powerOn), else stays SHUTDOWN. InstanceNotFound when missing;
+   * ResizeError otherwise.
    */
-  finishRevertMigration(ctx: DriverContext, instance: InstanceSpec, powerOn: boolean): Promise<void>;
+  finishRevertMigration(
+    ctx: DriverContext,
+    instance: InstanceSpec,
+    networkInfo: NetworkInfo,
+    powerOn: boolean,
+  ): Promise<void>;
 
   /**
    * The guest's console log (UTF-8, at most the driver's cap, the newest
@@ -218,25 +267,6 @@ export interface ComputeDriver {
 
   /** Nodes this driver manages: one, the hypervisor hostname. */
   getAvailableNodes(refresh?: boolean): Promise<string[]>;
-
-  /**
-   * attach_interface (`openstack server add port|network`): plugs `vif`
-   * (already bound to this host) into the running or stopped guest, as the
-   * next interface, waiting for its network-vif-plugged through
-   * `ctx.waitForInstanceEvents` when given. On failure nothing of the VIF is
-   * left on the host; the manager then deallocates the port. Optional: a
-   * driver without it refuses interface attach (AttachInterfaceNotSupported).
-   * InstanceNotFound when the guest is missing.
-   */
-  attachInterface?(ctx: DriverContext, instance: InstanceSpec, imageMeta: ImageMeta, vif: Vif): Promise<void>;
-
-  /**
-   * detach_interface (`openstack server remove port`, and Neutron's
-   * network-vif-deleted): removes `vif`'s device from the guest and the host.
-   * Idempotent: a VIF that is not plugged succeeds. Optional, as attachInterface.
-   * InstanceNotFound when the guest is missing.
-   */
-  detachInterface?(ctx: DriverContext, instance: InstanceSpec, vif: Vif): Promise<void>;
 }
 
 /** Capabilities shared by the container drivers (fake and docker). */

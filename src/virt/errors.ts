@@ -122,6 +122,30 @@ export function resizeError(uuid: string, reason: string, cause?: unknown): Nova
 }
 
 /**
+ * nova.exception.VirtualInterfacePlugException ("Virtual interface plugin
+ * failed"), with the port(s) and the reason in the message, so the instance
+ * fault says which port and why.
+ */
+export function vifPlugFailure(uuid: string, portId: string, reason: string, cause?: unknown): NovaError {
+  return new NovaError(
+    'VirtualInterfacePlugException',
+    `Virtual interface plugin failed for port ${portId}: ${reason}`,
+    {},
+    opts(cause, uuid),
+  );
+}
+
+/** nova.exception.InterfaceDetachFailed: "Failed to detach network adapter device from %(instance_uuid)s". */
+export function interfaceDetachFailed(uuid: string, reason: string, cause?: unknown): NovaError {
+  return new NovaError(
+    'InterfaceDetachFailed',
+    `Failed to detach network adapter device from ${uuid}: ${reason}`,
+    { instance_uuid: uuid },
+    opts(cause, uuid),
+  );
+}
+
+/**
  * nova.exception.VirtualInterfaceCreateException ("Virtual Interface creation
  * failed"): a VIF plug event failed or never came (vif_plugging_is_fatal).
  * `detail` names the port and why, for the fault the user sees; Nova's own

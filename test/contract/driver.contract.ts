@@ -7,7 +7,8 @@ import { randomUUID } from 'node:crypto';
 import { NovaError } from '../../src/common/errors.js';
 import type { ComputeDriver } from '../../src/virt/driver.js';
 import { PowerState } from '../../src/virt/power-state.js';
-import type { DriverContext, ImageMeta, InstanceSpec } from '../../src/virt/types.js';
+import { randomUUID as uuid4 } from 'node:crypto';
+import type { DriverContext, ImageMeta, InstanceSpec, NetworkInfo } from '../../src/virt/types.js';
 
 export interface DriverHarness {
   driver: ComputeDriver;
@@ -24,6 +25,15 @@ export interface DriverHarness {
   otherHostDriver?(): ComputeDriver;
   /** Removes whatever the tests created (called after each test). */
   cleanup(): Promise<void>;
+  /**
+   * Networking: `n` fresh VIFs the driver can plug on this hypervisor, as
+   * network_info (absent: the networking cases are skipped).
+   */
+  networkInfo?(n: number): NetworkInfo;
+  /** The port ids whose host devices exist (plugged) for the instance. */
+  pluggedPorts?(uuid: string): Promise<string[]>;
+  /** Called once after the suite. */
+  teardown?(): Promise<void>;
 }
 
 export const ctx: DriverContext = { requestId: 'req-contract' };
@@ -73,6 +83,9 @@ export function describeDriverContract(name: string, makeHarness: () => Promise<
     });
     afterEach(async () => {
       await h.cleanup();
+    });
+    after(async () => {
+      await h?.teardown?.();
     });
 
     const spawn = async (inst: InstanceSpec, image?: ImageMeta) =>
@@ -135,9 +148,9 @@ export function describeDriverContract(name: string, makeHarness: () => Promise<
       await h.driver.powerOff(inst, 5);
       assert.equal(await state(inst), PowerState.SHUTDOWN);
       assert.ok((await h.driver.listInstanceUuids()).includes(inst.uuid), 'a stopped guest is still listed');
-      await h.driver.powerOn(ctx, inst);
+      await h.driver.powerOn(ctx, inst, []);
       assert.equal(await state(inst), PowerState.RUNNING);
-      await h.driver.powerOn(ctx, inst);
+      await h.driver.powerOn(ctx, inst, []);
       assert.equal(await state(inst), PowerState.RUNNING);
     });
 
@@ -189,7 +202,7 @@ export function describeDriverContract(name: string, makeHarness: () => Promise<
       it(`${type} reboot of a running guest → RUNNING`, async () => {
         const inst = makeInstance(h.host);
         await spawn(inst);
-        await h.driver.reboot(ctx, inst, type);
+        await h.driver.reboot(ctx, inst, [], type);
         assert.equal(await state(inst), PowerState.RUNNING);
       });
 
@@ -197,7 +210,7 @@ export function describeDriverContract(name: string, makeHarness: () => Promise<
         const inst = makeInstance(h.host);
         await spawn(inst);
         await h.driver.powerOff(inst, 0);
-        await h.driver.reboot(ctx, inst, type);
+        await h.driver.reboot(ctx, inst, [], type);
         assert.equal(await state(inst), PowerState.RUNNING);
       });
     }
@@ -206,7 +219,7 @@ export function describeDriverContract(name: string, makeHarness: () => Promise<
       const inst = makeInstance(h.host);
       await spawn(inst);
       await h.driver.pause(inst);
-      await h.driver.reboot(ctx, inst, 'HARD');
+      await h.driver.reboot(ctx, inst, [], 'HARD');
       assert.equal(await state(inst), PowerState.RUNNING);
     });
 
@@ -215,7 +228,7 @@ export function describeDriverContract(name: string, makeHarness: () => Promise<
       await spawn(inst);
       await h.crash(inst);
       assert.equal(await state(inst), PowerState.CRASHED);
-      await h.driver.powerOn(ctx, inst);
+      await h.driver.powerOn(ctx, inst, []);
       assert.equal(await state(inst), PowerState.RUNNING);
     });
 
@@ -251,11 +264,11 @@ export function describeDriverContract(name: string, makeHarness: () => Promise<
       };
       assert.equal(typeof (await h.driver.migrateDiskAndPowerOff(ctx, inst, h.host, bigger.flavor, 0)), 'string');
       assert.equal(await state(inst), PowerState.SHUTDOWN);
-      await h.driver.finishMigration(ctx, bigger, '', h.image, false, true);
+      await h.driver.finishMigration(ctx, bigger, '', [], h.image, false, true);
       assert.equal(await state(inst), PowerState.RUNNING);
       assert.deepEqual(await used(), [mem0 + 32, cpu0 + 1], 'usage follows the new flavor');
       await h.driver.powerOff(inst, 0);
-      await h.driver.finishRevertMigration(ctx, inst, true);
+      await h.driver.finishRevertMigration(ctx, inst, [], true);
       assert.equal(await state(inst), PowerState.RUNNING);
       assert.deepEqual(await used(), [mem0, cpu0], 'usage of the old flavor again');
       await h.driver.confirmMigration(ctx, inst);
@@ -267,7 +280,7 @@ export function describeDriverContract(name: string, makeHarness: () => Promise<
       const inst = makeInstance(h.host);
       await spawn(inst);
       await h.driver.migrateDiskAndPowerOff(ctx, inst, h.host, inst.flavor, 0);
-      await h.driver.finishMigration(ctx, inst, '', h.image, false, false);
+      await h.driver.finishMigration(ctx, inst, '', [], h.image, false, false);
       assert.equal(await state(inst), PowerState.SHUTDOWN);
     });
 
@@ -277,16 +290,19 @@ export function describeDriverContract(name: string, makeHarness: () => Promise<
         h.driver.migrateDiskAndPowerOff(ctx, inst, h.host, inst.flavor, 0),
         isNova('InstanceNotFound'),
       );
-      await assert.rejects(h.driver.finishMigration(ctx, inst, '', h.image, false, true), isNova('InstanceNotFound'));
-      await assert.rejects(h.driver.finishRevertMigration(ctx, inst, true), isNova('InstanceNotFound'));
+      await assert.rejects(
+        h.driver.finishMigration(ctx, inst, '', [], h.image, false, true),
+        isNova('InstanceNotFound'),
+      );
+      await assert.rejects(h.driver.finishRevertMigration(ctx, inst, [], true), isNova('InstanceNotFound'));
       await h.driver.confirmMigration(ctx, inst);
     });
 
     it('operations on a missing instance: InstanceNotFound', async () => {
       const inst = makeInstance(h.host);
       await assert.rejects(h.driver.powerOff(inst, 0), isNova('InstanceNotFound'));
-      await assert.rejects(h.driver.powerOn(ctx, inst), isNova('InstanceNotFound'));
-      await assert.rejects(h.driver.reboot(ctx, inst, 'HARD'), isNova('InstanceNotFound'));
+      await assert.rejects(h.driver.powerOn(ctx, inst, []), isNova('InstanceNotFound'));
+      await assert.rejects(h.driver.reboot(ctx, inst, [], 'HARD'), isNova('InstanceNotFound'));
       await assert.rejects(h.driver.pause(inst), isNova('InstanceNotFound'));
       await assert.rejects(h.driver.getConsoleOutput(ctx, inst), isNova('InstanceNotFound'));
       await assert.rejects(h.driver.getDiagnostics(inst), isNova('InstanceNotFound'));
@@ -377,6 +393,141 @@ export function describeDriverContract(name: string, makeHarness: () => Promise<
       await assert.rejects(other.getInfo(inst), isNova('InstanceNotFound'));
       await other.destroy(ctx, inst, []);
       assert.equal(await state(inst), PowerState.RUNNING, 'the other host must not destroy our guest');
+    });
+
+    describe('networking', () => {
+      before(function () {
+        if (!h.networkInfo || !h.pluggedPorts) this.skip();
+      });
+      const nets = (n: number) => h.networkInfo!(n);
+      const plugged = async (inst: InstanceSpec) => (await h.pluggedPorts!(inst.uuid)).sort();
+      const ids = (vifs: NetworkInfo) => vifs.map((v) => v.id).sort();
+
+      it('spawn plugs every VIF inside waitForInstanceEvents, before the guest exists; destroy unplugs', async () => {
+        const inst = makeInstance(h.host);
+        const vifs = nets(2);
+        vifs[1]!.active = true;
+        let waited: Array<[string, string]> | undefined;
+        let duringWait: string[] = [];
+        let guestDuringWait = true;
+        const wctx: DriverContext = {
+          ...ctx,
+          waitForInstanceEvents: async (events, body) => {
+            waited = events;
+            await body();
+            duringWait = await plugged(inst);
+            guestDuringWait = (await h.driver.listInstanceUuids()).includes(inst.uuid);
+          },
+        };
+        await h.driver.spawn(wctx, inst, h.image, [], undefined, undefined, Promise.resolve(vifs), undefined);
+        assert.deepEqual(waited, [['network-vif-plugged', vifs[0]!.id]], 'only the VIF Neutron has not marked active');
+        assert.deepEqual(duringWait, ids(vifs), 'plugged by the body');
+        assert.equal(guestDuringWait, false, 'the guest is made only after the wait');
+        assert.equal(await state(inst), PowerState.RUNNING);
+        await h.driver.destroy(ctx, inst, vifs);
+        assert.deepEqual(await plugged(inst), []);
+        assert.equal(await h.leftovers(inst.uuid), false);
+      });
+
+      it('a failed wait (VirtualInterfaceCreateException) fails the spawn with it, nothing left behind', async () => {
+        const inst = makeInstance(h.host);
+        const failed = new NovaError('VirtualInterfaceCreateException', 'Virtual Interface creation failed');
+        const wctx: DriverContext = {
+          ...ctx,
+          waitForInstanceEvents: async (_events, body) => {
+            await body();
+            throw failed;
+          },
+        };
+        await assert.rejects(
+          h.driver.spawn(wctx, inst, h.image, [], undefined, undefined, nets(1), undefined),
+          (err) => err === failed,
+        );
+        assert.deepEqual(await plugged(inst), []);
+        assert.equal(await h.leftovers(inst.uuid), false);
+      });
+
+      it('a VIF the driver cannot plug: VirtualInterfacePlugException naming the port, nothing left', async () => {
+        const inst = makeInstance(h.host);
+        const vifs = nets(1);
+        vifs[0]!.type = 'binding_failed';
+        await assert.rejects(
+          h.driver.spawn(ctx, inst, h.image, [], undefined, undefined, vifs, undefined),
+          (err: unknown) =>
+            isNova('VirtualInterfacePlugException')(err) && (err as Error).message.includes(vifs[0]!.id),
+        );
+        assert.equal(await h.leftovers(inst.uuid), false);
+      });
+
+      it('power off unplugs, power on and reboot plug again; plugVifs never duplicates', async () => {
+        const inst = makeInstance(h.host);
+        const vifs = nets(1);
+        await h.driver.spawn(ctx, inst, h.image, [], undefined, undefined, vifs, undefined);
+        await h.driver.powerOff(inst, 0);
+        assert.deepEqual(await plugged(inst), [], 'a SHUTOFF guest has no network');
+        await h.driver.plugVifs(inst, vifs);
+        assert.deepEqual(await plugged(inst), [], 'plug_vifs leaves a stopped guest alone');
+        await h.driver.powerOn(ctx, inst, vifs);
+        assert.deepEqual(await plugged(inst), ids(vifs));
+        await h.driver.reboot(ctx, inst, vifs, 'HARD');
+        await h.driver.reboot(ctx, inst, [], 'SOFT');
+        assert.deepEqual(await plugged(inst), ids(vifs));
+        await h.driver.plugVifs(inst, vifs);
+        await h.driver.plugVifs(inst, vifs);
+        assert.deepEqual(await plugged(inst), ids(vifs));
+        await h.driver.powerOff(inst, 0);
+        await h.driver.reboot(ctx, inst, vifs, 'HARD');
+        assert.equal(await state(inst), PowerState.RUNNING);
+        assert.deepEqual(await plugged(inst), ids(vifs), 'a hard reboot of a stopped guest plugs its VIFs');
+      });
+
+      it('attach and detach an interface; detach is idempotent; a guest booted without network refuses', async () => {
+        assert.equal(h.driver.capabilities.supports_attach_interface, true);
+        const inst = makeInstance(h.host);
+        const [first, second] = nets(2);
+        await h.driver.spawn(ctx, inst, h.image, [], undefined, undefined, [first!], undefined);
+        await h.driver.attachInterface(ctx, inst, h.image, second!);
+        assert.deepEqual(await plugged(inst), ids([first!, second!]));
+        await h.driver.detachInterface(ctx, inst, first!);
+        assert.deepEqual(await plugged(inst), [second!.id]);
+        await h.driver.detachInterface(ctx, inst, first!);
+        await h.driver.powerOff(inst, 0);
+        await h.driver.powerOn(ctx, inst, [second!]);
+        assert.deepEqual(await plugged(inst), [second!.id]);
+        const bare = makeInstance(h.host);
+        await spawn(bare);
+        await assert.rejects(
+          h.driver.attachInterface(ctx, bare, h.image, nets(1)[0]!),
+          isNova('VirtualInterfacePlugException'),
+        );
+        await assert.rejects(
+          h.driver.attachInterface(ctx, makeInstance(h.host), h.image, nets(1)[0]!),
+          isNova('InstanceNotFound'),
+        );
+      });
+
+      it('resize keeps the network: off during the resize, plugged again on finish', async () => {
+        const inst = makeInstance(h.host);
+        const vifs = nets(1);
+        await h.driver.spawn(ctx, inst, h.image, [], undefined, undefined, vifs, undefined);
+        await h.driver.migrateDiskAndPowerOff(ctx, inst, h.host, inst.flavor, 0);
+        assert.deepEqual(await plugged(inst), []);
+        await h.driver.finishMigration(ctx, inst, '', vifs, h.image, false, true);
+        assert.deepEqual(await plugged(inst), ids(vifs));
+        await h.driver.destroy(ctx, inst, vifs);
+        assert.equal(await h.leftovers(inst.uuid), false);
+      });
+
+      it('network_info may be a promise that rejects: that reason, nothing left', async () => {
+        const inst = makeInstance(h.host);
+        const rejected = Promise.reject(new Error('port allocation failed: ' + uuid4()));
+        rejected.catch(() => undefined);
+        await assert.rejects(
+          h.driver.spawn(ctx, inst, h.image, [], undefined, undefined, rejected, undefined),
+          /port allocation failed/,
+        );
+        assert.equal(await h.leftovers(inst.uuid), false);
+      });
     });
   });
 }

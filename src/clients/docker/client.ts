@@ -704,6 +704,42 @@ export class DockerClient {
     }
   }
 
+  /**
+   * POST /images/create?fromSrc=-&repo=&tag= (docker import): a root
+   * filesystem tarball as the body becomes a one-layer image tagged
+   * repo:tag. Returns the image id the Engine reports. An `error` line or a
+   * stream that ends without an id throws.
+   */
+  async importImage(tar: Buffer | Readable, repo: string, tag: string): Promise<string> {
+    const r = await this.call({
+      method: 'POST',
+      path: '/images/create',
+      query: { fromSrc: '-', repo, tag },
+      body: tar,
+      headers: { 'Content-Type': 'application/x-tar' },
+      ok: [200],
+      stream: true,
+      timeoutMs: 0,
+    });
+    const path = `${await this.apiPrefix()}/images/create`;
+    let id = '';
+    for await (const raw of this.lines(r.data as Readable, 'POST', '/images/create', undefined)) {
+      const line = raw as DockerProgressLine;
+      const err = lineError(line);
+      if (err !== undefined) throw streamLineError({ service: 'docker', method: 'POST', path }, err);
+      if (typeof line.status === 'string' && /^sha256:[0-9a-f]{64}$/.test(line.status.trim())) id = line.status.trim();
+    }
+    if (!id) {
+      throw new HttpError(`docker POST ${path}: the Engine reported no imported image`, {
+        service: 'docker',
+        method: 'POST',
+        path,
+        status: r.status,
+      });
+    }
+    return id;
+  }
+
   /** POST /images/{source}/tag?repo=&tag= (201). */
   async tagImage(source: string, repo: string, tag: string): Promise<void> {
     await this.call({ method: 'POST', path: `/images/${seg(source)}/tag`, query: { repo, tag }, ok: [201] });

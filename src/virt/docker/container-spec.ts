@@ -5,7 +5,7 @@
  */
 import type { DockerContainerCreateBody, DockerHostConfig, DockerResources } from '../../clients/docker/types.js';
 import type { Flavor, ImageMeta, InstanceSpec } from '../types.js';
-import { LABELS, MANAGED_BY_VALUE, containerName } from './labels.js';
+import { LABELS, MANAGED_BY_VALUE, ROLE_NET, containerName, holderName } from './labels.js';
 
 const MiB = 1024 * 1024;
 
@@ -35,8 +35,14 @@ export interface ContainerSpecInput {
   image: ImageMeta;
   /** The local docker reference the ImageResolver returned. */
   dockerRef: string;
-  /** Number of VIFs in network_info; must be 0 for now (NetworkMode none). */
-  vifCount: number;
+  /**
+   * The instance's network, when it has VIFs: the container joins the
+   * namespace of its netns holder (NetworkMode container:<holder>), whose
+   * hostname it gets; `resolvConf` and `hosts` are files of the driver
+   * bind-mounted over the Engine's own, so they can be rewritten in place.
+   * Absent: NetworkMode none (--nic none), the hostname set here.
+   */
+  network?: { holderId: string; resolvConf?: string; hosts?: string };
   options: ContainerSpecOptions;
 }
 
@@ -115,12 +121,6 @@ export function buildContainerSpec(input: ContainerSpecInput): ContainerSpec {
   const { instance, image, options } = input;
   const flavor = instance.flavor;
 
-  if (input.vifCount > 0) {
-    // VIF plugging (Neutron ports into the container's namespace) is not implemented yet.
-    throw new ContainerSpecError(
-      `${input.vifCount} network interface(s) requested, but this driver only supports --nic none so far`,
-    );
-  }
   const binds = parseBinds(flavor.extra_specs['docker:binds']);
   if (binds.length && !options.allowHostMounts) {
     throw new ContainerSpecError('flavor asks for host mounts (docker:binds) but the driver does not allow them');
@@ -148,14 +148,17 @@ export function buildContainerSpec(input: ContainerSpecInput): ContainerSpec {
     ...flavorResources(flavor, options),
     Privileged: options.privileged,
     SecurityOpt: ['no-new-privileges'],
-    NetworkMode: 'none',
+    NetworkMode: input.network ? `container:${input.network.holderId}` : 'none',
     RestartPolicy: { Name: 'no' },
     LogConfig: { Type: 'json-file', Config: { 'max-size': String(options.logMaxBytes), 'max-file': '1' } },
     Init: options.init,
   };
   if (options.pidsLimit > 0) hostConfig.PidsLimit = options.pidsLimit;
   if (options.capAdd.length) hostConfig.CapAdd = [...options.capAdd];
-  if (binds.length) hostConfig.Binds = binds;
+  const netBinds: string[] = [];
+  if (input.network?.resolvConf) netBinds.push(`${input.network.resolvConf}:/etc/resolv.conf`);
+  if (input.network?.hosts) netBinds.push(`${input.network.hosts}:/etc/hosts`);
+  if (binds.length || netBinds.length) hostConfig.Binds = [...netBinds, ...binds];
 
   const body: DockerContainerCreateBody = {
     Image: input.dockerRef,
@@ -168,7 +171,76 @@ export function buildContainerSpec(input: ContainerSpecInput): ContainerSpec {
     AttachStderr: false,
     HostConfig: hostConfig,
   };
+  // the Engine refuses a hostname in container: network mode; the holder's is used
+  const hostname = containerHostname(instance);
+  if (hostname && !input.network) body.Hostname = hostname;
+  return { name: containerName(instance.uuid), body };
+}
+
+/** What the netns holder needs. */
+export interface HolderSpecInput {
+  instance: InstanceSpec;
+  /** The pause image (pause-image.ts). */
+  pauseRef: string;
+  cmd: readonly string[];
+  options: Pick<ContainerSpecOptions, 'host' | 'extraLabels' | 'logMaxBytes'>;
+}
+
+/** The holder's memory cap: it runs one sleeping static binary. */
+const HOLDER_MEMORY = 16 * MiB;
+
+/**
+ * The netns holder of an instance with VIFs: owns the network namespace the
+ * VIFs are plugged into and the instance container joins, so the network
+ * exists before the instance's command starts and survives its restarts.
+ * No network of Docker's (none), no capabilities, read-only, a few pids,
+ * killed at once on stop (it has no state), IPv6 on (Docker disables it in
+ * none-mode namespaces). Labelled as the instance's, plus LABELS.role, and
+ * without the flavor sizes (it uses none of the flavor's resources).
+ */
+export function buildHolderSpec(input: HolderSpecInput): ContainerSpec {
+  const { instance, options } = input;
+  const labels: Record<string, string> = {
+    ...options.extraLabels,
+    [LABELS.managedBy]: MANAGED_BY_VALUE,
+    [LABELS.instanceUuid]: instance.uuid,
+    [LABELS.host]: options.host,
+    [LABELS.role]: ROLE_NET,
+  };
+  if (instance.project_id) labels[LABELS.projectId] = instance.project_id;
+  if (instance.node) labels[LABELS.node] = instance.node;
+  if (instance.display_name) labels[LABELS.displayName] = instance.display_name;
+  const body: DockerContainerCreateBody = {
+    Image: input.pauseRef,
+    Cmd: [...input.cmd],
+    Labels: labels,
+    StopSignal: 'SIGKILL',
+    Tty: false,
+    OpenStdin: false,
+    AttachStdin: false,
+    AttachStdout: false,
+    AttachStderr: false,
+    HostConfig: {
+      NetworkMode: 'none',
+      RestartPolicy: { Name: 'no' },
+      CapDrop: ['ALL'],
+      SecurityOpt: ['no-new-privileges'],
+      ReadonlyRootfs: true,
+      Memory: HOLDER_MEMORY,
+      MemorySwap: HOLDER_MEMORY,
+      PidsLimit: 8,
+      Init: false,
+      LogConfig: {
+        Type: 'json-file',
+        Config: { 'max-size': String(Math.min(options.logMaxBytes, MiB)), 'max-file': '1' },
+      },
+      Sysctls: {
+        'net.ipv6.conf.all.disable_ipv6': '0',
+        'net.ipv6.conf.default.disable_ipv6': '0',
+      },
+    },
+  };
   const hostname = containerHostname(instance);
   if (hostname) body.Hostname = hostname;
-  return { name: containerName(instance.uuid), body };
+  return { name: holderName(instance.uuid), body };
 }

@@ -10,6 +10,8 @@ import { HttpRequestError } from '../../clients/http.js';
 import { NovaError, errorMessage, findCause } from '../../common/errors.js';
 import { type Logger, nullLogger } from '../../common/log.js';
 import { pollUntil } from '../../common/poll.js';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { CONTAINER_DRIVER_CAPABILITIES, type ComputeDriver } from '../driver.js';
 import {
   HypervisorRefusedError,
@@ -24,6 +26,7 @@ import {
   resizeError,
   type LifecycleFailure,
 } from '../errors.js';
+import { expectedPlugEvents } from '../network-model.js';
 import type { DriverEventListener } from '../event.js';
 import { POWER_STATE_NAMES, PowerState } from '../power-state.js';
 import type {
@@ -40,6 +43,7 @@ import type {
   NetworkInfo,
   RebootType,
   UpdateTaskState,
+  Vif,
 } from '../types.js';
 import {
   ContainerSpecError,
@@ -66,6 +70,16 @@ import { HostResources } from './host-resources.js';
 import { LABELS, containerName, hostLabelFilter, ownedBy } from './labels.js';
 import { powerStateOf, powerStateOfSummary } from './power-state.js';
 import { SnapshotPipeline, type SnapshotGlance } from './snapshot.js';
+import { InstanceNetworks, type NetworkFiles } from './instance-network.js';
+import { DEFAULT_PAUSE_BINARY, PauseImage } from './pause-image.js';
+import {
+  DEFAULT_OVS_BRIDGE,
+  type HostNet,
+  ProcessHostNet,
+  VifPlugger,
+  type VifObserver,
+  checkPluggable,
+} from './vif.js';
 
 export interface DockerDriverOptions {
   /** The compute host (nova service `host`); the driver sees only containers labelled with it. */
@@ -108,6 +122,20 @@ export interface DockerDriverOptions {
    * Without it they are kept in memory and lost with the agent.
    */
   consoleLifecycleDir?: string;
+  /**
+   * Runs the host's network tools (ip, ethtool, nsenter, ovs-vsctl) for VIF
+   * plugging. Default: processes on this machine (the agent needs
+   * CAP_NET_ADMIN and CAP_SYS_ADMIN, i.e. root).
+   */
+  hostNet?: HostNet;
+  /** The integration bridge when a VIF's binding names none ([neutron] ovs_bridge). Default br-int. */
+  ovsBridge?: string;
+  /** The static binary the netns holder image is built from. Default /bin/busybox (busybox-static). */
+  pauseBinary?: string;
+  /** Where each instance's resolv.conf/hosts are kept. Default: consoleLifecycleDir, else a temporary directory. */
+  networkStateDir?: string;
+  /** Plug timings (the metrics). */
+  vifObserver?: VifObserver;
 }
 
 const DEFAULTS = {
@@ -125,7 +153,19 @@ const DEFAULTS = {
 
 const FAILED_SPAWN_LOG_LINES = 20;
 
-type Resolved = Required<Omit<DockerDriverOptions, 'nodename' | 'glance' | 'consoleLifecycleDir'>> & {
+type Resolved = Required<
+  Omit<
+    DockerDriverOptions,
+    | 'nodename'
+    | 'glance'
+    | 'consoleLifecycleDir'
+    | 'hostNet'
+    | 'ovsBridge'
+    | 'pauseBinary'
+    | 'networkStateDir'
+    | 'vifObserver'
+  >
+> & {
   nodename: string;
 };
 
@@ -144,7 +184,10 @@ export function imageFailure(uuid: string, imageId: string, err: unknown): NovaE
 }
 
 export class DockerDriver implements ComputeDriver {
-  readonly capabilities: DriverCapabilities = CONTAINER_DRIVER_CAPABILITIES;
+  readonly capabilities: DriverCapabilities = Object.freeze({
+    ...CONTAINER_DRIVER_CAPABILITIES,
+    supports_attach_interface: true,
+  });
   private readonly opts: Resolved;
   private readonly specOptions: ContainerSpecOptions;
   /** Uuids the driver suspended (Docker pauses them); lost on restart, then they read PAUSED. */
@@ -161,6 +204,8 @@ export class DockerDriver implements ComputeDriver {
   private readonly journal: LifecycleJournal;
   /** Container ids with an oom event since their last start (the die after it says OOM killed). */
   private readonly oomSeen = new Set<string>();
+  /** The instances' netns holders and VIFs (instance-network.ts). */
+  private readonly networks: InstanceNetworks;
 
   constructor(
     private readonly docker: DockerClient,
@@ -194,6 +239,26 @@ export class DockerDriver implements ComputeDriver {
           this.log,
         )
       : undefined;
+    const plugger = new VifPlugger(
+      options.hostNet ?? new ProcessHostNet(),
+      { defaultBridge: options.ovsBridge ?? DEFAULT_OVS_BRIDGE, observer: options.vifObserver },
+      this.log,
+    );
+    this.networks = new InstanceNetworks(
+      docker,
+      plugger,
+      new PauseImage(docker, options.pauseBinary ?? DEFAULT_PAUSE_BINARY),
+      {
+        host: this.opts.host,
+        extraLabels: this.opts.extraLabels,
+        logMaxBytes: this.opts.logMaxBytes,
+        stateDir:
+          options.networkStateDir ??
+          options.consoleLifecycleDir ??
+          join(tmpdir(), `nova-docker-net-${this.opts.host.replace(/[^\w.-]/g, '_')}`),
+      },
+      this.log,
+    );
     this.specOptions = {
       host: this.opts.host,
       privileged: this.opts.privileged,
@@ -219,6 +284,12 @@ export class DockerDriver implements ComputeDriver {
       if (findCause(err, UnavailableError) && !refusedForGood(err)) throw hypervisorUnavailable(this.opts.host, err);
       throw new HypervisorRefusedError(`the Docker Engine cannot be used: ${errorMessage(err)}`, { cause: err });
     }
+    // built now so the first boot with a port does not wait for it; instances without network never need it
+    try {
+      this.log.info(`netns holder image ${await this.networks.ensurePauseImage()}`);
+    } catch (err) {
+      this.log.error(`the netns holder image could not be built; instances with ports will fail: ${errorMessage(err)}`);
+    }
   }
 
   registerEventListener(listener: DriverEventListener | undefined): void {
@@ -234,6 +305,10 @@ export class DockerDriver implements ComputeDriver {
         initialBackoffMs: this.opts.eventsBackoffMs,
         isSuspended: (uuid) => this.suspended.has(uuid),
         onContainerEvent: (e, uuid) => this.recordEvent(e, uuid),
+        // a holder started behind our back has a new, empty namespace
+        onHolderEvent: (e, uuid) => {
+          if (e.Action === 'start') void this.networks.holderStarted(uuid);
+        },
       },
       this.log,
     );
@@ -278,8 +353,7 @@ export class DockerDriver implements ComputeDriver {
     _blockDeviceInfo?: BlockDeviceInfo,
   ): Promise<void> {
     try {
-      const networkInfo = await networkInfoArg;
-      await this.spawnGuest(ctx, instance, imageMeta, injectedFiles, adminPassword, networkInfo);
+      await this.spawnGuest(ctx, instance, imageMeta, injectedFiles, adminPassword, networkInfoArg);
     } catch (err) {
       // the instance goes to ERROR or to another host: its console lines go too, unless its guest is already here
       if (!(err instanceof NovaError && err.novaClass === 'InstanceExists')) await this.journal.remove(instance.uuid);
@@ -293,7 +367,7 @@ export class DockerDriver implements ComputeDriver {
     imageMeta: ImageMeta,
     injectedFiles: InjectedFile[],
     adminPassword: string | undefined,
-    networkInfo: NetworkInfo,
+    networkInfoArg: NetworkInfo | Promise<NetworkInfo>,
   ): Promise<void> {
     const uuid = instance.uuid;
     // the request's log context, so these lines read like the manager's
@@ -312,16 +386,42 @@ export class DockerDriver implements ComputeDriver {
         `${f.vcpus} vCPU, ${f.memory_mb} MB RAM, ${f.root_gb} GB disk`,
     );
 
-    let dockerRef: string;
-    try {
-      const resolverCtx = {
-        ...(ctx.authToken ? { authToken: ctx.authToken } : {}),
-        ...(ctx.requestId ? { requestId: ctx.requestId } : {}),
-      };
-      ({ dockerRef } = await this.images.ensureImage(resolverCtx, imageMeta));
-      ctx.onProgress?.('image_ready');
-    } catch (err) {
-      throw imageFailure(uuid, imageMeta.id, err);
+    // the image is fetched while the ports are allocated (Nova's NetworkInfoAsyncWrapper)
+    const resolverCtx = {
+      ...(ctx.authToken ? { authToken: ctx.authToken } : {}),
+      ...(ctx.requestId ? { requestId: ctx.requestId } : {}),
+    };
+    const image = this.images.ensureImage(resolverCtx, imageMeta).then(
+      (r) => {
+        ctx.onProgress?.('image_ready');
+        return r.dockerRef;
+      },
+      (err: unknown) => {
+        throw imageFailure(uuid, imageMeta.id, err);
+      },
+    );
+    image.catch(() => undefined); // awaited below unless the network fails first
+    const networkInfo = await networkInfoArg;
+    checkPluggable(uuid, networkInfo);
+    const dockerRef = await image;
+
+    // the network exists (and network-vif-plugged arrived) before the guest's command starts
+    let net: (NetworkFiles & { holder: string }) | undefined;
+    if (networkInfo.length > 0) {
+      try {
+        net = await this.networks.create(instance, networkInfo, async (plug) => {
+          const events = expectedPlugEvents(networkInfo);
+          if (ctx.waitForInstanceEvents && events.length > 0) await ctx.waitForInstanceEvents(events, plug);
+          else await plug();
+        });
+        void this.journal.note(
+          uuid,
+          `network: ${networkInfo.length} port(s) plugged (${networkInfo.map((v) => v.id).join(', ')})`,
+        );
+      } catch (err) {
+        await this.removeNetwork(uuid, networkInfo, meta);
+        throw err;
+      }
     }
 
     let spec;
@@ -330,10 +430,11 @@ export class DockerDriver implements ComputeDriver {
         instance,
         image: imageMeta,
         dockerRef,
-        vifCount: networkInfo.length,
+        ...(net ? { network: { holderId: net.holder, resolvConf: net.resolvConf, hosts: net.hosts } } : {}),
         options: this.specOptions,
       });
     } catch (err) {
+      await this.removeNetwork(uuid, networkInfo, meta);
       if (err instanceof ContainerSpecError) throw instanceDeployFailure(uuid, err.message, err);
       throw err;
     }
@@ -346,7 +447,9 @@ export class DockerDriver implements ComputeDriver {
       ctx.onProgress?.('guest_created');
       for (const w of created.Warnings ?? []) this.log.warn(`docker: ${w}`, meta);
     } catch (err) {
+      // an existing guest keeps its network (its holder's name clashed first, so none was made here)
       if (err instanceof ConflictError) throw instanceExists(spec.name, uuid);
+      await this.removeNetwork(uuid, networkInfo, meta);
       if (err instanceof NotFoundError) throw imageNotFound(imageMeta.id, err);
       throw instanceDeployFailure(uuid, `creating the container failed: ${errorMessage(err)}`, err);
     }
@@ -379,14 +482,23 @@ export class DockerDriver implements ComputeDriver {
       await this.docker.removeContainer(id, { force: true, v: true }).catch((e: unknown) => {
         this.log.error(`could not remove the container of a failed spawn: ${errorMessage(e)}`, meta);
       });
+      await this.removeNetwork(uuid, networkInfo, meta);
       throw err;
     }
+  }
+
+  /** A failed spawn's network: holder, devices, files; logged, never thrown (the spawn's own error wins). */
+  private async removeNetwork(uuid: string, vifs: NetworkInfo, meta: Record<string, string>): Promise<void> {
+    if (vifs.length === 0) return;
+    await this.networks.remove(uuid, vifs).catch((e: unknown) => {
+      this.log.error(`could not remove the network of a failed spawn: ${errorMessage(e)}`, meta);
+    });
   }
 
   async destroy(
     _ctx: DriverContext,
     instance: InstanceSpec,
-    _networkInfo: NetworkInfo,
+    networkInfo: NetworkInfo,
     _blockDeviceInfo?: BlockDeviceInfo,
   ): Promise<void> {
     const uuid = instance.uuid;
@@ -395,7 +507,13 @@ export class DockerDriver implements ComputeDriver {
     this.stopped.delete(uuid);
     // the console's lines go with the instance, as libvirt's console.log with its directory
     const forgotten = this.journal.remove(uuid, c?.Id);
-    if (!c) return await forgotten;
+    if (c) await this.removeInstanceContainer(uuid, c);
+    // after the guest: its processes leave the namespace first; a spawn cut short may have left a holder only
+    await this.guard(uuid, 'InstanceTerminationFailure', () => this.networks.remove(uuid, networkInfo));
+    await forgotten;
+  }
+
+  private async removeInstanceContainer(uuid: string, c: DockerContainerInspect): Promise<void> {
     await this.guard(uuid, 'InstanceTerminationFailure', async () => {
       try {
         await this.docker.removeContainer(c.Id, { force: true, v: true });
@@ -409,7 +527,6 @@ export class DockerDriver implements ComputeDriver {
         });
       }
     });
-    await forgotten;
   }
 
   async powerOff(instance: InstanceSpec, timeoutS?: number): Promise<void> {
@@ -421,25 +538,46 @@ export class DockerDriver implements ComputeDriver {
       this.suspended.delete(instance.uuid);
       // The Engine stops paused containers too (signal, then thaw).
       await this.docker.stopContainer(c.Id, grace);
+      // a SHUTOFF instance has no network, as a VM that is off: the namespace goes with its holder
+      if (this.usesHolder(c)) await this.networks.stop(instance.uuid);
     });
   }
 
-  async powerOn(_ctx: DriverContext, instance: InstanceSpec): Promise<void> {
+  /** Whether the instance container lives in a netns holder's namespace (it was booted with ports). */
+  private usesHolder(c: DockerContainerInspect): boolean {
+    return (c.HostConfig?.NetworkMode ?? '').startsWith('container:');
+  }
+
+  /** Before the guest starts: its holder running and its VIFs plugged (powerOn, reboot, a resize's power on). */
+  private async networkUp(instance: InstanceSpec, c: DockerContainerInspect, networkInfo: NetworkInfo): Promise<void> {
+    if (!this.usesHolder(c)) return;
+    await this.networks.ensureUp(instance, networkInfo, true);
+  }
+
+  async powerOn(_ctx: DriverContext, instance: InstanceSpec, networkInfo: NetworkInfo): Promise<void> {
     const c = await this.mustFind(instance.uuid);
     void this.journal.note(instance.uuid, `start requested by Nova${c.State.Paused ? ': thawing' : ''}`, c.Id);
     await this.guard(instance.uuid, 'InstancePowerOnFailure', async () => {
       this.stopped.delete(instance.uuid);
       this.suspended.delete(instance.uuid);
+      await this.networkUp(instance, c, networkInfo);
       if (c.State.Paused) await this.docker.unpauseContainer(c.Id);
       else await this.docker.startContainer(c.Id);
     });
   }
 
-  async reboot(_ctx: DriverContext, instance: InstanceSpec, rebootType: RebootType): Promise<void> {
+  async reboot(
+    _ctx: DriverContext,
+    instance: InstanceSpec,
+    networkInfo: NetworkInfo,
+    rebootType: RebootType,
+  ): Promise<void> {
     const c = await this.mustFind(instance.uuid);
     await this.guard(instance.uuid, 'InstanceRebootFailure', async () => {
       this.stopped.delete(instance.uuid);
       this.suspended.delete(instance.uuid);
+      // the namespace outlives the guest's restart; only a stopped holder (a stopped guest) needs a replug
+      await this.networkUp(instance, c, networkInfo);
       const soft = rebootType === 'SOFT' && c.State.Running && !c.State.Paused;
       void this.journal.note(
         instance.uuid,
@@ -486,11 +624,12 @@ export class DockerDriver implements ComputeDriver {
     _ctx: DriverContext,
     instance: InstanceSpec,
     _diskInfo: string,
+    networkInfo: NetworkInfo,
     _imageMeta: ImageMeta,
     _resizeInstance: boolean,
     powerOn: boolean,
   ): Promise<void> {
-    await this.applyFlavor(instance, powerOn);
+    await this.applyFlavor(instance, networkInfo, powerOn);
   }
 
   confirmMigration(_ctx: DriverContext, _instance: InstanceSpec): Promise<void> {
@@ -498,8 +637,32 @@ export class DockerDriver implements ComputeDriver {
     return Promise.resolve();
   }
 
-  async finishRevertMigration(_ctx: DriverContext, instance: InstanceSpec, powerOn: boolean): Promise<void> {
-    await this.applyFlavor(instance, powerOn);
+  async finishRevertMigration(
+    _ctx: DriverContext,
+    instance: InstanceSpec,
+    networkInfo: NetworkInfo,
+    powerOn: boolean,
+  ): Promise<void> {
+    await this.applyFlavor(instance, networkInfo, powerOn);
+  }
+
+  async plugVifs(instance: InstanceSpec, networkInfo: NetworkInfo): Promise<void> {
+    const c = await this.find(instance.uuid);
+    if (!c || !this.usesHolder(c)) return;
+    // a stopped guest's holder stays stopped: its VIFs are plugged at power on
+    await this.networks.ensureUp(instance, networkInfo, false);
+  }
+
+  async attachInterface(_ctx: DriverContext, instance: InstanceSpec, _imageMeta: ImageMeta, vif: Vif): Promise<void> {
+    await this.mustFind(instance.uuid);
+    await this.networks.attach(instance, vif);
+    void this.journal.note(instance.uuid, `network: port ${vif.id} attached`);
+  }
+
+  async detachInterface(_ctx: DriverContext, instance: InstanceSpec, vif: Vif): Promise<void> {
+    await this.mustFind(instance.uuid);
+    await this.networks.detach(instance, vif);
+    void this.journal.note(instance.uuid, `network: port ${vif.id} detached`);
   }
 
   /** The snapshot pipeline (snapshot.ts) on the instance's container. */
@@ -627,7 +790,7 @@ export class DockerDriver implements ComputeDriver {
    * memory and CPU limits (labels cannot change, so usage is read from the
    * limits, see sizesOf), then the guest starts when asked.
    */
-  private async applyFlavor(instance: InstanceSpec, powerOn: boolean): Promise<void> {
+  private async applyFlavor(instance: InstanceSpec, networkInfo: NetworkInfo, powerOn: boolean): Promise<void> {
     const uuid = instance.uuid;
     const c = await this.mustFind(uuid);
     const f = instance.flavor;
@@ -646,7 +809,7 @@ export class DockerDriver implements ComputeDriver {
     } finally {
       this.resources.limitsChanged(c.Id);
     }
-    if (powerOn) await this.powerOn({}, instance);
+    if (powerOn) await this.powerOn({}, instance, networkInfo);
   }
 
   private stateOf(c: DockerContainerInspect): PowerState {

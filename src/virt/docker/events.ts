@@ -11,7 +11,7 @@ import { isContainerEvent, type DockerContainerAction, type DockerEvent } from '
 import { errorMessage } from '../../common/errors.js';
 import type { Logger } from '../../common/log.js';
 import { type DriverEvent, type DriverEventListener, type LifecycleEvent, LifecycleTransition } from '../event.js';
-import { LABELS, hostLabelFilter, ownedBy } from './labels.js';
+import { LABELS, ROLE_NET, hostLabelFilter, ownedBy, ownedWithRole } from './labels.js';
 
 export const FOLLOWED_ACTIONS: readonly DockerContainerAction[] = [
   'start',
@@ -35,6 +35,8 @@ export interface EventWatcherOptions {
   isSuspended?: (uuid: string) => boolean;
   /** Every event of one of this host's instances, before the listener's (the console's lifecycle lines). */
   onContainerEvent?: (e: DockerEvent, uuid: string) => void;
+  /** Events of this host's netns holders (not lifecycle events of instances). */
+  onHolderEvent?: (e: DockerEvent, uuid: string) => void;
 }
 
 /** A Docker event → Nova's lifecycle transition, undefined for those that change no power state (oom). */
@@ -138,6 +140,15 @@ export class ContainerEventWatcher {
   private handle(e: DockerEvent): void {
     if (!isContainerEvent(e)) return;
     const attrs = e.Actor.Attributes ?? {};
+    if (ownedWithRole(attrs, this.opts.host, ROLE_NET)) {
+      const holderOf = attrs[LABELS.instanceUuid];
+      try {
+        if (holderOf) this.opts.onHolderEvent?.(e, holderOf);
+      } catch (err) {
+        this.log.error(`holder event hook failed: ${errorMessage(err)}`, { instance_uuid: holderOf });
+      }
+      return;
+    }
     // the filter already selects our host; checked again so a filter the Engine ignores cannot leak others
     if (!ownedBy(attrs, this.opts.host)) return;
     const uuid = attrs[LABELS.instanceUuid];

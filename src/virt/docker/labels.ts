@@ -26,13 +26,27 @@ export const LABELS = {
   vcpus: `${LABEL_PREFIX}vcpus`,
   rootGb: `${LABEL_PREFIX}root-gb`,
   ephemeralGb: `${LABEL_PREFIX}ephemeral-gb`,
+  /**
+   * Set only on an instance's helper containers (ROLE_NET: its netns
+   * holder); the instance's own container has none. Helpers are not
+   * instances: listings, events and usage skip them.
+   */
+  role: `${LABEL_PREFIX}role`,
 } as const;
+
+/** LABELS.role of the netns holder container. */
+export const ROLE_NET = 'net';
 
 export const MANAGED_BY_VALUE = 'nova-docker';
 
 /** Container name of an instance. */
 export function containerName(uuid: string): string {
   return `nova-${uuid}`;
+}
+
+/** Container name of an instance's netns holder. */
+export function holderName(uuid: string): string {
+  return `nova-${uuid}-net`;
 }
 
 /** The `label` filter selecting the containers of one compute host. */
@@ -44,9 +58,23 @@ export function hostLabelFilter(host: string, extra: Record<string, string> = {}
   ];
 }
 
-/** Whether a container's labels say it belongs to `host` (and, if given, to instance `uuid`). */
+/**
+ * Whether a container's labels say it is the instance container of `host`
+ * (and, if given, of instance `uuid`); helper containers (LABELS.role) are not.
+ */
 export function ownedBy(labels: Record<string, string> | null | undefined, host: string, uuid?: string): boolean {
+  return ownedWithRole(labels, host, undefined, uuid);
+}
+
+/** Whether a container is the `role` helper (undefined: the instance container) of `host` (and `uuid`). */
+export function ownedWithRole(
+  labels: Record<string, string> | null | undefined,
+  host: string,
+  role: string | undefined,
+  uuid?: string,
+): boolean {
   if (!labels) return false;
   if (labels[LABELS.managedBy] !== MANAGED_BY_VALUE || labels[LABELS.host] !== host) return false;
+  if (labels[LABELS.role] !== role) return false;
   return uuid === undefined || labels[LABELS.instanceUuid] === uuid;
 }

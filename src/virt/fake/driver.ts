@@ -12,7 +12,9 @@ import {
   instanceInvalidState,
   instanceNotFound,
   resizeError,
+  vifPlugFailure,
 } from '../errors.js';
+import { expectedPlugEvents, type VifModel } from '../network-model.js';
 import { type DriverEvent, type DriverEventListener, LifecycleTransition } from '../event.js';
 import { POWER_STATE_NAMES, PowerState } from '../power-state.js';
 import type {
@@ -29,6 +31,7 @@ import type {
   NetworkInfo,
   RebootType,
   UpdateTaskState,
+  Vif,
 } from '../types.js';
 
 export interface FakeDriverOptions {
@@ -49,12 +52,26 @@ export interface FakeGuest {
   state: PowerState;
   console: string[];
   networkInfo: NetworkInfo;
+  /** Booted with VIFs: it has a network namespace to plug into (as the docker driver's netns holder). */
+  netns?: boolean;
+}
+
+/** Why the fake refuses to plug a VIF (a failed binding, a vnic_type other than normal), or undefined. */
+export function fakeUnpluggable(vif: VifModel): string | undefined {
+  if (vif.type === 'binding_failed' || vif.type === 'unbound') return `its binding failed (vif type ${vif.type})`;
+  if ((vif.vnic_type ?? 'normal') !== 'normal') return `vnic_type '${vif.vnic_type}' is not supported`;
+  return undefined;
 }
 
 export const FAKE_CONSOLE = ['FAKE CONSOLE OUTPUT', 'ANOTHER', 'LAST LINE'];
 
 export class FakeDriver implements ComputeDriver {
-  readonly capabilities: DriverCapabilities = CONTAINER_DRIVER_CAPABILITIES;
+  readonly capabilities: DriverCapabilities = Object.freeze({
+    ...CONTAINER_DRIVER_CAPABILITIES,
+    supports_attach_interface: true,
+  });
+  /** The host devices plugged, by port id → instance uuid (the taps a real driver makes; tests may look). */
+  readonly plugged = new Map<string, string>();
   /** The guests, by uuid (tests may look). */
   readonly guests = new Map<string, FakeGuest>();
   /** Snapshots taken: Glance image id → instance uuid. */
@@ -138,13 +155,27 @@ export class FakeDriver implements ComputeDriver {
     if (!(this.opts.imageExists?.(imageMeta) ?? true)) throw imageNotFound(imageMeta.id);
     const fail = imageMeta.properties['fake_fail_spawn'];
     if (fail) throw instanceDeployFailure(instance.uuid, typeof fail === 'string' ? fail : 'fake spawn failure');
-    await ctx.readyToStart;
+    this.checkPluggable(instance.uuid, networkInfo);
+    try {
+      const plug = () => {
+        this.plug(instance.uuid, networkInfo);
+        return Promise.resolve();
+      };
+      const events = expectedPlugEvents(networkInfo);
+      if (ctx.waitForInstanceEvents && events.length > 0) await ctx.waitForInstanceEvents(events, plug);
+      else await plug();
+      await ctx.readyToStart;
+    } catch (err) {
+      this.unplugAll(instance.uuid);
+      throw err;
+    }
     this.guests.set(instance.uuid, {
       instance,
       image: imageMeta,
       state: PowerState.RUNNING,
       console: [...FAKE_CONSOLE],
       networkInfo,
+      netns: networkInfo.length > 0,
     });
   }
 
@@ -155,21 +186,59 @@ export class FakeDriver implements ComputeDriver {
     _blockDeviceInfo?: BlockDeviceInfo,
   ): Promise<void> {
     this.guests.delete(instance.uuid);
+    this.unplugAll(instance.uuid);
     return Promise.resolve();
   }
 
   async powerOff(instance: InstanceSpec, _timeoutS?: number): Promise<void> {
     this.must(instance).state = PowerState.SHUTDOWN;
+    this.unplugAll(instance.uuid);
     return Promise.resolve();
   }
 
-  async powerOn(_ctx: DriverContext, instance: InstanceSpec): Promise<void> {
-    this.must(instance).state = PowerState.RUNNING;
+  async powerOn(_ctx: DriverContext, instance: InstanceSpec, networkInfo: NetworkInfo): Promise<void> {
+    const g = this.must(instance);
+    this.replug(g, networkInfo);
+    g.state = PowerState.RUNNING;
     return Promise.resolve();
   }
 
-  async reboot(_ctx: DriverContext, instance: InstanceSpec, _rebootType: RebootType): Promise<void> {
-    this.must(instance).state = PowerState.RUNNING;
+  async reboot(
+    _ctx: DriverContext,
+    instance: InstanceSpec,
+    networkInfo: NetworkInfo,
+    _rebootType: RebootType,
+  ): Promise<void> {
+    const g = this.must(instance);
+    this.replug(g, networkInfo);
+    g.state = PowerState.RUNNING;
+    return Promise.resolve();
+  }
+
+  async plugVifs(instance: InstanceSpec, networkInfo: NetworkInfo): Promise<void> {
+    const g = this.guests.get(instance.uuid);
+    if (!g?.netns) return Promise.resolve();
+    if (g.state === PowerState.SHUTDOWN || g.state === PowerState.CRASHED) {
+      if (networkInfo.length > 0) g.networkInfo = networkInfo;
+      return Promise.resolve();
+    }
+    this.replug(g, networkInfo);
+    return Promise.resolve();
+  }
+
+  async attachInterface(_ctx: DriverContext, instance: InstanceSpec, _imageMeta: ImageMeta, vif: Vif): Promise<void> {
+    const g = this.must(instance);
+    this.checkPluggable(instance.uuid, [vif]);
+    if (!g.netns) throw vifPlugFailure(instance.uuid, vif.id, 'the instance was booted without a network');
+    g.networkInfo = [...g.networkInfo.filter((v) => v.id !== vif.id), vif];
+    if (g.state !== PowerState.SHUTDOWN && g.state !== PowerState.CRASHED) this.plug(instance.uuid, [vif]);
+    return Promise.resolve();
+  }
+
+  async detachInterface(_ctx: DriverContext, instance: InstanceSpec, vif: Vif): Promise<void> {
+    const g = this.must(instance);
+    g.networkInfo = g.networkInfo.filter((v) => v.id !== vif.id);
+    if (this.plugged.get(vif.id) === instance.uuid) this.plugged.delete(vif.id);
     return Promise.resolve();
   }
 
@@ -216,6 +285,7 @@ export class FakeDriver implements ComputeDriver {
     _timeoutS?: number,
   ): Promise<string> {
     this.must(instance).state = PowerState.SHUTDOWN;
+    this.unplugAll(instance.uuid);
     return Promise.resolve('');
   }
 
@@ -223,11 +293,12 @@ export class FakeDriver implements ComputeDriver {
     _ctx: DriverContext,
     instance: InstanceSpec,
     _diskInfo: string,
+    networkInfo: NetworkInfo,
     _imageMeta: ImageMeta,
     _resizeInstance: boolean,
     powerOn: boolean,
   ): Promise<void> {
-    this.resizeTo(instance, powerOn);
+    this.resizeTo(instance, networkInfo, powerOn);
     return Promise.resolve();
   }
 
@@ -235,8 +306,13 @@ export class FakeDriver implements ComputeDriver {
     return Promise.resolve();
   }
 
-  async finishRevertMigration(_ctx: DriverContext, instance: InstanceSpec, powerOn: boolean): Promise<void> {
-    this.resizeTo(instance, powerOn);
+  async finishRevertMigration(
+    _ctx: DriverContext,
+    instance: InstanceSpec,
+    networkInfo: NetworkInfo,
+    powerOn: boolean,
+  ): Promise<void> {
+    this.resizeTo(instance, networkInfo, powerOn);
     return Promise.resolve();
   }
 
@@ -310,7 +386,7 @@ export class FakeDriver implements ComputeDriver {
     if (g) g.state = PowerState.CRASHED;
   }
 
-  private resizeTo(instance: InstanceSpec, powerOn: boolean): void {
+  private resizeTo(instance: InstanceSpec, networkInfo: NetworkInfo, powerOn: boolean): void {
     const g = this.must(instance);
     const fail = this.failNextResize;
     if (fail !== undefined) {
@@ -318,7 +394,43 @@ export class FakeDriver implements ComputeDriver {
       throw resizeError(instance.uuid, fail);
     }
     g.instance = { ...g.instance, flavor: instance.flavor };
-    if (powerOn) g.state = PowerState.RUNNING;
+    if (powerOn) {
+      this.replug(g, networkInfo);
+      g.state = PowerState.RUNNING;
+    }
+  }
+
+  /** Port ids plugged for `uuid` (test hook). */
+  pluggedFor(uuid: string): string[] {
+    return [...this.plugged].filter(([, u]) => u === uuid).map(([p]) => p);
+  }
+
+  private checkPluggable(uuid: string, vifs: readonly VifModel[]): void {
+    for (const vif of vifs) {
+      const reason = fakeUnpluggable(vif);
+      if (reason) throw vifPlugFailure(uuid, vif.id, reason);
+    }
+  }
+
+  private plug(uuid: string, vifs: readonly VifModel[]): void {
+    for (const v of vifs) {
+      const owner = this.plugged.get(v.id);
+      if (owner !== undefined && owner !== uuid) throw vifPlugFailure(uuid, v.id, `its device belongs to ${owner}`);
+    }
+    for (const v of vifs) this.plugged.set(v.id, uuid);
+  }
+
+  /** The guest's VIFs plugged again where missing (empty networkInfo: the ones it had). */
+  private replug(g: FakeGuest, networkInfo: NetworkInfo): void {
+    if (!g.netns) return;
+    const use = networkInfo.length > 0 ? networkInfo : g.networkInfo;
+    this.checkPluggable(g.instance.uuid, use);
+    this.plug(g.instance.uuid, use);
+    g.networkInfo = use;
+  }
+
+  private unplugAll(uuid: string): void {
+    for (const [port, owner] of [...this.plugged]) if (owner === uuid) this.plugged.delete(port);
   }
 
   private must(instance: InstanceSpec): FakeGuest {

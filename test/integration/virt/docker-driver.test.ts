@@ -26,6 +26,8 @@ import { PowerState } from '../../../src/virt/power-state.js';
 import type { ImageMeta, InstanceSpec, NetworkInfo, Vif } from '../../../src/virt/types.js';
 import { docker as dockerCli } from '../../support/lab.js';
 import { ctx, describeDriverContract, isNova, makeInstance } from '../../contract/driver.contract.js';
+import { addBridge, delBridge, deviceLeftovers, ovsUsable, pluggedPorts } from '../../support/ovs.js';
+import { makeVif } from '../../support/vifs.js';
 
 const SOCKET = '/var/run/docker.sock';
 const TEST_LABEL = 'org.openstack.nova.test-run';
@@ -83,11 +85,16 @@ async function inspectOf(inst: InstanceSpec): Promise<DockerContainerInspect> {
   return docker.inspectContainer(containerName(inst.uuid));
 }
 
+/** Containers (the instance's and its netns holder) or, where OVS is usable, devices of the instance. */
 async function leftovers(uuid: string): Promise<boolean> {
   const byLabel = await docker.listContainers({ all: true, filters: { label: [`${LABELS.instanceUuid}=${uuid}`] } });
   const byName = await docker.listContainers({ all: true, filters: { name: [containerName(uuid)] } });
-  return byLabel.length + byName.length > 0;
+  const devices = (await ovsUsable()) ? await deviceLeftovers(uuid) : [];
+  return byLabel.length + byName.length + devices.length > 0;
 }
+
+/** The contract's networking cases plug into a bridge of their own, standing in for br-int. */
+const CONTRACT_BRIDGE = 'br-vif-ct';
 
 /** Builds a throw-away image from busybox with another CMD (commit of a never-started container). */
 async function commitImage(name: string, cmd: string[]): Promise<string> {
@@ -106,9 +113,12 @@ async function commitImage(name: string, cmd: string[]): Promise<string> {
   return ref;
 }
 
-describeDriverContract('DockerDriver', () => {
+describeDriverContract('DockerDriver', async () => {
   // A shorter early-exit watch keeps the suite quick; the default is exercised below.
   const driver = makeDriver({ spawnCheckMs: 200 });
+  const net = await ovsUsable();
+  if (net) await addBridge(CONTRACT_BRIDGE);
+  let n = 0;
   return {
     driver,
     host: HOST,
@@ -125,6 +135,25 @@ describeDriverContract('DockerDriver', () => {
     leftovers,
     otherHostDriver: () => makeDriver({ host: `other-${HOST}`, spawnCheckMs: 200 }),
     cleanup: removeTestContainers,
+    ...(net
+      ? {
+          networkInfo: (count: number) =>
+            Array.from({ length: count }, () => {
+              n++;
+              const hex = (n % 256).toString(16).padStart(2, '0');
+              return makeVif({
+                id: randomUUID(),
+                mac: `fa:16:3e:c7:00:${hex}`,
+                ip4: `10.77.0.${(n % 250) + 2}`,
+                cidr4: '10.77.0.0/24',
+                gateway4: '10.77.0.1',
+                bridge: CONTRACT_BRIDGE,
+              });
+            }),
+          pluggedPorts,
+          teardown: () => delBridge(CONTRACT_BRIDGE),
+        }
+      : {}),
   };
 });
 
@@ -202,7 +231,7 @@ describe('DockerDriver (docker specifics)', function () {
     const before = await inspectOf(inst);
     const big = { ...inst, flavor: { ...inst.flavor, memory_mb: 128, vcpus: 2 } };
     await d.migrateDiskAndPowerOff(ctx, inst, HOST, big.flavor, 0);
-    await d.finishMigration(ctx, big, '', busybox, false, true);
+    await d.finishMigration(ctx, big, '', [], busybox, false, true);
     const after = await inspectOf(inst);
     assert.equal(after.Id, before.Id, 'the same container');
     assert.deepEqual(
@@ -215,7 +244,7 @@ describe('DockerDriver (docker specifics)', function () {
     assert.equal(fresh.memory_mb_used, 128, 'usage from the limits, not the labels');
     assert.equal(fresh.vcpus_used, 2);
     await d.powerOff(inst, 0);
-    await d.finishRevertMigration(ctx, inst, false);
+    await d.finishRevertMigration(ctx, inst, [], false);
     const reverted = await inspectOf(inst);
     assert.deepEqual(
       [reverted.HostConfig.Memory, reverted.HostConfig.CpuShares, reverted.HostConfig.NanoCpus],
@@ -230,7 +259,7 @@ describe('DockerDriver (docker specifics)', function () {
       const inst = makeInstance(HOST);
       await spawn(d, inst, busybox);
       const before = await inspectOf(inst);
-      await d.reboot(ctx, inst, type);
+      await d.reboot(ctx, inst, [], type);
       const after = await inspectOf(inst);
       assert.equal(after.Id, before.Id);
       assert.deepEqual(after.HostConfig, before.HostConfig);
@@ -306,10 +335,15 @@ describe('DockerDriver (docker specifics)', function () {
     assert.equal(await d.getConsoleOutput(ctx, inst, 1), 'last-line\n');
   });
 
-  it('network interfaces are refused (not implemented yet), leaving nothing', async () => {
+  it('network interfaces of a type other than ovs are refused, naming the port, leaving nothing', async () => {
     const d = makeDriver();
     const inst = makeInstance(HOST);
-    await assert.rejects(spawn(d, inst, busybox, [{ id: 'vif-1' } as Vif]), isNova('InstanceDeployFailure'));
+    const vif: Vif = makeVif({ id: randomUUID(), mac: 'fa:16:3e:00:00:01', ip4: '10.0.0.5', type: 'vhostuser' });
+    await assert.rejects(spawn(d, inst, busybox, [vif]), (err: unknown) => {
+      isNova('VirtualInterfacePlugException')(err);
+      assert.match((err as Error).message, new RegExp(`port ${vif.id}: vif type 'vhostuser' is not supported`));
+      return true;
+    });
     assert.equal(await leftovers(inst.uuid), false);
   });
 
@@ -510,7 +544,7 @@ describe('DockerDriver console: lifecycle lines with the container output', func
     assert.match(first, /^\[nova-docker\] \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z spawning: /);
 
     await d.powerOff(inst, 2);
-    await d.powerOn(ctx, inst);
+    await d.powerOn(ctx, inst, []);
     // the exit status comes from the die event: the start reset State.ExitCode
     const out = await untilConsole(d, inst, /container restarted: .*\n$/);
     assert.deepEqual(bodies(out).slice(3), [

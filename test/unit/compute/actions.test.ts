@@ -111,9 +111,9 @@ describe('compute/actions', () => {
     const i = await instance(env, { task_state: 'rebooting' });
     let during: unknown;
     const reboot = env.driver.reboot.bind(env.driver);
-    env.driver.reboot = (c, inst, type) => {
+    env.driver.reboot = (c, inst, ni, type) => {
       during = [i.row().task_state, type];
-      return reboot(c, inst, type);
+      return reboot(c, inst, ni, type);
     };
     await env.actions.rebootInstance(ctx, { instance: i.primitive, reboot_type: 'SOFT', block_device_info: null });
     assert.deepEqual(saves(env, i.uuid), [

@@ -15,7 +15,7 @@ import { NetworkAPI } from '../../../src/compute/network.js';
 import { FakeDriver } from '../../../src/virt/fake/driver.js';
 import { ZED } from '../../../src/objects/releases.js';
 import { contextFromValues, type RequestContext } from '../../../src/rpc/context.js';
-import { expectedPlugEvents, type VifModel } from '../../../src/virt/network-model.js';
+import type { VifModel } from '../../../src/virt/network-model.js';
 import type { DriverContext, NetworkInfo } from '../../../src/virt/types.js';
 import { FakeNeutron, NEUTRON_URL } from '../../support/fake-neutron.js';
 import { FakeConductor } from '../../support/fake-conductor.js';
@@ -108,33 +108,37 @@ describe('compute/manager with Neutron', () => {
       { network },
     );
     const e = { conductor, driver };
-    const plugged: NetworkInfo[] = [];
+    const plugged: string[][] = [];
     const destroyedWith: NetworkInfo[] = [];
     const spawn = e.driver.spawn.bind(e.driver);
     const destroy = e.driver.destroy.bind(e.driver);
-    e.driver.spawn = async (dctx: DriverContext, spec, img, inj, pw, alloc, nwArg) => {
-      const nw = await nwArg;
-      await dctx.waitForInstanceEvents?.(expectedPlugEvents(nw), async () => {
-        plugged.push(nw);
-        if (o.sendPlugged === 'never') return;
-        const row = e.conductor.row(spec.uuid);
-        await manager.endpoint().methods.external_instance_event!(ctx, {
-          instances: [{ ...newPrimitive(row) }],
-          events: nw.map((v) => ({
-            'nova_object.name': 'InstanceExternalEvent',
-            'nova_object.namespace': 'nova',
-            'nova_object.version': '1.5',
-            'nova_object.data': {
-              instance_uuid: spec.uuid,
-              name: 'network-vif-plugged',
-              status: o.sendPlugged ?? 'completed',
-              tag: v.id,
-              data: {},
-            },
-          })),
-        });
-      });
-      return spawn(dctx, spec, img, inj, pw, alloc, nw);
+    // the fake driver plugs inside ctx.waitForInstanceEvents; Neutron's answer is sent as the plug ends
+    e.driver.spawn = (dctx: DriverContext, spec, img, inj, pw, alloc, nwArg) => {
+      const wait = dctx.waitForInstanceEvents;
+      const waitAndAnswer: DriverContext['waitForInstanceEvents'] = wait
+        ? (events, body) =>
+            wait(events, async () => {
+              await body();
+              plugged.push(events.map(([, tag]) => tag));
+              if (o.sendPlugged === 'never') return;
+              await manager.endpoint().methods.external_instance_event!(ctx, {
+                instances: [newPrimitive(e.conductor.row(spec.uuid))],
+                events: events.map(([name, tag]) => ({
+                  'nova_object.name': 'InstanceExternalEvent',
+                  'nova_object.namespace': 'nova',
+                  'nova_object.version': '1.5',
+                  'nova_object.data': {
+                    instance_uuid: spec.uuid,
+                    name,
+                    status: o.sendPlugged ?? 'completed',
+                    tag,
+                    data: {},
+                  },
+                })),
+              });
+            })
+        : undefined;
+      return spawn({ ...dctx, waitForInstanceEvents: waitAndAnswer }, spec, img, inj, pw, alloc, nwArg);
     };
     e.driver.destroy = (dctx, spec, nw, bdi) => {
       destroyedWith.push(nw);
@@ -174,10 +178,7 @@ describe('compute/manager with Neutron', () => {
     assert.equal(port['binding:host_id'], HOST);
     assert.equal(port.device_owner, 'compute:nova');
     assert.equal(port['binding:vif_type'], 'ovs');
-    assert.deepEqual(
-      plugged.map((nw) => nw.map((v) => v.id)),
-      [[port.id]],
-    );
+    assert.deepEqual(plugged, [[port.id]]);
     assert.deepEqual(
       (JSON.parse(conductor.infoCaches.get(uuid)!) as Array<{ id: string }>).map((v) => v.id),
       [port.id],
@@ -289,35 +290,27 @@ describe('compute/manager with Neutron', () => {
   });
 
   it('attach_interface binds a new port and plugs it; detach_interface unplugs it and deletes the port', async () => {
-    const { network: net } = neutron.addNetwork();
+    const first = neutron.addNetwork().network;
+    const net = neutron.addNetwork({ cidr: '10.1.0.0/24', name: 'second' }).network;
     const { conductor, driver, manager } = env();
-    const { uuid, primitive } = newInstance(conductor, {
-      ...BUILDING,
-      vm_state: 'active',
-      task_state: null,
-      host: HOST,
+    const { uuid, primitive: building } = newInstance(conductor, BUILDING);
+    await manager.buildAndRunInstance(ctx, {
+      instance: building,
+      image,
+      node: HOST,
+      requested_networks: nics({ network_id: first.id }),
     });
+    const bootPort = instancePorts(uuid)[0]!.id;
+    const primitive = newPrimitive(conductor.row(uuid));
     const methods = manager.endpoint().methods;
     // a driver without interface hotplug refuses, as Nova's AttachInterfaceNotSupported
+    const capabilities = driver.capabilities;
+    Object.defineProperty(driver, 'capabilities', { value: { ...capabilities, supports_attach_interface: false } });
     await assert.rejects(
       Promise.resolve(methods.attach_interface!(ctx, { instance: primitive, network_id: net.id, port_id: null })),
       (e: unknown) => e instanceof NovaError && e.novaClass === 'AttachInterfaceNotSupported',
     );
-    const attached: string[] = [];
-    const detached: string[] = [];
-    Object.defineProperty(driver, 'capabilities', {
-      value: { ...driver.capabilities, supports_attach_interface: true },
-    });
-    Object.assign(driver, {
-      attachInterface: (_c: unknown, _i: unknown, _m: unknown, v: VifModel) => {
-        attached.push(v.id);
-        return Promise.resolve();
-      },
-      detachInterface: (_c: unknown, _i: unknown, v: VifModel) => {
-        detached.push(v.id);
-        return Promise.resolve();
-      },
-    });
+    Object.defineProperty(driver, 'capabilities', { value: capabilities });
     const vif = (await methods.attach_interface!(ctx, {
       instance: primitive,
       network_id: net.id,
@@ -325,16 +318,16 @@ describe('compute/manager with Neutron', () => {
       requested_ip: null,
       tag: null,
     })) as VifModel;
-    assert.deepEqual(attached, [vif.id]);
+    assert.deepEqual(driver.pluggedFor(uuid), [bootPort, vif.id]);
     assert.equal(neutron.ports.get(vif.id)?.['binding:host_id'], HOST);
     const cache = () => (JSON.parse(conductor.infoCaches.get(uuid) ?? '[]') as VifModel[]).map((v) => v.id);
-    assert.deepEqual(cache(), [vif.id]);
+    assert.deepEqual(cache(), [bootPort, vif.id]);
 
     await methods.detach_interface!(ctx, { instance: primitive, port_id: vif.id });
-    assert.deepEqual(detached, [vif.id]);
+    assert.deepEqual(driver.pluggedFor(uuid), [bootPort]);
     assert.equal(neutron.ports.has(vif.id), false);
-    assert.deepEqual(cache(), []);
-    assert.equal(conductor.vifs.size, 0);
+    assert.deepEqual(cache(), [bootPort]);
+    assert.deepEqual([...conductor.vifs.keys()], [bootPort]);
   });
 
   it('--nic none: no Neutron call at all', async () => {

@@ -7,6 +7,17 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { PowerState } from '../../../src/virt/power-state.js';
 import { addGuest, HOST, newInstance, setup } from '../../support/fake-nova.js';
+import { makeVif } from '../../support/vifs.js';
+
+/** An InstanceInfoCache primitive as the conductor sends it: network_info as a JSON string. */
+function infoCache(uuid: string, vifs: unknown[]) {
+  return {
+    'nova_object.name': 'InstanceInfoCache',
+    'nova_object.namespace': 'nova',
+    'nova_object.version': '1.5',
+    'nova_object.data': { instance_uuid: uuid, network_info: JSON.stringify(vifs) },
+  };
+}
 
 describe('compute/recovery at start', () => {
   let env: ReturnType<typeof setup> | undefined;
@@ -191,6 +202,73 @@ describe('compute/recovery at start', () => {
     await addGuest(driver, uuid);
     await manager.start();
     assert.equal(conductor.row(uuid).task_state, 'suspending');
+  });
+
+  it('plug_vifs: a running guest gets its missing VIFs from the info cache, once; InstanceList asks for info_cache', async () => {
+    const { conductor, driver, manager } = make();
+    const uuid = randomUUID();
+    const vif = makeVif({ id: randomUUID(), mac: 'fa:16:3e:00:00:01', ip4: '10.0.0.5' });
+    newInstance(conductor, { uuid, info_cache: infoCache(uuid, [vif]) });
+    await driver.spawn(
+      {},
+      {
+        uuid,
+        host: HOST,
+        metadata: {},
+        flavor: {
+          flavorid: '1',
+          name: 'm1',
+          memory_mb: 64,
+          vcpus: 1,
+          root_gb: 1,
+          ephemeral_gb: 0,
+          swap: 0,
+          extra_specs: {},
+        },
+      },
+      { id: 'img-1', properties: {} },
+      [],
+      undefined,
+      undefined,
+      [vif],
+    );
+    driver.plugged.clear(); // the host lost its devices (dockerd or host trouble)
+    await manager.start();
+    assert.deepEqual(driver.pluggedFor(uuid), [vif.id]);
+    assert.equal(conductor.row(uuid).vm_state, 'active');
+  });
+
+  it('plug_vifs failing (binding_failed in the cache): ERROR with a fault naming the port, as Nova', async () => {
+    const { conductor, driver, manager } = make();
+    const uuid = randomUUID();
+    const good = makeVif({ id: randomUUID(), mac: 'fa:16:3e:00:00:02', ip4: '10.0.0.6' });
+    newInstance(conductor, { uuid, info_cache: infoCache(uuid, [{ ...good, type: 'binding_failed' }]) });
+    await driver.spawn(
+      {},
+      {
+        uuid,
+        host: HOST,
+        metadata: {},
+        flavor: {
+          flavorid: '1',
+          name: 'm1',
+          memory_mb: 64,
+          vcpus: 1,
+          root_gb: 1,
+          ephemeral_gb: 0,
+          swap: 0,
+          extra_specs: {},
+        },
+      },
+      { id: 'img-1', properties: {} },
+      [],
+      undefined,
+      undefined,
+      [good],
+    );
+    await manager.start();
+    assert.equal(conductor.row(uuid).vm_state, 'error');
+    assert.match(String(conductor.faults[0]?.message), new RegExp(`port ${good.id}`));
   });
 
   it('resume_guests_state_on_host_boot: an ACTIVE instance whose container stopped is started', async () => {

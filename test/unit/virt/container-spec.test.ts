@@ -2,13 +2,14 @@ import assert from 'node:assert/strict';
 import {
   ContainerSpecError,
   buildContainerSpec,
+  buildHolderSpec,
   containerHostname,
   metadataEnv,
   parseBinds,
   type ContainerSpecInput,
   type ContainerSpecOptions,
 } from '../../../src/virt/docker/container-spec.js';
-import { LABELS } from '../../../src/virt/docker/labels.js';
+import { LABELS, ROLE_NET, ownedBy, ownedWithRole } from '../../../src/virt/docker/labels.js';
 import type { InstanceSpec } from '../../../src/virt/types.js';
 
 const MiB = 1024 * 1024;
@@ -53,7 +54,6 @@ function input(over: Partial<ContainerSpecInput> = {}): ContainerSpecInput {
     instance: instance(),
     image: { id: 'img-1', name: 'busybox', properties: {} },
     dockerRef: 'busybox:latest',
-    vifCount: 0,
     options,
     ...over,
   };
@@ -163,7 +163,41 @@ describe('virt/docker/container-spec', () => {
     assert.deepEqual(parseBinds(undefined), []);
   });
 
-  it('network interfaces are refused for now', () => {
-    assert.throws(() => buildContainerSpec(input({ vifCount: 1 })), /only supports --nic none/);
+  it('with a network: the holder namespace, no hostname, the DNS/hosts files mounted over the Engine ones', () => {
+    const { body } = buildContainerSpec(
+      input({ network: { holderId: 'nova-u-net', resolvConf: '/state/u/resolv.conf', hosts: '/state/u/hosts' } }),
+    );
+    assert.equal(body.HostConfig!.NetworkMode, 'container:nova-u-net');
+    assert.equal(body.Hostname, undefined, 'the Engine refuses a hostname in container: mode');
+    assert.deepEqual(body.HostConfig!.Binds, ['/state/u/resolv.conf:/etc/resolv.conf', '/state/u/hosts:/etc/hosts']);
+  });
+
+  it('the netns holder: none mode, no capabilities, SIGKILL, IPv6 on, the instance hostname, role label, no sizes', () => {
+    const inst = instance();
+    const { name, body } = buildHolderSpec({
+      instance: inst,
+      pauseRef: 'nova-docker/pause:abc',
+      cmd: ['/bin/busybox', 'sleep', 'infinity'],
+      options,
+    });
+    assert.equal(name, `nova-${inst.uuid}-net`);
+    assert.equal(body.Image, 'nova-docker/pause:abc');
+    assert.deepEqual(body.Cmd, ['/bin/busybox', 'sleep', 'infinity']);
+    assert.equal(body.StopSignal, 'SIGKILL');
+    assert.equal(body.Hostname, containerHostname(inst));
+    const hc = body.HostConfig!;
+    assert.equal(hc.NetworkMode, 'none');
+    assert.deepEqual(hc.CapDrop, ['ALL']);
+    assert.equal(hc.ReadonlyRootfs, true);
+    assert.deepEqual(hc.RestartPolicy, { Name: 'no' });
+    assert.deepEqual(hc.Sysctls, {
+      'net.ipv6.conf.all.disable_ipv6': '0',
+      'net.ipv6.conf.default.disable_ipv6': '0',
+    });
+    assert.equal(body.Labels![LABELS.role], ROLE_NET);
+    assert.equal(body.Labels![LABELS.instanceUuid], inst.uuid);
+    assert.equal(body.Labels![LABELS.memoryMb], undefined, 'the holder uses none of the flavor');
+    assert.equal(ownedBy(body.Labels, options.host), false, 'a holder is not an instance container');
+    assert.equal(ownedWithRole(body.Labels, options.host, ROLE_NET, inst.uuid), true);
   });
 });
