@@ -7,23 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import {
-  consumerAllocations,
-  discoverHosts,
-  docker,
-  hostContainers,
-  nova,
-  openstack,
-  openstackJson,
-  removeGlanceCacheTags,
-  startAgent,
-  uploadDockerImage,
-  type AgentProcess,
-  type LabServer,
-} from '../support/lab.js';
+import { docker, nova, openstack, useE2eLab } from '../support/lab.js';
 import { instanceActions, waitServerApi } from '../support/nova-api.js';
 
 const HOST = 'nd-actions-1';
@@ -46,68 +30,17 @@ async function inspect(uuid: string): Promise<Inspect> {
 
 describe('e2e: stop, start, reboot, pause, suspend through the real Nova', function () {
   this.timeout(900_000);
-  let agent: AgentProcess;
-  const images: string[] = [];
-  const servers: string[] = [];
-  const dockerTags: string[] = [];
-
-  /** An image that prints five lines at every start, then sleeps: FROM the lab's busybox, no network needed. */
-  async function buildLinesImage(): Promise<string> {
-    const tag = `nd-actions-lines:${randomUUID().slice(0, 8)}`;
-    const dir = mkdtempSync(join(tmpdir(), 'nd-actions-'));
-    try {
-      writeFileSync(
-        join(dir, 'Dockerfile'),
-        'FROM busybox:latest\nCMD ["/bin/sh", "-c", "for i in 1 2 3 4 5; do echo line$i; done; exec sleep 3600"]\n',
-      );
-      await docker(['build', '-q', '-t', tag, dir]);
-      dockerTags.push(tag);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-    return tag;
-  }
-
-  before(async () => {
-    agent = await startAgent(HOST);
-    await discoverHosts();
-  });
-
-  after(async () => {
-    for (const id of servers) await openstack(['server', 'delete', '--wait', id], 180_000).catch(() => undefined);
-    for (const id of images) {
-      await openstack(['image', 'delete', id]).catch(() => undefined);
-      await removeGlanceCacheTags(id);
-    }
-    for (const t of dockerTags) await docker(['rmi', t]).catch(() => undefined);
-    const code = await agent?.stop();
-    assert.equal(code, 0, `the agent exits 0 on SIGTERM:\n${agent?.log().slice(-4000)}`);
-    assert.deepEqual(await hostContainers(HOST), [], 'no container left behind');
-  });
+  const lab = useE2eLab(HOST);
 
   it('one server through every power action, then console log --lines and delete', async () => {
     const name = `nd-actions-${randomUUID().slice(0, 8)}`;
-    images.push(await uploadDockerImage(name, await buildLinesImage()));
-    const s = await openstackJson<LabServer>(
-      [
-        'server',
-        'create',
-        '--image',
-        name,
-        '--flavor',
-        'm1.tiny',
-        '--nic',
-        'none',
-        '--availability-zone',
-        `nova:${HOST}`,
-        '--wait',
-        name,
-      ],
-      240_000,
+    // prints five lines at every start, then sleeps: FROM the lab's busybox, no network needed
+    const tag = await lab.buildImage(
+      'nd-actions-lines',
+      'FROM busybox:latest\nCMD ["/bin/sh", "-c", "for i in 1 2 3 4 5; do echo line$i; done; exec sleep 3600"]\n',
     );
-    servers.push(s.id);
-    assert.equal(s.status, 'ACTIVE', JSON.stringify(s));
-    assert.equal(s['OS-EXT-SRV-ATTR:host'], HOST);
+    await lab.uploadImage(name, tag);
+    const s = await lab.bootActive(name, name);
     const booted = await inspect(s.id);
     assert.equal(booted.HostConfig.Privileged, false);
     assert.ok(Number(booted.HostConfig.Memory) > 0, 'memory limit set');
@@ -241,9 +174,6 @@ describe('e2e: stop, start, reboot, pause, suspend through the real Nova', funct
     assert.equal(diag.state, 'running');
     assert.ok((diag.num_cpus ?? 0) >= 1);
 
-    await openstack(['server', 'delete', '--wait', s.id], 180_000);
-    servers.splice(servers.indexOf(s.id), 1);
-    assert.deepEqual(await hostContainers(HOST), [], 'container removed');
-    assert.deepEqual(await consumerAllocations(s.id), [], 'allocations removed');
+    await lab.deleteAndCheck(s.id);
   });
 });

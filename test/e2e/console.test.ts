@@ -9,23 +9,11 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pollUntil } from '../../src/common/poll.js';
-import {
-  discoverHosts,
-  docker,
-  e2eHost,
-  hostContainers,
-  openstack,
-  openstackJson,
-  removeGlanceCacheTags,
-  startAgent,
-  uploadDockerImage,
-  type AgentProcess,
-  type LabServer,
-} from '../support/lab.js';
+import { docker, e2eHost, openstack, useE2eLab } from '../support/lab.js';
 import { novaConsoleOutput, waitServerApi } from '../support/nova-api.js';
 
 const HOST = e2eHost('nd-console-1');
@@ -36,56 +24,16 @@ const PREFIX = /^\[nova-docker\] \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z /;
 
 describe('e2e: the console of a silent container (openstack console log show)', function () {
   this.timeout(900_000);
-  let agent: AgentProcess | undefined;
+  const lab = useE2eLab(HOST);
   let image = '';
-  let tag = '';
-  const servers: string[] = [];
 
   before(async () => {
-    agent = await startAgent(HOST);
-    await discoverHosts();
-    tag = `nd-console-silent:${randomUUID().slice(0, 8)}`;
-    const dir = mkdtempSync(join(tmpdir(), 'nd-console-'));
-    try {
-      writeFileSync(join(dir, 'Dockerfile'), `FROM busybox:latest\nCMD ${JSON.stringify(CMD)}\n`);
-      await docker(['build', '-q', '-t', tag, dir]);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-    image = await uploadDockerImage(`nd-console-${randomUUID().slice(0, 8)}`, tag);
-  });
-
-  after(async () => {
-    for (const id of servers) await openstack(['server', 'delete', '--wait', id], 300_000).catch(() => undefined);
-    if (image) {
-      await openstack(['image', 'delete', image]).catch(() => undefined);
-      await removeGlanceCacheTags(image);
-    }
-    if (tag) await docker(['rmi', tag]).catch(() => undefined);
-    const code = await agent?.stop();
-    assert.equal(code, 0, 'the agent exits 0 on SIGTERM');
-    assert.deepEqual(await hostContainers(HOST), [], 'no container left behind');
+    const tag = await lab.buildImage('nd-console-silent', `FROM busybox:latest\nCMD ${JSON.stringify(CMD)}\n`);
+    image = await lab.uploadImage(`nd-console-${randomUUID().slice(0, 8)}`, tag);
   });
 
   it('started (image, command) while it runs; the exit and its status once it ends; removed with the server', async () => {
-    const s = await openstackJson<LabServer>(
-      [
-        'server',
-        'create',
-        '--image',
-        image,
-        '--flavor',
-        'm1.tiny',
-        '--nic',
-        'none',
-        '--availability-zone',
-        `nova:${HOST}`,
-        '--wait',
-        `nd-console-${randomUUID().slice(0, 6)}`,
-      ],
-      600_000,
-    );
-    servers.push(s.id);
+    const s = await lab.boot(image, 'nd-console', { timeoutMs: 600_000 });
     assert.equal(s.status, 'ACTIVE', JSON.stringify(s));
     assert.equal(await docker(['logs', `nova-${s.id}`]), '', 'the container itself says nothing');
 
@@ -129,8 +77,7 @@ describe('e2e: the console of a silent container (openstack console log show)', 
 
     const file = join(tmpdir(), 'nova-docker-e2e-state', HOST, 'instances', s.id, 'console-lifecycle.jsonl');
     assert.ok(existsSync(file), file);
-    await openstack(['server', 'delete', '--wait', s.id], 300_000);
-    servers.splice(servers.indexOf(s.id), 1);
+    await lab.deleteServer(s.id, 300_000);
     assert.equal(existsSync(join(tmpdir(), 'nova-docker-e2e-state', HOST, 'instances', s.id)), false);
   });
 });

@@ -8,19 +8,13 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { pollUntil } from '../../src/common/poll.js';
 import {
-  bootServer,
   consumerAllocations,
-  discoverHosts,
-  docker,
+  containerLabels,
   e2eHost,
   hostContainers,
-  openstack,
   openstackJson,
-  removeGlanceCacheTags,
-  startAgent,
-  uploadDockerImage,
+  useE2eLab,
   waitServer,
-  type AgentProcess,
   type LabServer,
 } from '../support/lab.js';
 import { novaGet } from '../support/nova-api.js';
@@ -68,42 +62,7 @@ async function providerUuid(name: string): Promise<string> {
 
 describe('e2e: two nova-docker hosts on one dockerd', function () {
   this.timeout(900_000);
-  const agents = new Map<string, AgentProcess>();
-  const images: string[] = [];
-  const servers: string[] = [];
-
-  async function start(host: string): Promise<void> {
-    agents.set(host, await startAgent(host));
-  }
-
-  async function stop(host: string): Promise<void> {
-    const a = agents.get(host);
-    agents.delete(host);
-    if (!a) return;
-    const code = await a.stop();
-    assert.equal(code, 0, `agent ${host} exits 0 on SIGTERM:\n${a.log().slice(-4000)}`);
-  }
-
-  before(async () => {
-    await Promise.all(HOSTS.map((h) => start(h)));
-    await discoverHosts();
-  });
-
-  after(async () => {
-    for (const id of servers) await openstack(['server', 'delete', '--wait', id], 180_000).catch(() => undefined);
-    for (const id of images) {
-      await openstack(['image', 'delete', id]).catch(() => undefined);
-      await removeGlanceCacheTags(id);
-    }
-    const codes = await Promise.all(
-      [...agents.entries()].map(async ([host, a]) => [host, await a.stop(), a.log()] as const),
-    );
-    agents.clear();
-    for (const [host, code, log] of codes) {
-      assert.equal(code, 0, `agent ${host} exits 0 on SIGTERM:\n${log.slice(-4000)}`);
-    }
-    for (const h of HOSTS) assert.deepEqual(await hostContainers(h), [], `no container left for ${h}`);
-  });
+  const lab = useE2eLab(HOSTS);
 
   it('the hypervisor list shows both nodes up, each with its own resource provider', async () => {
     await pollUntil(
@@ -120,7 +79,7 @@ describe('e2e: two nova-docker hosts on one dockerd', function () {
 
   it('boots one instance on each host; each lands, is labelled and counted on its own host only; deletes clean', async () => {
     const image = `nd-hosts-${randomUUID().slice(0, 8)}`;
-    images.push(await uploadDockerImage(image, 'busybox:latest'));
+    await lab.uploadImage(image, 'busybox:latest');
     const baseline = new Map<string, HypervisorShow>();
     const baselineVms = new Map<string, number>();
     for (const h of HOSTS) {
@@ -133,11 +92,7 @@ describe('e2e: two nova-docker hosts on one dockerd', function () {
 
     // both boots at once: two hosts, two agents, one dockerd
     const booted = await Promise.all(
-      HOSTS.map(async (host) => {
-        const s = await bootServer(image, host, `nd-e2e-${host.slice(-1)}-${randomUUID().slice(0, 6)}`);
-        servers.push(s.id);
-        return [host, s] as const;
-      }),
+      HOSTS.map(async (host) => [host, await lab.boot(image, `nd-e2e-${host.slice(-1)}`, { host })] as const),
     );
     const byHost = new Map<string, LabServer>(booted);
 
@@ -148,8 +103,7 @@ describe('e2e: two nova-docker hosts on one dockerd', function () {
       assert.equal(s['OS-EXT-SRV-ATTR:hypervisor_hostname'], host);
       // exactly one container with this host's label, and it is this server's
       assert.deepEqual(await hostContainers(host), [`nova-${s.id} running`], `containers of ${host}`);
-      const labels = JSON.parse(await docker(['inspect', '--format', '{{json .Config.Labels}}', `nova-${s.id}`])) as
-        Record<string, string> | undefined;
+      const labels = await containerLabels(s.id);
       assert.equal(labels?.['org.openstack.nova.host'], host);
       assert.equal(labels?.['org.openstack.nova.instance-uuid'], s.id);
       assert.equal(labels?.['org.openstack.nova.node'], host);
@@ -165,8 +119,8 @@ describe('e2e: two nova-docker hosts on one dockerd', function () {
     // Each agent counts only its own container: a restart runs update_available_resource at once,
     // so the ComputeNode usage is re-read from the driver (one container of m1.tiny each, not two).
     for (const host of HOSTS) {
-      await stop(host);
-      await start(host);
+      await lab.stop(host);
+      await lab.start(host);
     }
     for (const host of HOSTS) {
       const before = baseline.get(host)!;
@@ -188,13 +142,11 @@ describe('e2e: two nova-docker hosts on one dockerd', function () {
 
     // delete A first: B's container is untouched by A's agent
     const [a, b] = [byHost.get(HOST_A)!, byHost.get(HOST_B)!];
-    await openstack(['server', 'delete', '--wait', a.id], 180_000);
-    servers.splice(servers.indexOf(a.id), 1);
+    await lab.deleteServer(a.id);
     assert.deepEqual(await hostContainers(HOST_A), []);
     assert.deepEqual(await hostContainers(HOST_B), [`nova-${b.id} running`]);
     assert.equal((await waitServer(b.id, () => true, 'show')).status, 'ACTIVE');
-    await openstack(['server', 'delete', '--wait', b.id], 180_000);
-    servers.splice(servers.indexOf(b.id), 1);
+    await lab.deleteServer(b.id);
 
     for (const host of HOSTS) assert.deepEqual(await hostContainers(host), [], `no container left for ${host}`);
     for (const s of [a, b]) assert.deepEqual(await consumerAllocations(s.id), [], `allocations of ${s.id} gone`);

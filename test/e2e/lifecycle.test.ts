@@ -19,17 +19,13 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { pollUntil } from '../../src/common/poll.js';
 import {
-  discoverHosts,
   docker,
   e2eHost,
   hostContainers,
   openstack,
   openstackJson,
-  removeGlanceCacheTags,
-  startAgent,
-  uploadDockerImage,
+  useE2eLab,
   waitServer,
-  type AgentProcess,
   type LabServer,
 } from '../support/lab.js';
 
@@ -40,57 +36,26 @@ const CONF =
 
 describe('e2e: lifecycle events and recovery at start', function () {
   this.timeout(900_000);
-  let agent: AgentProcess | undefined;
+  const lab = useE2eLab(HOST, CONF);
   let image = '';
-  const servers: string[] = [];
 
   async function boot(tag: string): Promise<LabServer> {
-    const s = await openstackJson<LabServer>(
-      [
-        'server',
-        'create',
-        '--image',
-        image,
-        '--flavor',
-        'm1.tiny',
-        '--nic',
-        'none',
-        '--availability-zone',
-        `nova:${HOST}`,
-        '--wait',
-        `nd-lc-${tag}-${randomUUID().slice(0, 6)}`,
-      ],
-      600_000,
-    );
-    servers.push(s.id);
+    const s = await lab.boot(image, `nd-lc-${tag}`, { timeoutMs: 600_000 });
     assert.equal(s.status, 'ACTIVE', JSON.stringify(s));
     return s;
+  }
+
+  /** A server stopped outside Nova (`docker kill`), SHUTOFF once the event stream told Nova. */
+  async function killed(tag: string): Promise<LabServer> {
+    const s = await boot(tag);
+    await docker(['kill', `nova-${s.id}`]);
+    return await waitServer(s.id, (x) => x.status === 'SHUTOFF', 'SHUTOFF after docker kill', 60_000);
   }
 
   const state = async (id: string) => docker(['inspect', '-f', '{{.State.Status}}', `nova-${id}`]);
 
   before(async () => {
-    agent = await startAgent(HOST, CONF);
-    await discoverHosts();
-    image = await uploadDockerImage(`nd-lc-busybox-${randomUUID().slice(0, 8)}`, 'busybox:latest');
-  });
-
-  after(async () => {
-    if (!agent) agent = await startAgent(HOST, CONF).catch(() => undefined);
-    // also servers whose create timed out on the client side (the lab's CLI is slow under load)
-    const onHost = await openstackJson<Array<{ ID: string }>>(['server', 'list', '--host', HOST]).catch(() => []);
-    for (const id of new Set([...servers, ...onHost.map((x) => x.ID)])) {
-      await openstack(['server', 'delete', '--wait', id], 300_000).catch(() => undefined);
-    }
-    if (image) {
-      await openstack(['image', 'delete', image]).catch(() => undefined);
-      await removeGlanceCacheTags(image);
-    }
-    for (const line of await hostContainers(HOST)) {
-      await docker(['rm', '-f', line.split(' ')[0] ?? '']).catch(() => undefined);
-    }
-    const code = await agent?.stop();
-    assert.equal(code, 0, 'the agent exits 0 on SIGTERM');
+    image = await lab.uploadImage(`nd-lc-busybox-${randomUUID().slice(0, 8)}`, 'busybox:latest');
   });
 
   it('docker kill of a running instance: STOPPED in Nova within seconds, from the event stream', async () => {
@@ -100,7 +65,9 @@ describe('e2e: lifecycle events and recovery at start', function () {
     // the agent's log says when Nova's row was saved; the CLI itself takes seconds on a loaded host
     const saved = await pollUntil(
       () => {
-        const line = (agent?.log() ?? '')
+        const line = lab
+          .agent()
+          .log()
           .split('\n')
           .find((l) => l.includes(`[instance: ${s.id}] Power state sync:`) && l.includes('"vm_state":"stopped"'));
         // the log's clock is local time, which Date.parse assumes without an offset
@@ -110,7 +77,7 @@ describe('e2e: lifecycle events and recovery at start', function () {
     );
     console.log(`      docker kill → STOPPED saved in Nova: ${saved - t0} ms`);
     assert.ok(saved - t0 < 10_000, `${saved - t0} ms`);
-    assert.match(agent?.log() ?? '', new RegExp(`\\[instance: ${s.id}\\] VM Stopped \\(Lifecycle Event\\)`));
+    assert.match(lab.agent().log(), new RegExp(`\\[instance: ${s.id}\\] VM Stopped \\(Lifecycle Event\\)`));
     const shown = await waitServer(s.id, (x) => x.status === 'SHUTOFF', 'SHUTOFF after docker kill', 60_000);
     console.log(`      docker kill → openstack server show says SHUTOFF: ${Date.now() - t0} ms`);
     assert.ok([4, 'Shutdown'].includes(shown['OS-EXT-STS:power_state'] ?? ''), String(shown['OS-EXT-STS:power_state']));
@@ -118,11 +85,9 @@ describe('e2e: lifecycle events and recovery at start', function () {
   });
 
   it('restart: the orphan is removed, a container stopped while the agent was down runs again (ACTIVE)', async () => {
+    const stopped = (await killed('stopped')).id;
     const live = await boot('resume');
-    const stopped = servers[0]; // SHUTOFF since the test above
-    assert.ok(stopped);
-    await agent?.stop();
-    agent = undefined;
+    await lab.stop();
 
     const orphan = randomUUID();
     await docker([
@@ -146,7 +111,7 @@ describe('e2e: lifecycle events and recovery at start', function () {
     assert.equal(await state(live.id), 'exited');
 
     const t0 = Date.now();
-    agent = await startAgent(HOST, CONF);
+    const agent = await lab.start();
     console.log(`      agent start with recovery → consuming RPC: ${Date.now() - t0} ms`);
     const names = (await hostContainers(HOST)).map((l) => l.split(' ')[0]);
     assert.ok(!names.includes(`nova-${orphan}`), `orphan removed: ${names.join(', ')}`);
@@ -181,15 +146,14 @@ describe('e2e: lifecycle events and recovery at start', function () {
       { timeoutMs: 30_000, intervalMs: 250, what: 'the container of the deleted server removed' },
     );
     console.log(`      local delete → container reaped: ${Date.now() - t0} ms after the API said gone`);
-    const log = agent?.log() ?? '';
+    const log = lab.agent().log();
     assert.match(log, new RegExp(`\\[instance: ${s.id}\\] Destroying instance which is marked as DELETED`));
     assert.doesNotMatch(log, new RegExp(`\\[instance: ${s.id}\\] Terminated instance`), 'the agent was never told');
   });
 
   it('a server nova-api deleted while the agent was stopped: its container is removed by recovery at start', async () => {
     const s = await boot('gone');
-    await agent?.stop();
-    agent = undefined;
+    await lab.stop();
     const service = ['--os-compute-api-version', '2.11', 'compute', 'service', 'set'];
     await openstack([...service, '--down', HOST, 'nova-compute']);
     try {
@@ -201,8 +165,8 @@ describe('e2e: lifecycle events and recovery at start', function () {
       (await hostContainers(HOST)).some((l) => l.startsWith(`nova-${s.id} `)),
       'the container outlived the delete',
     );
-    agent = await startAgent(HOST, CONF);
-    // startAgent resolves once RPC is consumed, which is after recovery: no periodic task ran yet
+    const agent = await lab.start();
+    // the start resolves once RPC is consumed, which is after recovery: no periodic task ran yet
     assert.ok(!(await hostContainers(HOST)).some((l) => l.startsWith(`nova-${s.id} `)), 'container removed at start');
     const log = agent.log();
     assert.match(log, new RegExp(`\\[instance: ${s.id}\\] Recovery at start: orphan-removed \\(Nova has deleted`));

@@ -12,16 +12,12 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { pollUntil } from '../../src/common/poll.js';
 import {
-  discoverHosts,
+  consumerAllocations,
   docker,
-  hostContainers,
   openstack,
   openstackJson,
-  removeGlanceCacheTags,
-  startAgent,
-  uploadDockerImage,
+  useE2eLab,
   waitServer,
-  type AgentProcess,
   type LabServer,
 } from '../support/lab.js';
 
@@ -32,32 +28,12 @@ const SMALL = { name: `nd-rs-small-${SUFFIX}`, ram: 128, vcpus: 1 };
 const BIG = { name: `nd-rs-big-${SUFFIX}`, ram: 256, vcpus: 2 };
 const MiB = 1024 * 1024;
 
-interface AllocationRow {
-  resource_provider: string;
-  resources: Record<string, number>;
-}
-
 interface MigrationRow {
   UUID?: string;
   Status: string;
   'Source Compute'?: string;
   'Dest Compute'?: string;
   Type?: string;
-}
-
-async function allocationsOf(consumer: string): Promise<AllocationRow[]> {
-  const out = await openstack([
-    '--os-placement-api-version',
-    '1.28',
-    'resource',
-    'provider',
-    'allocation',
-    'show',
-    consumer,
-    '-f',
-    'json',
-  ]);
-  return JSON.parse(out) as AllocationRow[];
 }
 
 /** Engine limits of the instance's container: [Memory, NanoCpus, CpuShares]. */
@@ -139,17 +115,17 @@ async function setTraits(rp: string, change: (t: string[]) => string[]): Promise
 
 describe('e2e: rebuild and resize (confirm, revert) on the real Nova', function () {
   this.timeout(1_200_000);
-  let agent: AgentProcess;
+  const lab = useE2eLab(HOST, '\n[docker]\ncpu_hard_limit = true\n');
   let rp = '';
-  const images: string[] = [];
-  const servers: string[] = [];
+  /** The busybox image every test boots first. */
+  let busybox = '';
 
   before(async () => {
-    agent = await startAgent(HOST, '\n[docker]\ncpu_hard_limit = true\n');
-    await discoverHosts();
     rp = await providerUuid();
     await openstack(['--os-placement-api-version', '1.6', 'trait', 'create', TRAIT]);
+    lab.cleanup.defer(() => openstack(['--os-placement-api-version', '1.6', 'trait', 'delete', TRAIT]));
     await setTraits(rp, (t) => [...t, TRAIT]);
+    lab.cleanup.defer(() => setTraits(rp, (t) => t.filter((x) => x !== TRAIT)));
     for (const f of [SMALL, BIG]) {
       await openstack([
         'flavor',
@@ -164,46 +140,18 @@ describe('e2e: rebuild and resize (confirm, revert) on the real Nova', function 
         `trait:${TRAIT}=required`,
         f.name,
       ]);
+      lab.cleanup.defer(() => openstack(['flavor', 'delete', f.name]));
     }
-  });
-
-  after(async () => {
-    for (const id of servers) await openstack(['server', 'delete', '--wait', id], 180_000).catch(() => undefined);
-    for (const f of [SMALL, BIG]) await openstack(['flavor', 'delete', f.name]).catch(() => undefined);
-    if (rp) await setTraits(rp, (t) => t.filter((x) => x !== TRAIT)).catch(() => undefined);
-    await openstack(['--os-placement-api-version', '1.6', 'trait', 'delete', TRAIT]).catch(() => undefined);
-    for (const id of images) {
-      await openstack(['image', 'delete', id]).catch(() => undefined);
-      await removeGlanceCacheTags(id);
-    }
-    const code = await agent?.stop();
-    assert.equal(code, 0, 'the agent exits 0 on SIGTERM');
-    assert.deepEqual(await hostContainers(HOST), [], 'no container left');
+    busybox = await lab.uploadImage(`nd-mv-busybox-${SUFFIX}`, 'busybox:latest');
   });
 
   async function boot(image: string, flavor: string): Promise<LabServer> {
-    const s = await openstackJson<LabServer>([
-      'server',
-      'create',
-      '--image',
-      image,
-      '--flavor',
-      flavor,
-      '--nic',
-      'none',
-      '--availability-zone',
-      `nova:${HOST}`,
-      `nd-move-${randomUUID().slice(0, 6)}`,
-    ]);
-    servers.push(s.id);
+    const s = await lab.boot(image, 'nd-move', { flavor, wait: false });
     return await waitServer(s.id, (x) => x.status === 'ACTIVE' || x.status === 'ERROR', 'boot', 180_000);
   }
 
   it('rebuilds to another image: ACTIVE, the same container name from the new image, image label updated', async () => {
-    const busybox = await uploadDockerImage(`nd-mv-busybox-${SUFFIX}`, 'busybox:latest');
-    images.push(busybox);
-    const httpd = await uploadDockerImage(`nd-mv-httpd-${SUFFIX}`, 'lab/httpd:latest');
-    images.push(httpd);
+    const httpd = await lab.uploadImage(`nd-mv-httpd-${SUFFIX}`, 'lab/httpd:latest');
     const s = await boot(busybox, SMALL.name);
     assert.equal(s.status, 'ACTIVE', JSON.stringify(s));
     const before = await docker(['inspect', '-f', '{{.Id}} {{.Config.Image}}', `nova-${s.id}`]);
@@ -239,7 +187,7 @@ describe('e2e: rebuild and resize (confirm, revert) on the real Nova', function 
   });
 
   it('resizes up (VERIFY_RESIZE, new limits), confirms (new flavor only in Placement), resizes down and reverts, deletes', async () => {
-    const s = await boot(images[0] ?? 'busybox', SMALL.name);
+    const s = await boot(busybox, SMALL.name);
     assert.equal(s.status, 'ACTIVE', JSON.stringify(s));
     assert.deepEqual(await limits(s.id), [SMALL.ram * MiB, SMALL.vcpus * 1e9, SMALL.vcpus * 1024]);
 
@@ -259,11 +207,11 @@ describe('e2e: rebuild and resize (confirm, revert) on the real Nova', function 
     assert.ok(mig?.UUID, JSON.stringify(mig));
     assert.equal(mig.Status, 'finished');
     // during VERIFY_RESIZE: the instance holds the new flavor, the migration the old one, on our provider
-    const inst = await allocationsOf(s.id);
+    const inst = await consumerAllocations(s.id);
     assert.equal(inst.length, 1);
     assert.equal(inst[0]?.resource_provider, rp);
     assert.equal(inst[0]?.resources.MEMORY_MB, BIG.ram);
-    const held = await allocationsOf(mig.UUID);
+    const held = await consumerAllocations(mig.UUID);
     assert.equal(held[0]?.resources.MEMORY_MB, SMALL.ram, 'the migration holds the old flavor');
 
     await openstack(['server', 'resize', 'confirm', s.id]);
@@ -274,12 +222,12 @@ describe('e2e: rebuild and resize (confirm, revert) on the real Nova', function 
       intervalMs: 500,
       what: 'the migration to be confirmed',
     });
-    const afterInst = await allocationsOf(s.id);
+    const afterInst = await consumerAllocations(s.id);
     assert.deepEqual(
       afterInst.map((r) => [r.resource_provider, r.resources.MEMORY_MB, r.resources.VCPU]),
       [[rp, BIG.ram, BIG.vcpus]],
     );
-    assert.deepEqual(await allocationsOf(mig.UUID), [], 'no leftover migration consumer');
+    assert.deepEqual(await consumerAllocations(mig.UUID), [], 'no leftover migration consumer');
     const flavor = await openstackJson<{ flavor: string | Record<string, unknown> }>(['server', 'show', s.id]);
     assert.match(JSON.stringify(flavor.flavor), new RegExp(BIG.name));
     console.log(`      resize → VERIFY_RESIZE in ${ms} ms (CLI polling at 1 s)`);
@@ -308,31 +256,28 @@ describe('e2e: rebuild and resize (confirm, revert) on the real Nova', function 
     assert.equal(await containerState(s.id), 'running');
     assert.equal((await migrations(s.id)).find((m) => m.UUID === mig2.UUID)?.Status, 'reverted');
     assert.deepEqual(
-      (await allocationsOf(s.id)).map((x) => [x.resource_provider, x.resources.MEMORY_MB, x.resources.VCPU]),
+      (await consumerAllocations(s.id)).map((x) => [x.resource_provider, x.resources.MEMORY_MB, x.resources.VCPU]),
       [[rp, BIG.ram, BIG.vcpus]],
     );
-    assert.deepEqual(await allocationsOf(mig2.UUID), [], 'no leftover migration consumer');
+    assert.deepEqual(await consumerAllocations(mig2.UUID), [], 'no leftover migration consumer');
     const shown = await openstackJson<{ flavor: unknown }>(['server', 'show', s.id]);
     assert.match(JSON.stringify(shown.flavor), new RegExp(BIG.name));
     console.log(`      revert → ACTIVE in ${revertMs} ms (CLI polling at 1 s)`);
 
-    await openstack(['server', 'delete', '--wait', s.id], 180_000);
-    servers.splice(servers.indexOf(s.id), 1);
+    await lab.deleteServer(s.id);
     assert.equal(await docker(['ps', '-a', '-q', '--filter', `name=^/nova-${s.id}$`]), '', 'container removed');
-    assert.deepEqual(await allocationsOf(s.id), [], 'allocations removed');
+    assert.deepEqual(await consumerAllocations(s.id), [], 'allocations removed');
   });
 
   it('a rebuild to an image whose command exits at once ends in ERROR with a fault', async () => {
-    const bad = await uploadDockerImage(`nd-mv-exit1-${SUFFIX}`, 'lab/exit1:latest');
-    images.push(bad);
-    const s = await boot(images[0] ?? 'busybox', SMALL.name);
+    const bad = await lab.uploadImage(`nd-mv-exit1-${SUFFIX}`, 'lab/exit1:latest');
+    const s = await boot(busybox, SMALL.name);
     assert.equal(s.status, 'ACTIVE', JSON.stringify(s));
     await openstack(['server', 'rebuild', '--image', bad, s.id]);
     const e = await waitServer(s.id, (x) => x.status === 'ERROR', 'rebuild to fail');
     assert.ok(!e['OS-EXT-STS:task_state'], 'task_state cleared');
     assert.match(e.fault?.message ?? '', /exited at once|status 1/, JSON.stringify(e.fault));
-    await openstack(['server', 'delete', '--wait', s.id], 180_000);
-    servers.splice(servers.indexOf(s.id), 1);
-    assert.deepEqual(await allocationsOf(s.id), []);
+    await lab.deleteServer(s.id);
+    assert.deepEqual(await consumerAllocations(s.id), []);
   });
 });

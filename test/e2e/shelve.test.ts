@@ -13,8 +13,8 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import {
-  bootServer,
   consumerAllocations,
+  containerLabels,
   discoverHosts,
   docker,
   e2eHost,
@@ -22,10 +22,7 @@ import {
   openstack,
   openstackJson,
   providerUsage,
-  removeGlanceCacheTags,
-  startAgent,
-  uploadDockerImage,
-  type AgentProcess,
+  useE2eLab,
   type LabServer,
 } from '../support/lab.js';
 import { instanceActions, waitServerApi } from '../support/nova-api.js';
@@ -53,11 +50,7 @@ function agentSpan(log: string, offset: number, from: RegExp, to: RegExp): numbe
 
 describe('e2e: server shelve, unshelve and delete of shelved servers', function () {
   this.timeout(900_000);
-  let agent: AgentProcess;
-  let keeper: AgentProcess | undefined;
-  let aggregate: string | undefined;
-  const images: string[] = [];
-  const servers: string[] = [];
+  const lab = useE2eLab(HOST);
   let base = '';
 
   /** The `<name>-shelved` images Nova's API created for server `id`. */
@@ -66,11 +59,7 @@ describe('e2e: server shelve, unshelve and delete of shelved servers', function 
   }
 
   async function boot(host: string): Promise<LabServer> {
-    const s = await bootServer(base, host, `nd-shelve-${randomUUID().slice(0, 8)}`);
-    servers.push(s.id);
-    assert.equal(s.status, 'ACTIVE', JSON.stringify(s));
-    assert.equal(s['OS-EXT-SRV-ATTR:host'], host);
-    return s;
+    return await lab.bootActive(base, 'nd-shelve', { host });
   }
 
   /** `server shelve`, then waits for `status` with no task; returns the wall-clock seconds. */
@@ -82,31 +71,7 @@ describe('e2e: server shelve, unshelve and delete of shelved servers', function 
   }
 
   before(async () => {
-    base = `nd-shelve-base-${randomUUID().slice(0, 8)}`;
-    images.push(await uploadDockerImage(base, 'busybox:latest'));
-    agent = await startAgent(HOST);
-    await discoverHosts();
-  });
-
-  after(async () => {
-    for (const id of servers) await openstack(['server', 'delete', '--wait', id], 180_000).catch(() => undefined);
-    for (const id of images) {
-      await openstack(['image', 'delete', id]).catch(() => undefined);
-      await removeGlanceCacheTags(id);
-    }
-    if (aggregate) {
-      await openstack(['aggregate', 'remove', 'host', aggregate, HOST]).catch(() => undefined);
-      await openstack(['aggregate', 'delete', aggregate]).catch(() => undefined);
-    }
-    for (const [a, host] of [
-      [agent, HOST],
-      [keeper, HOST_KEEP],
-    ] as const) {
-      if (!a) continue;
-      const code = await a.stop();
-      assert.equal(code, 0, `agent ${host} exits 0 on SIGTERM:\n${a.log().slice(-4000)}`);
-      assert.deepEqual(await hostContainers(host), [], `no container left on ${host}`);
-    }
+    base = await lab.uploadImage(`nd-shelve-base-${randomUUID().slice(0, 8)}`, 'busybox:latest');
   });
 
   let server: LabServer;
@@ -118,9 +83,9 @@ describe('e2e: server shelve, unshelve and delete of shelved servers', function 
     await docker(['exec', `nova-${server.id}`, 'sh', '-c', `echo ${marker} > /shelve-marker`]);
     assert.ok(Object.keys(await providerUsage(HOST)).length > 0, 'the server uses the host');
 
-    const mark = agent.log().length;
+    const mark = lab.agent().log().length;
     const secs = await shelve(server.id, 'SHELVED_OFFLOADED');
-    const agentMs = agentSpan(agent.log(), mark, /dispatching shelve_instance/, /Shelve offloaded/);
+    const agentMs = agentSpan(lab.agent().log(), mark, /dispatching shelve_instance/, /Shelve offloaded/);
     const shown = await openstackJson<LabServer>(['server', 'show', server.id]);
     assert.equal(shown['OS-EXT-STS:vm_state'], 'shelved_offloaded');
     assert.equal(shown['OS-EXT-SRV-ATTR:host'] ?? null, null, 'on no host');
@@ -131,7 +96,7 @@ describe('e2e: server shelve, unshelve and delete of shelved servers', function 
     const shelved = await shelvedImages(server.id);
     assert.equal(shelved.length, 1, JSON.stringify(shelved));
     shelvedImage = shelved[0]!;
-    images.push(shelvedImage.ID);
+    lab.cleanup.image(shelvedImage.ID);
     assert.equal(shelvedImage.Name, `${String(server.name)}-shelved`);
     assert.equal(shelvedImage.Status, 'active');
     const img = await openstackJson<{ container_format: string; disk_format: string }>([
@@ -154,11 +119,13 @@ describe('e2e: server shelve, unshelve and delete of shelved servers', function 
   it('unshelve: the same uuid spawned from the shelved image on the host picked, ACTIVE; the image deleted', async () => {
     assert.ok(server && shelvedImage, 'the shelve test ran');
     // the scheduler may pick any host that is up: an availability zone of this agent's host alone pins it
-    aggregate = `nd-shelve-${randomUUID().slice(0, 6)}`;
+    const aggregate = `nd-shelve-${randomUUID().slice(0, 6)}`;
     await openstack(['aggregate', 'create', '--zone', ZONE, aggregate]);
+    lab.cleanup.defer(() => openstack(['aggregate', 'delete', aggregate]));
     await openstack(['aggregate', 'add', 'host', aggregate, HOST]);
+    lab.cleanup.defer(() => openstack(['aggregate', 'remove', 'host', aggregate, HOST]));
 
-    const mark = agent.log().length;
+    const mark = lab.agent().log().length;
     const t0 = Date.now();
     await openstack(['--os-compute-api-version', '2.77', 'server', 'unshelve', '--availability-zone', ZONE, server.id]);
     const after = await waitServerApi(
@@ -168,12 +135,11 @@ describe('e2e: server shelve, unshelve and delete of shelved servers', function 
       180_000,
     );
     const secs = (Date.now() - t0) / 1000;
-    const agentMs = agentSpan(agent.log(), mark, /dispatching unshelve_instance/, /Unshelved from image/);
+    const agentMs = agentSpan(lab.agent().log(), mark, /dispatching unshelve_instance/, /Unshelved from image/);
     assert.equal(after['OS-EXT-SRV-ATTR:host'], HOST);
     assert.deepEqual(await hostContainers(HOST), [`nova-${server.id} running`]);
     assert.equal(await docker(['exec', `nova-${server.id}`, 'cat', '/shelve-marker']), marker, 'the disk came back');
-    const labels = JSON.parse(await docker(['inspect', '--format', '{{json .Config.Labels}}', `nova-${server.id}`])) as
-      Record<string, string> | undefined;
+    const labels = await containerLabels(server.id);
     assert.equal(labels?.['org.openstack.nova.image-id'], shelvedImage.ID, 'spawned from the shelved image');
     assert.equal(labels?.['org.openstack.nova.instance-uuid'], server.id, 'the same uuid');
 
@@ -205,13 +171,12 @@ describe('e2e: server shelve, unshelve and delete of shelved servers', function 
     assert.deepEqual(left, [], 'the paused container is gone');
     const [offImage] = await shelvedImages(offloaded.id);
     assert.ok(offImage);
-    images.push(offImage.ID);
-    await openstack(['server', 'delete', '--wait', offloaded.id], 180_000);
-    servers.splice(servers.indexOf(offloaded.id), 1);
+    lab.cleanup.image(offImage.ID);
+    await lab.deleteServer(offloaded.id);
     assert.deepEqual(await shelvedImages(offloaded.id), []);
 
     // kept: SHELVED with its stopped container and allocations; our terminate removes them
-    keeper = await startAgent(HOST_KEEP, '\n[DEFAULT]\nshelved_offload_time = -1\n');
+    await lab.start(HOST_KEEP, '\n[DEFAULT]\nshelved_offload_time = -1\n');
     await discoverHosts();
     const kept = await boot(HOST_KEEP);
     const secs = await shelve(kept.id, 'SHELVED');
@@ -219,7 +184,7 @@ describe('e2e: server shelve, unshelve and delete of shelved servers', function 
     // its unshelve is the conductor's start_instance: the same container runs again, the shelved image goes
     const [first] = await shelvedImages(kept.id);
     assert.ok(first);
-    images.push(first.ID);
+    lab.cleanup.image(first.ID);
     await openstack(['server', 'unshelve', kept.id]);
     await waitServerApi(kept.id, (s) => s.status === 'ACTIVE' && !s['OS-EXT-STS:task_state'], 'unshelved', 120_000);
     assert.deepEqual(await hostContainers(HOST_KEEP), [`nova-${kept.id} running`]);
@@ -229,9 +194,8 @@ describe('e2e: server shelve, unshelve and delete of shelved servers', function 
     const [keptImage] = await shelvedImages(kept.id);
     assert.ok(keptImage);
     assert.equal(keptImage.Status, 'active');
-    images.push(keptImage.ID);
-    await openstack(['server', 'delete', '--wait', kept.id], 180_000);
-    servers.splice(servers.indexOf(kept.id), 1);
+    lab.cleanup.image(keptImage.ID);
+    await lab.deleteServer(kept.id);
     assert.deepEqual(await hostContainers(HOST_KEEP), [], 'the stopped container is removed');
     assert.deepEqual(await consumerAllocations(kept.id), [], 'allocations removed');
     assert.deepEqual(await shelvedImages(kept.id), [], 'the shelved image deleted');

@@ -8,19 +8,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { pollUntil } from '../../src/common/poll.js';
-import {
-  discoverHosts,
-  docker,
-  hostContainers,
-  openstack,
-  openstackJson,
-  removeGlanceCacheTags,
-  startAgent,
-  uploadDockerImage,
-  waitServer,
-  type AgentProcess,
-  type LabServer,
-} from '../support/lab.js';
+import { containerLabels, docker, hostContainers, openstackJson, useE2eLab, waitServer } from '../support/lab.js';
 
 const HOST = 'nd-snapshot-1';
 
@@ -41,55 +29,12 @@ interface ActionDetail {
 
 describe('e2e: server image create (snapshot)', function () {
   this.timeout(900_000);
-  let agent: AgentProcess;
-  const images: string[] = [];
-  const servers: string[] = [];
-
-  async function boot(image: string, tag: string): Promise<LabServer> {
-    const out = await openstack(
-      [
-        'server',
-        'create',
-        '--image',
-        image,
-        '--flavor',
-        'm1.tiny',
-        '--nic',
-        'none',
-        '--availability-zone',
-        `nova:${HOST}`,
-        '--wait',
-        `nd-snap-${tag}-${randomUUID().slice(0, 6)}`,
-        '-f',
-        'json',
-      ],
-      240_000,
-    );
-    const s = JSON.parse(out) as LabServer;
-    servers.push(s.id);
-    return s;
-  }
-
-  before(async () => {
-    agent = await startAgent(HOST);
-    await discoverHosts();
-  });
-
-  after(async () => {
-    for (const id of servers) await openstack(['server', 'delete', '--wait', id], 180_000).catch(() => undefined);
-    for (const id of images) {
-      await openstack(['image', 'delete', id]).catch(() => undefined);
-      await removeGlanceCacheTags(id);
-    }
-    const code = await agent?.stop();
-    assert.equal(code, 0, `agent exits 0 on SIGTERM:\n${agent?.log().slice(-4000)}`);
-    assert.deepEqual(await hostContainers(HOST), [], 'no container left');
-  });
+  const lab = useE2eLab(HOST);
 
   it('snapshots a running busybox server into an active docker image that boots again with its changes; backups rotate', async () => {
     const base = `nd-snap-base-${randomUUID().slice(0, 8)}`;
-    images.push(await uploadDockerImage(base, 'busybox:latest'));
-    const first = await boot(base, 'a');
+    await lab.uploadImage(base, 'busybox:latest');
+    const first = await lab.boot(base, 'nd-snap-a');
     assert.equal(first.status, 'ACTIVE', JSON.stringify(first));
     const marker = `written-by-${first.id}`;
     await docker(['exec', `nova-${first.id}`, 'sh', '-c', `echo ${marker} > /snapshot-marker`]);
@@ -99,7 +44,7 @@ describe('e2e: server image create (snapshot)', function () {
       ['server', 'image', 'create', '--wait', '--name', name, first.id],
       600_000,
     );
-    images.push(created.id);
+    lab.cleanup.image(created.id);
     const img = await openstackJson<ImageShow>(['image', 'show', created.id]);
     assert.equal(img.status, 'active', JSON.stringify(img));
     assert.equal(img.container_format, 'docker');
@@ -137,12 +82,11 @@ describe('e2e: server image create (snapshot)', function () {
     // the committed intermediate image is gone from dockerd
     assert.equal(await docker(['images', '-q', `nova-snapshot/${created.id}`]), '');
 
-    const second = await boot(name, 'b');
+    const second = await lab.boot(name, 'nd-snap-b');
     assert.equal(second.status, 'ACTIVE', JSON.stringify(second));
     assert.equal(second['OS-EXT-SRV-ATTR:host'], HOST);
     assert.equal(await docker(['exec', `nova-${second.id}`, 'cat', '/snapshot-marker']), marker);
-    const labels = JSON.parse(await docker(['inspect', '--format', '{{json .Config.Labels}}', `nova-${second.id}`])) as
-      Record<string, string> | undefined;
+    const labels = await containerLabels(second.id);
     assert.equal(labels?.['org.openstack.nova.instance-uuid'], second.id);
     assert.equal(labels?.['org.openstack.nova.image-id'], created.id);
     assert.deepEqual(
@@ -169,7 +113,7 @@ describe('e2e: server image create (snapshot)', function () {
         ],
         600_000,
       );
-      images.push(b.id);
+      lab.cleanup.image(b.id);
       backups.push(b.id);
       await waitServer(first.id, (s) => !s['OS-EXT-STS:task_state'], `backup ${round} done`);
     }

@@ -7,23 +7,14 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { execFileP } from '../support/broker.js';
 import {
   OS_ENV,
-  consumerAllocations,
-  discoverHosts,
-  docker,
   hostContainers,
   openstack,
   openstackJson,
-  removeGlanceCacheTags,
-  startAgent,
-  uploadDockerImage,
+  useE2eLab,
   waitServer,
-  type AgentProcess,
   type LabServer,
 } from '../support/lab.js';
 
@@ -58,83 +49,12 @@ async function openstackFails(args: string[]): Promise<{ stderr: string; ms: num
 
 describe('e2e: unsupported actions fail cleanly; console log works', function () {
   this.timeout(900_000);
-  let agent: AgentProcess;
-  const images: string[] = [];
-  const servers: string[] = [];
-  const dockerTags: string[] = [];
-
-  async function boot(image: string, tag: string): Promise<LabServer> {
-    const out = await openstack(
-      [
-        'server',
-        'create',
-        '--image',
-        image,
-        '--flavor',
-        'm1.tiny',
-        '--nic',
-        'none',
-        '--availability-zone',
-        `nova:${HOST}`,
-        '--wait',
-        `nd-e2e-${tag}-${randomUUID().slice(0, 6)}`,
-        '-f',
-        'json',
-      ],
-      240_000,
-    );
-    const s = JSON.parse(out) as LabServer;
-    servers.push(s.id);
-    assert.equal(s.status, 'ACTIVE', JSON.stringify(s));
-    assert.equal(s['OS-EXT-SRV-ATTR:host'], HOST);
-    return s;
-  }
-
-  async function deleteAndCheck(id: string): Promise<void> {
-    await openstack(['server', 'delete', '--wait', id], 180_000);
-    servers.splice(servers.indexOf(id), 1);
-    assert.deepEqual(await hostContainers(HOST), [], 'container removed');
-    assert.deepEqual(await consumerAllocations(id), [], 'allocations removed');
-  }
-
-  /** An image that prints a line, then sleeps: FROM the local busybox, so no network is needed. */
-  async function buildHelloImage(): Promise<string> {
-    const tag = `nd-e2e-hello:${randomUUID().slice(0, 8)}`;
-    const dir = mkdtempSync(join(tmpdir(), 'nd-hello-'));
-    try {
-      writeFileSync(
-        join(dir, 'Dockerfile'),
-        `FROM busybox:latest\nCMD ["/bin/sh", "-c", "echo ${HELLO}; exec sleep 3600"]\n`,
-      );
-      await docker(['build', '-q', '-t', tag, dir]);
-      dockerTags.push(tag);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-    return tag;
-  }
-
-  before(async () => {
-    agent = await startAgent(HOST);
-    await discoverHosts();
-  });
-
-  after(async () => {
-    for (const id of servers) await openstack(['server', 'delete', '--wait', id], 180_000).catch(() => undefined);
-    for (const id of images) {
-      await openstack(['image', 'delete', id]).catch(() => undefined);
-      await removeGlanceCacheTags(id);
-    }
-    for (const t of dockerTags) await docker(['rmi', t]).catch(() => undefined);
-    const code = await agent?.stop();
-    assert.equal(code, 0, `the agent exits 0 on SIGTERM:\n${agent?.log().slice(-4000)}`);
-    assert.deepEqual(await hostContainers(HOST), [], 'no container left behind');
-  });
+  const lab = useE2eLab(HOST);
 
   it('rescue of an ACTIVE server: task_state is cleared, the server stays ACTIVE and deletable', async () => {
     const name = `nd-unsup-${randomUUID().slice(0, 8)}`;
-    images.push(await uploadDockerImage(name, 'busybox:latest'));
-    const s = await boot(name, 'unsup');
+    await lab.uploadImage(name, 'busybox:latest');
+    const s = await lab.bootActive(name, 'nd-e2e-unsup');
     const actions: Array<[string[], string, string]> = [
       // [CLI args, instance action name, compute RPC method]
       [['server', 'rescue', s.id], 'rescue', 'rescue_instance'],
@@ -156,7 +76,11 @@ describe('e2e: unsupported actions fail cleanly; console log works', function ()
       const rows = await openstackJson<ActionRow[]>(['server', 'event', 'list', s.id]);
       const row = rows.find((r) => r.Action === action);
       assert.ok(row, `an instance action ${action}: ${JSON.stringify(rows)}`);
-      assert.match(agent.log(), new RegExp(`nova-docker does not support ${method}`), `agent log after ${action}`);
+      assert.match(
+        lab.agent().log(),
+        new RegExp(`nova-docker does not support ${method}`),
+        `agent log after ${action}`,
+      );
       const detail = await openstackJson<ActionDetail>(['server', 'event', 'show', s.id, row['Request ID']]);
       const events = detail.events ?? [];
       if (events.length > 0) {
@@ -170,14 +94,18 @@ describe('e2e: unsupported actions fail cleanly; console log works', function ()
       const note = events.length > 0 ? 'failed event recorded' : 'no action event exposed';
       process.stdout.write(`      ${action}: task_state cleared in ${secs.toFixed(1)} s; ${note}\n`);
     }
-    await deleteAndCheck(s.id);
+    await lab.deleteAndCheck(s.id);
   });
 
   it('console log show returns the container output; console url show fails fast with an error', async () => {
-    const tag = await buildHelloImage();
+    // prints a line, then sleeps: FROM the local busybox, so no network is needed
+    const tag = await lab.buildImage(
+      'nd-e2e-hello',
+      `FROM busybox:latest\nCMD ["/bin/sh", "-c", "echo ${HELLO}; exec sleep 3600"]\n`,
+    );
     const name = `nd-hello-${randomUUID().slice(0, 8)}`;
-    images.push(await uploadDockerImage(name, tag));
-    const s = await boot(name, 'console');
+    await lab.uploadImage(name, tag);
+    const s = await lab.bootActive(name, 'nd-e2e-console');
 
     const log = await openstack(['console', 'log', 'show', s.id]);
     assert.match(log, new RegExp(HELLO), log);
@@ -196,6 +124,6 @@ describe('e2e: unsupported actions fail cleanly; console log works', function ()
     const shown = await openstackJson<LabServer>(['server', 'show', s.id]);
     assert.equal(shown.status, 'ACTIVE');
     assert.equal(shown['OS-EXT-STS:task_state'] ?? null, null);
-    await deleteAndCheck(s.id);
+    await lab.deleteAndCheck(s.id);
   });
 });

@@ -2,7 +2,9 @@
  * The shared lab's real Nova control plane (../shared/lab, loopback only):
  * the stock CLIs, nova-manage, and our agent as a child process.
  */
+import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -223,9 +225,18 @@ export async function hostContainers(host: string): Promise<string[]> {
   return out === '' ? [] : out.split('\n');
 }
 
-/** The Placement allocations of a consumer (instance uuid), as rows of resource provider and resources. */
-export async function consumerAllocations(uuid: string): Promise<Array<{ resource_provider: string }>> {
-  const out = await openstack([
+/** One row of `resource provider allocation show`: the resources a consumer holds on one provider. */
+export interface AllocationRow {
+  resource_provider: string;
+  resources: Record<string, number>;
+}
+
+/**
+ * The Placement allocations of a consumer (instance or migration uuid). Strict: a consumer without
+ * allocations is `[]`, and a CLI or Placement failure throws instead of passing for "none".
+ */
+export async function consumerAllocations(uuid: string): Promise<AllocationRow[]> {
+  return await openstackJson<AllocationRow[]>([
     '--os-placement-api-version',
     '1.28',
     'resource',
@@ -233,10 +244,7 @@ export async function consumerAllocations(uuid: string): Promise<Array<{ resourc
     'allocation',
     'show',
     uuid,
-    '-f',
-    'json',
   ]);
-  return JSON.parse(out) as Array<{ resource_provider: string }>;
 }
 
 /** Removes the agent's Glance cache tags (`nova-glance/<id>:*`) of Glance image `imageId`; errors ignored. */
@@ -245,27 +253,6 @@ export async function removeGlanceCacheTags(imageId: string): Promise<void> {
     () => '',
   );
   for (const t of tags.split('\n').filter(Boolean)) await docker(['rmi', t]).catch(() => undefined);
-}
-
-/** `openstack server create --wait` of `image` (m1.tiny, `--nic none`) forced onto compute host `host`. */
-export async function bootServer(image: string, host: string, name: string): Promise<LabServer> {
-  return await openstackJson<LabServer>(
-    [
-      'server',
-      'create',
-      '--image',
-      image,
-      '--flavor',
-      'm1.tiny',
-      '--nic',
-      'none',
-      '--availability-zone',
-      `nova:${host}`,
-      '--wait',
-      name,
-    ],
-    240_000,
-  );
 }
 
 /** What Placement counts as used on compute host `host`'s provider, by resource class (only classes in use). */
@@ -280,4 +267,256 @@ export async function providerUsage(host: string): Promise<Record<string, number
     rps[0].uuid,
   ]);
   return Object.fromEntries(rows.filter((r) => r.usage !== 0).map((r) => [r.resource_class, r.usage]));
+}
+
+// ---- one e2e file's lab: boot, the cleanup stack, its agents -----------------
+
+export interface BootOptions {
+  /** m1.tiny unless given. */
+  flavor?: string;
+  /**
+   * true (default): the CLI's `--wait`, the server as it stands once ACTIVE or ERROR. false: returns the record
+   * the API answered at once (status BUILD); the caller waits for what it expects.
+   */
+  wait?: boolean;
+  timeoutMs?: number;
+}
+
+/** `openstack server create` of `image` (`--nic none`) forced onto compute host `host`. */
+export async function bootServer(
+  image: string,
+  host: string,
+  name: string,
+  opts: BootOptions = {},
+): Promise<LabServer> {
+  return await openstackJson<LabServer>(
+    [
+      'server',
+      'create',
+      '--image',
+      image,
+      '--flavor',
+      opts.flavor ?? 'm1.tiny',
+      '--nic',
+      'none',
+      '--availability-zone',
+      `nova:${host}`,
+      ...(opts.wait === false ? [] : ['--wait']),
+      name,
+    ],
+    opts.timeoutMs ?? 240_000,
+  );
+}
+
+/** `nova boot` (the stock novaclient) of `image` (`--nic none`) onto `host`; the new server's id from its table. */
+export async function novaBoot(image: string, host: string, name: string): Promise<string> {
+  const out = await nova([
+    'boot',
+    '--image',
+    image,
+    '--flavor',
+    'm1.tiny',
+    '--nic',
+    'none',
+    '--availability-zone',
+    `nova:${host}`,
+    name,
+  ]);
+  const id = /^\|\s*id\s*\|\s*([0-9a-f-]{36})\s*\|/m.exec(out)?.[1];
+  if (!id) throw new Error(`nova boot printed no id:\n${out}`);
+  return id;
+}
+
+/** The labels of server `uuid`'s container. */
+export async function containerLabels(uuid: string): Promise<Record<string, string> | undefined> {
+  return JSON.parse(await docker(['inspect', '--format', '{{json .Config.Labels}}', `nova-${uuid}`])) as
+    Record<string, string> | undefined;
+}
+
+/** A local image tagged `<prefix>:<random>` built from `dockerfile` (FROM a local image: no network); its tag. */
+export async function buildDockerImage(prefix: string, dockerfile: string): Promise<string> {
+  const tag = `${prefix}:${randomUUID().slice(0, 8)}`;
+  const dir = mkdtempSync(join(tmpdir(), 'nd-build-'));
+  try {
+    writeFileSync(join(dir, 'Dockerfile'), dockerfile);
+    await docker(['build', '-q', '-t', tag, dir]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return tag;
+}
+
+/**
+ * What an e2e file made in the lab, undone in its `after` hook whether its tests passed or not: servers
+ * (deleted with `--wait`, in parallel), Glance images with the agent's cache tags, local docker tags, then
+ * any other undo step, newest first. Every step runs even when one before it failed.
+ */
+export class LabCleanup {
+  private readonly servers = new Set<string>();
+  private readonly images = new Set<string>();
+  private readonly dockerTags = new Set<string>();
+  private readonly steps: Array<() => Promise<unknown>> = [];
+
+  server(id: string): string {
+    this.servers.add(id);
+    return id;
+  }
+
+  image(id: string): string {
+    this.images.add(id);
+    return id;
+  }
+
+  dockerTag(tag: string): string {
+    this.dockerTags.add(tag);
+    return tag;
+  }
+
+  /** An undo step run after the servers, images and tags are gone. */
+  defer(step: () => Promise<unknown>): void {
+    this.steps.push(step);
+  }
+
+  /** `server delete --wait`; the server is no longer this stack's once that returned. */
+  async deleteServer(id: string, timeoutMs = 180_000): Promise<void> {
+    await openstack(['server', 'delete', '--wait', id], timeoutMs);
+    this.servers.delete(id);
+  }
+
+  /** Runs the stack; `moreServers` are deleted too (e.g. those a host lists whose create timed out client-side). */
+  async run(moreServers: Iterable<string> = []): Promise<void> {
+    const servers = new Set([...this.servers, ...moreServers]);
+    await Promise.all([...servers].map((id) => this.deleteServer(id, 300_000).catch(() => undefined)));
+    for (const id of this.images) {
+      await openstack(['image', 'delete', id]).catch(() => undefined);
+      await removeGlanceCacheTags(id);
+    }
+    this.images.clear();
+    for (const tag of this.dockerTags) await docker(['rmi', tag]).catch(() => undefined);
+    this.dockerTags.clear();
+    for (const step of this.steps.splice(0).reverse()) await step().catch(() => undefined);
+  }
+}
+
+/**
+ * One e2e file's agents (one per compute host, the first host its own) and its cleanup stack. `close`
+ * restarts an agent a test left stopped (deleting its servers needs it), runs the stack, force-removes any
+ * container still labelled for its hosts, stops every agent, and only then asserts: each agent exited 0 on
+ * SIGTERM, and no container was left.
+ */
+export class E2eLab {
+  readonly cleanup = new LabCleanup();
+  readonly host: string;
+  private readonly agents = new Map<string, AgentProcess>();
+  /** Every host started once, with its nova.conf extra. */
+  private readonly confs = new Map<string, string>();
+
+  constructor(
+    readonly hosts: readonly string[],
+    private readonly conf = '',
+  ) {
+    const first = hosts[0];
+    if (first === undefined) throw new Error('an E2eLab needs a compute host');
+    this.host = first;
+  }
+
+  /** The running agent of `host`; throws while it is stopped. */
+  agent(host = this.host): AgentProcess {
+    const a = this.agents.get(host);
+    if (!a) throw new Error(`no agent running for ${host}`);
+    return a;
+  }
+
+  /** Starts the agent of `host` with its nova.conf extra (the file's, or the one it was first started with). */
+  async start(host = this.host, conf?: string): Promise<AgentProcess> {
+    if (this.agents.has(host)) throw new Error(`the agent of ${host} already runs`);
+    const extra = conf ?? this.confs.get(host) ?? this.conf;
+    this.confs.set(host, extra);
+    const a = await startAgent(host, extra);
+    this.agents.set(host, a);
+    return a;
+  }
+
+  /** SIGTERMs the agent of `host`; it must exit 0. */
+  async stop(host = this.host): Promise<void> {
+    const a = this.agents.get(host);
+    this.agents.delete(host);
+    if (!a) return;
+    const code = await a.stop();
+    assert.equal(code, 0, `agent ${host} exits 0 on SIGTERM:\n${a.log().slice(-4000)}`);
+  }
+
+  /** `docker save DOCKER_IMAGE` uploaded to Glance (see uploadDockerImage), deleted by the cleanup. */
+  async uploadImage(name: string, dockerImage: string, extra: string[] = []): Promise<string> {
+    return this.cleanup.image(await uploadDockerImage(name, dockerImage, extra));
+  }
+
+  /** A local image built from `dockerfile` (see buildDockerImage), removed by the cleanup. */
+  async buildImage(prefix: string, dockerfile: string): Promise<string> {
+    return this.cleanup.dockerTag(await buildDockerImage(prefix, dockerfile));
+  }
+
+  /** bootServer onto `host` (this file's unless given) with a unique name `<prefix>-<random>`; deleted by the cleanup. */
+  async boot(image: string, prefix: string, opts: BootOptions & { host?: string } = {}): Promise<LabServer> {
+    const s = await bootServer(image, opts.host ?? this.host, `${prefix}-${randomUUID().slice(0, 6)}`, opts);
+    this.cleanup.server(s.id);
+    return s;
+  }
+
+  /** boot, which must end ACTIVE on its host. */
+  async bootActive(image: string, prefix: string, opts: BootOptions & { host?: string } = {}): Promise<LabServer> {
+    const s = await this.boot(image, prefix, opts);
+    assert.equal(s.status, 'ACTIVE', JSON.stringify(s));
+    assert.equal(s['OS-EXT-SRV-ATTR:host'], opts.host ?? this.host);
+    return s;
+  }
+
+  async deleteServer(id: string, timeoutMs?: number): Promise<void> {
+    await this.cleanup.deleteServer(id, timeoutMs);
+  }
+
+  /** deleteServer, then: no container left on `host`, no Placement allocation left for the server. */
+  async deleteAndCheck(id: string, host = this.host): Promise<void> {
+    await this.deleteServer(id);
+    assert.deepEqual(await hostContainers(host), [], 'container removed');
+    assert.deepEqual(await consumerAllocations(id), [], 'allocations removed');
+  }
+
+  async close(): Promise<void> {
+    const hosts = [...this.confs.keys()];
+    for (const h of hosts) if (!this.agents.has(h)) await this.start(h).catch(() => undefined);
+    const listed = await Promise.all(
+      hosts.map((h) =>
+        openstackJson<Array<{ ID: string }>>(['server', 'list', '--all-projects', '--host', h]).catch(() => []),
+      ),
+    );
+    await this.cleanup.run(listed.flat().map((x) => x.ID));
+    const left: string[] = [];
+    for (const h of hosts) {
+      for (const line of await hostContainers(h).catch(() => [])) {
+        left.push(line);
+        await docker(['rm', '-f', line.split(' ')[0] ?? '']).catch(() => undefined);
+      }
+    }
+    const stopped = await Promise.all(
+      [...this.agents.entries()].map(async ([h, a]) => [h, await a.stop(), a.log()] as const),
+    );
+    this.agents.clear();
+    for (const [h, code, log] of stopped) assert.equal(code, 0, `agent ${h} exits 0 on SIGTERM:\n${log.slice(-4000)}`);
+    assert.deepEqual(left, [], 'no container left behind');
+  }
+}
+
+/**
+ * The e2e file's lab, hooked into the enclosing `describe`: `before` starts an agent for each of `hosts` and
+ * discovers them; `after` closes it (see E2eLab.close).
+ */
+export function useE2eLab(hosts: string | readonly string[], conf = ''): E2eLab {
+  const lab = new E2eLab(typeof hosts === 'string' ? [hosts] : hosts, conf);
+  before(async () => {
+    await Promise.all(lab.hosts.map((h) => lab.start(h)));
+    await discoverHosts();
+  });
+  after(async () => await lab.close());
+  return lab;
 }

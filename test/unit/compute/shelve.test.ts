@@ -42,6 +42,23 @@ async function env(opts: Partial<ComputeManagerOptions> = {}, fields: Record<str
 
 type Env = Awaited<ReturnType<typeof env>>;
 
+/** An instance as the API casts unshelve_instance to this host: SHELVED_OFFLOADED, unshelving, no host, no guest. */
+async function offloadedEnv(fields: Record<string, unknown> = {}): Promise<Env> {
+  const t = await env(
+    {},
+    {
+      vm_state: 'shelved_offloaded',
+      task_state: 'unshelving',
+      power_state: PowerState.SHUTDOWN,
+      host: null,
+      node: null,
+      ...fields,
+    },
+  );
+  t.driver.guests.delete(t.uuid);
+  return t;
+}
+
 /** [vm_state, task_state, expected_task_state] of each instance save. */
 function saves(t: Env) {
   return t.conductor.saves
@@ -194,18 +211,9 @@ describe('compute/shelve', () => {
   });
 
   it('unshelve: claimed here, spawned from the shelved image, ACTIVE; the image deleted and the shelve keys gone', async () => {
-    const t = await env(
-      {},
-      {
-        vm_state: 'shelved_offloaded',
-        task_state: 'unshelving',
-        power_state: PowerState.SHUTDOWN,
-        host: null,
-        node: null,
-        system_metadata: { image_base_image_ref: 'img-1', shelved_at: 'x', shelved_image_id: 'y', shelved_host: 'z' },
-      },
-    );
-    t.driver.guests.delete(t.uuid);
+    const t = await offloadedEnv({
+      system_metadata: { image_base_image_ref: 'img-1', shelved_at: 'x', shelved_image_id: 'y', shelved_host: 'z' },
+    });
     (t.row().system_metadata as Record<string, unknown>).shelved_image_id = t.imageId;
     const image = { id: t.imageId, name: 'srv-shelved', container_format: 'docker', disk_format: 'raw', size: 1234 };
     await t.call('unshelve_instance', {
@@ -241,17 +249,7 @@ describe('compute/shelve', () => {
   });
 
   it('unshelve that fails to spawn: allocations dropped, back on no host, SHELVED_OFFLOADED with a fault', async () => {
-    const t = await env(
-      {},
-      {
-        vm_state: 'shelved_offloaded',
-        task_state: 'unshelving',
-        power_state: PowerState.SHUTDOWN,
-        host: null,
-        node: null,
-      },
-    );
-    t.driver.guests.delete(t.uuid);
+    const t = await offloadedEnv();
     const image = { id: t.imageId, properties: { fake_fail_spawn: 'exec format error' } };
     await assert.rejects(t.call('unshelve_instance', { image, node: HOST }), /exec format error/);
     const row = t.row();
@@ -291,8 +289,7 @@ describe('compute/shelve', () => {
   });
 
   it('an unshelve whose instance the API deleted meanwhile removes the container it spawned', async () => {
-    const t = await env({}, { vm_state: 'shelved_offloaded', task_state: 'unshelving', host: null, node: null });
-    t.driver.guests.delete(t.uuid);
+    const t = await offloadedEnv();
     const spawn = t.driver.spawn.bind(t.driver);
     t.driver.spawn = async (...a) => {
       await spawn(...a);
