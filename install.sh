@@ -439,6 +439,10 @@ Wants=network-online.target docker.service
 Type=simple
 User=$AGENT_USER
 SupplementaryGroups=docker
+# plugging Neutron ports: veths and addresses (NET_ADMIN), entering the
+# instance's network namespace (SYS_ADMIN, SYS_PTRACE), the root-owned OVSDB
+# socket and /proc/sys (DAC_OVERRIDE); passed on to ip, nsenter, ovs-vsctl
+AmbientCapabilities=CAP_NET_ADMIN CAP_SYS_ADMIN CAP_SYS_PTRACE CAP_DAC_OVERRIDE
 WorkingDirectory=$STATE_DIR
 Environment=${AGENT_ENV[*]}
 ExecStart=${AGENT_ARGV[*]}

@@ -135,6 +135,7 @@ export function buildAgent(
       // nova's per-instance directory, where libvirt keeps console.log
       consoleLifecycleDir: D.instances_path,
       glance,
+      ovsBridge: config.neutron.ovs_bridge,
       ...(observers.vifs ? { vifObserver: observers.vifs } : {}),
     },
     logger,

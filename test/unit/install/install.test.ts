@@ -136,6 +136,7 @@ describe('install.sh', function () {
     for (const line of [
       `User=${userInfo().username}`,
       'SupplementaryGroups=docker',
+      'AmbientCapabilities=CAP_NET_ADMIN CAP_SYS_ADMIN CAP_SYS_PTRACE CAP_DAC_OVERRIDE',
       'Environment=MALLOC_ARENA_MAX=2',
       'Restart=on-failure',
       'KillSignal=SIGTERM',
