@@ -21,7 +21,8 @@ import type { ComputeDriver } from '../virt/driver.js';
 import { virtualInterfaceCreateException } from '../virt/errors.js';
 import type { DriverContext } from '../virt/types.js';
 import { TaskState } from './states.js';
-import { cachedNetworkInfo, type NetworkAPI } from './network.js';
+import { type NetworkAPI } from './network.js';
+import { networkInfoOf } from './network-info.js';
 import { driverContext, type InstanceStore } from './instance-store.js';
 
 const LOGGER = 'nova_docker.compute.manager';
@@ -352,7 +353,7 @@ export class ExternalEvents {
   /** _process_instance_vif_deleted_event: the VIF out of the cache, then detached from the guest. */
   async #vifDeleted(ctx: RequestContext, instance: NovaObject, portId: string): Promise<void> {
     const uuid = instance.str('uuid') ?? '';
-    const nwInfo = cachedNetworkInfo(instance);
+    const nwInfo = networkInfoOf(instance);
     const index = nwInfo.findIndex((v) => v.id === portId);
     if (index < 0) return;
     const vif = nwInfo[index]!;

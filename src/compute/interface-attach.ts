@@ -11,11 +11,13 @@ import type { RequestContext } from '../rpc/context.js';
 import type { RpcArgs, RpcHandler } from '../rpc/dispatcher.js';
 import type { ComputeDriver } from '../virt/driver.js';
 import type { Vif } from '../virt/types.js';
+import { interfaceAttachFailed, interfaceDetachFailed } from '../virt/errors.js';
 import type { InstanceEvents } from './instance-events.js';
 import { eventWaiter } from './instance-events.js';
 import { imageMetaOf } from './instance.js';
 import { driverContext, type InstanceStore } from './instance-store.js';
-import { cachedNetworkInfo, NetworkErrors, NetworkRequestList, type NetworkAPI } from './network.js';
+import { NetworkErrors, NetworkRequestList, type NetworkAPI } from './network.js';
+import { networkInfoOf } from './network-info.js';
 
 export interface InterfaceAttachDeps {
   store: InstanceStore;
@@ -26,24 +28,6 @@ export interface InterfaceAttachDeps {
   host: string;
   vifPlugging: { timeoutS: number; fatal: boolean };
   logger: Logger;
-}
-
-function attachFailed(uuid: string, cause?: unknown): NovaError {
-  return new NovaError(
-    'InterfaceAttachFailed',
-    `Failed to attach network adapter device to ${uuid}`,
-    { instance_uuid: uuid },
-    cause === undefined ? {} : { cause },
-  );
-}
-
-function detachFailed(uuid: string, cause?: unknown): NovaError {
-  return new NovaError(
-    'InterfaceDetachFailed',
-    `Failed to detach network adapter device from ${uuid}`,
-    { instance_uuid: uuid, code: 400 },
-    cause === undefined ? {} : { cause },
-  );
 }
 
 export class InterfaceAttach {
@@ -95,7 +79,7 @@ export class InterfaceAttach {
       const vif = nwInfo[0];
       if (nwInfo.length !== 1 || !vif) {
         store.log('error', `allocate_for_instance returned ${nwInfo.length} ports`, ctx, uuid);
-        throw attachFailed(uuid);
+        throw interfaceAttachFailed(uuid);
       }
       try {
         await attach(
@@ -116,7 +100,7 @@ export class InterfaceAttach {
           uuid,
         );
         await network.deallocatePortForInstance(ctx, instance, vif.id);
-        throw attachFailed(uuid, err);
+        throw interfaceAttachFailed(uuid, err);
       }
       result = vif;
     });
@@ -135,7 +119,7 @@ export class InterfaceAttach {
     const portId = typeof args.port_id === 'string' ? args.port_id : '';
     await store.decorated(ctx, instance, 'detach_interface', { revertsTaskState: false }, async () => {
       await network.refreshInfoCache(ctx, instance);
-      const condemned = cachedNetworkInfo(instance).find((v) => v.id === portId);
+      const condemned = networkInfoOf(instance).find((v) => v.id === portId);
       if (!condemned) throw NetworkErrors.portNotAttached(portId);
       const detach = driver.detachInterface?.bind(driver);
       try {
@@ -148,7 +132,7 @@ export class InterfaceAttach {
           ctx,
           uuid,
         );
-        throw detachFailed(uuid, err);
+        throw interfaceDetachFailed(uuid, errorMessage(err), err);
       }
       await network.deallocatePortForInstance(ctx, instance, portId);
     });

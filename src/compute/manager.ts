@@ -31,13 +31,8 @@ import type {
 import { imageMetaOf, nilHostAndNode } from './instance.js';
 import { eventWaiter, ExternalEvents, InstanceEvents } from './instance-events.js';
 import { InterfaceAttach } from './interface-attach.js';
-import {
-  cachedNetworkInfo,
-  NetworkErrors,
-  parseRequestedNetworks,
-  type NetworkAPI,
-  type NetworkRequestList,
-} from './network.js';
+import { NetworkErrors, parseRequestedNetworks, type NetworkAPI, type NetworkRequestList } from './network.js';
+import { networkInfoOf } from './network-info.js';
 import { deletedMeanwhile, driverContext, InstanceStore, type LogLevel } from './instance-store.js';
 import type { InstanceLocks } from './instance-lock.js';
 import { diagnosticsMethods } from './diagnostics.js';
@@ -866,7 +861,7 @@ export class ComputeManager {
   ): Promise<void> {
     const uuid = instance.str('uuid') ?? '';
     const spec = this.store.spec(instance);
-    await this.driver.destroy(driverContext(ctx), spec, cachedNetworkInfo(instance)).catch((e: unknown) => {
+    await this.driver.destroy(driverContext(ctx), spec, networkInfoOf(instance)).catch((e: unknown) => {
       this.log('error', `cleanup after a failed build failed: ${errorMessage(e)}`, ctx, uuid);
     });
     await this.cleanupAllocatedNetworks(ctx, instance, requested);
@@ -1006,7 +1001,7 @@ export class ComputeManager {
       const pending = this.instanceEvents.clearForInstance(uuid);
       if (pending.length > 0) this.log('debug', `Events pending at deletion: ${pending.join(',')}`, ctx, uuid);
       await this.network?.ensureInfoCache(ctx, instance);
-      await this.driver.destroy(driverContext(ctx), this.store.spec(instance), cachedNetworkInfo(instance));
+      await this.driver.destroy(driverContext(ctx), this.store.spec(instance), networkInfoOf(instance));
       // _shutdown_instance: the ports go after the guest (driver.destroy unplugged them), before the row
       await this.deallocateNetwork(ctx, instance);
       await this.store.save(ctx, instance, {

@@ -29,6 +29,7 @@ import {
   type NeutronSubnet,
 } from '../clients/neutron/index.js';
 import { isObjectPrimitive, NovaObject } from '../objects/base.js';
+import { networkInfoOf } from './network-info.js';
 import type { Conductor } from '../objects/conductor.js';
 import type { NovaRelease } from '../objects/releases.js';
 import { contextLogFields, type RequestContext } from '../rpc/context.js';
@@ -254,34 +255,6 @@ export const NetworkErrors = {
 };
 
 // ------------------------------------------------------------- the info cache
-
-/**
- * instance.get_network_info(): the VIFs of the instance's info cache (the
- * `info_cache` field of an Instance primitive; its network_info is Nova's
- * JSON string, or already a list). Empty when not loaded.
- */
-export function cachedNetworkInfo(instance: NovaObject): VifModel[] {
-  const ic = instance.get('info_cache');
-  const data = isObjectPrimitive(ic) ? ic['nova_object.data'] : undefined;
-  return parseNetworkInfo(data?.network_info);
-}
-
-/** A network_info value (JSON string or list) → VIFs; anything else → []. */
-export function parseNetworkInfo(v: unknown): VifModel[] {
-  let parsed: unknown = v;
-  if (typeof v === 'string') {
-    try {
-      parsed = JSON.parse(v) as unknown;
-    } catch {
-      return [];
-    }
-  }
-  return Array.isArray(parsed)
-    ? (parsed as unknown[]).filter(
-        (x): x is VifModel => x !== null && typeof x === 'object' && typeof (x as VifModel).id === 'string',
-      )
-    : [];
-}
 
 /**
  * oslo's jsonutils.dumps of the model (Python's json.dumps: `, ` and `: `
@@ -1070,7 +1043,7 @@ export class NetworkAPI {
     const current = await client.listPorts({ tenant_id: projectId, device_id: uuid });
     const byId = new Map(current.map((p) => [p.id, p]));
     const preexisting = new Set([...(o.preexistingPortIds ?? []), ...preexistingPortIds(instance)]);
-    const cached = cachedNetworkInfo(instance);
+    const cached = networkInfoOf(instance);
 
     if (o.refreshVifId !== undefined && cached.length > 0) {
       const port = byId.get(o.refreshVifId);
@@ -1344,7 +1317,7 @@ export function ensureNoBindingFailure(port: NeutronPort): void {
 
 /** _get_preexisting_port_ids: the cache's VIFs the user brought. */
 export function preexistingPortIds(instance: NovaObject): string[] {
-  return cachedNetworkInfo(instance)
+  return networkInfoOf(instance)
     .filter((v) => v.preserve_on_delete)
     .map((v) => v.id);
 }

@@ -135,6 +135,16 @@ export function vifPlugFailure(uuid: string, portId: string, reason: string, cau
   );
 }
 
+/** nova.exception.InterfaceAttachFailed: "Failed to attach network adapter device to %(instance_uuid)s". */
+export function interfaceAttachFailed(uuid: string, cause?: unknown): NovaError {
+  return new NovaError(
+    'InterfaceAttachFailed',
+    `Failed to attach network adapter device to ${uuid}`,
+    { instance_uuid: uuid },
+    opts(cause, uuid),
+  );
+}
+
 /** nova.exception.InterfaceDetachFailed: "Failed to detach network adapter device from %(instance_uuid)s". */
 export function interfaceDetachFailed(uuid: string, reason: string, cause?: unknown): NovaError {
   return new NovaError(
