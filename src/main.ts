@@ -62,6 +62,7 @@ export async function startComputeService(
       images: metrics?.images,
       boot: metrics?.boot,
       vifs: metrics?.vifs,
+      vifWait: metrics?.vifWait,
     });
     if (metrics) {
       const driver = agent.driver;

@@ -14,6 +14,7 @@ import { NeutronClient } from './clients/neutron/client.js';
 import { NetworkAPI } from './compute/network.js';
 import { ConfigError } from './config/index.js';
 import type { BootTiming, PlacementReporter } from './compute/collaborators.js';
+import type { VifPlugging } from './compute/instance-events.js';
 import { ComputeManager } from './compute/manager.js';
 import { computeCaster, glanceImageAPI } from './compute/move-services.js';
 import { schedulerNotifier } from './compute/scheduler-notifier.js';
@@ -88,6 +89,7 @@ export interface AgentObservers {
   images?: ImageCacheObserver | undefined;
   boot?: ((timing: BootTiming) => void) | undefined;
   vifs?: VifObserver | undefined;
+  vifWait?: VifPlugging['onWaited'];
 }
 
 export function buildAgent(
@@ -176,7 +178,11 @@ export function buildAgent(
       reservedHostMemoryMb: D.reserved_host_memory_mb,
       reservedHostDiskMb: D.reserved_host_disk_mb,
       onBoot: observers.boot,
-      vifPlugging: { timeoutS: D.vif_plugging_timeout, fatal: D.vif_plugging_is_fatal },
+      vifPlugging: {
+        timeoutS: D.vif_plugging_timeout,
+        fatal: D.vif_plugging_is_fatal,
+        onWaited: observers.vifWait,
+      },
       networkAllocateRetries: D.network_allocate_retries,
     },
     logger,

@@ -150,11 +150,19 @@ export class InstanceEvents {
   }
 }
 
-export interface EventWaitOptions {
+/** How VIF plug events are awaited ([DEFAULT] vif_plugging_*), and who hears how long it took. */
+export interface VifPlugging {
   /** `[DEFAULT] vif_plugging_timeout`, s; 0: do not wait. */
   timeoutS: number;
   /** `[DEFAULT] vif_plugging_is_fatal` */
   fatal: boolean;
+  /** Told after each wait that began (the plug went through): seconds from plug to the last event, and how it ended. Must not throw. */
+  onWaited?: ((seconds: number, outcome: VifWaitOutcome) => void) | undefined;
+}
+
+export type VifWaitOutcome = 'completed' | 'failed' | 'timeout';
+
+export interface EventWaitOptions extends VifPlugging {
   logger: Logger;
 }
 
@@ -201,6 +209,7 @@ export function eventWaiter(
     }
     if (failedToPrepare) return;
     const started = performance.now();
+    const waited = (): number => (performance.now() - started) / 1000;
     for (const w of waits.values()) {
       void w.promise.then(() => (w.received = performance.now() - started));
     }
@@ -222,6 +231,7 @@ export function eventWaiter(
             `Timeout waiting for ${JSON.stringify(keys)} for instance with vm_state ${String(instance.str('vm_state'))} and task_state ${String(instance.str('task_state'))}. Event states are: ${states.join(', ')}`,
           );
           events.forget(uuid, keys);
+          o.onWaited?.(waited(), 'timeout');
           if (o.fatal) {
             const missing = [...waits].filter(([, x]) => x.received === undefined).map(([k]) => k);
             throw virtualInterfaceCreateException(
@@ -233,12 +243,14 @@ export function eventWaiter(
         }
         if (got.status !== 'completed') {
           log('error', `Neutron Reported failure on event ${key} for instance ${uuid}`);
+          o.onWaited?.(waited(), 'failed');
           if (o.fatal) {
             events.forget(uuid, keys);
             throw virtualInterfaceCreateException(`Neutron reported ${key} with status ${got.status}`, uuid);
           }
         }
       }
+      o.onWaited?.(waited(), 'completed');
       log(
         'debug',
         `Instance event wait completed in ${Math.floor((performance.now() - started) / 1000)} seconds for ${wanted.map(([n]) => n).join(',')}`,

@@ -12,7 +12,7 @@ import type { RpcArgs, RpcHandler } from '../rpc/dispatcher.js';
 import type { ComputeDriver } from '../virt/driver.js';
 import type { Vif } from '../virt/types.js';
 import { interfaceAttachFailed, interfaceDetachFailed } from '../virt/errors.js';
-import type { InstanceEvents } from './instance-events.js';
+import type { InstanceEvents, VifPlugging } from './instance-events.js';
 import { eventWaiter } from './instance-events.js';
 import { imageMetaOf } from './instance.js';
 import { driverContext, type InstanceStore } from './instance-store.js';
@@ -26,7 +26,7 @@ export interface InterfaceAttachDeps {
   events: InstanceEvents;
   /** The host ports are bound to (driver.network_binding_host_id: the instance's host, this one). */
   host: string;
-  vifPlugging: { timeoutS: number; fatal: boolean };
+  vifPlugging: VifPlugging;
   logger: Logger;
 }
 

@@ -29,7 +29,7 @@ import type {
   SnapshotImageApi,
 } from './collaborators.js';
 import { imageMetaOf, nilHostAndNode } from './instance.js';
-import { eventWaiter, ExternalEvents, InstanceEvents } from './instance-events.js';
+import { eventWaiter, ExternalEvents, InstanceEvents, type VifPlugging } from './instance-events.js';
 import { InterfaceAttach } from './interface-attach.js';
 import { NetworkErrors, parseRequestedNetworks, type NetworkAPI, type NetworkRequestList } from './network.js';
 import { networkInfoOf } from './network-info.js';
@@ -83,7 +83,7 @@ export interface ComputeManagerOptions {
   /** Start-up: the first and the longest pause between tries of a hypervisor that does not answer (1 s, 5 s). */
   hypervisorRetryMs?: { first: number; max: number };
   /** [DEFAULT] vif_plugging_timeout (s, default 300; 0: no wait) and vif_plugging_is_fatal (default true). */
-  vifPlugging?: { timeoutS: number; fatal: boolean };
+  vifPlugging?: VifPlugging;
   /** [DEFAULT] network_allocate_retries (default 0). */
   networkAllocateRetries?: number;
 }
@@ -344,7 +344,7 @@ export class ComputeManager {
   }
 
   /** [DEFAULT] vif_plugging_timeout / vif_plugging_is_fatal */
-  private get vifPlugging(): { timeoutS: number; fatal: boolean } {
+  private get vifPlugging(): VifPlugging {
     return this.opts.vifPlugging ?? { timeoutS: 300, fatal: true };
   }
 

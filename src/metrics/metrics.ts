@@ -6,6 +6,7 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { BootTiming } from '../compute/collaborators.js';
+import type { VifPlugging } from '../compute/instance-events.js';
 import type { RpcObserver } from '../rpc/server.js';
 import type { ImageCacheObserver } from '../virt/docker/images.js';
 import type { VifObserver } from '../virt/docker/vif.js';
@@ -23,6 +24,7 @@ export class AgentMetrics {
   readonly rpc: RpcObserver;
   readonly images: ImageCacheObserver;
   readonly vifs: VifObserver;
+  readonly vifWait: NonNullable<VifPlugging['onWaited']>;
   private readonly bootPhase: Histogram<'phase'>;
   private readonly boots: Counter<'result'>;
   private readonly instances: Gauge<'power_state'>;
@@ -102,6 +104,16 @@ export class AgentMetrics {
     this.vifs = {
       plugged: (seconds, _vifs, ok) => plugs.observe({ result: ok ? 'success' : 'failure' }, seconds),
     };
+    const vifWaits = new Histogram({
+      name: 'nova_docker_vif_plugged_wait_seconds',
+      help:
+        'Seconds from the end of a plug to the last network-vif-plugged event Neutron sent for it (the wait bounded ' +
+        'by vif_plugging_timeout); by outcome (completed, failed, timeout).',
+      labelNames: ['outcome'],
+      buckets: [0.5, 1, 2, 3, 5, 8, 13, 20, 60, 300],
+      registers,
+    });
+    this.vifWait = (seconds, outcome) => vifWaits.observe({ outcome }, seconds);
 
     // both set by render(), from one hypervisor call per scrape
     this.instances = new Gauge({

@@ -80,7 +80,13 @@ describe('compute/instance-events', () => {
 
   it('registers the waiter before the plug: an event sent during the plug wakes the wait', async () => {
     const { ext } = handler();
-    const wait = eventWaiter(events, instance, { timeoutS: 5, fatal: true, logger: nullLogger() });
+    const heard: string[] = [];
+    const wait = eventWaiter(events, instance, {
+      timeoutS: 5,
+      fatal: true,
+      logger: nullLogger(),
+      onWaited: (s, outcome) => heard.push(`${outcome} ${s >= 0 && s < 5}`),
+    });
     let pendingDuringPlug: string[] = [];
     await wait([['network-vif-plugged', PORT]], async () => {
       pendingDuringPlug = events.pending(uuid);
@@ -92,6 +98,7 @@ describe('compute/instance-events', () => {
     });
     assert.deepEqual(pendingDuringPlug, [`network-vif-plugged-${PORT}`]);
     assert.deepEqual(events.pending(uuid), []);
+    assert.deepEqual(heard, ['completed true'], 'the wait is reported once, as completed');
   });
 
   it('a failed event is a VirtualInterfaceCreateException naming the port when fatal; not fatal, the spawn goes on', async () => {
@@ -101,8 +108,15 @@ describe('compute/instance-events', () => {
         instances: [instance.toPrimitive()],
         events: [event(uuid, 'network-vif-plugged', PORT, 'failed')],
       });
-    const fatal = eventWaiter(events, instance, { timeoutS: 5, fatal: true, logger: nullLogger() });
+    const heard: string[] = [];
+    const fatal = eventWaiter(events, instance, {
+      timeoutS: 5,
+      fatal: true,
+      logger: nullLogger(),
+      onWaited: (_s, outcome) => heard.push(outcome),
+    });
     const err = await fatal([['network-vif-plugged', PORT]], send).catch((e: unknown) => e);
+    assert.deepEqual(heard, ['failed']);
     assert.ok(err instanceof NovaError);
     assert.equal(err.novaClass, 'VirtualInterfaceCreateException');
     assert.match(err.message, new RegExp(PORT));
@@ -112,8 +126,15 @@ describe('compute/instance-events', () => {
 
   it('a timeout is fatal by default, names the port and leaves no waiter; not fatal it returns', async () => {
     const { logger, lines } = capturingLogger();
-    const fatal = eventWaiter(events, instance, { timeoutS: 0.05, fatal: true, logger });
+    const heard: string[] = [];
+    const fatal = eventWaiter(events, instance, {
+      timeoutS: 0.05,
+      fatal: true,
+      logger,
+      onWaited: (_s, outcome) => heard.push(outcome),
+    });
     const err = await fatal([['network-vif-plugged', PORT]], () => Promise.resolve()).catch((e: unknown) => e);
+    assert.deepEqual(heard, ['timeout']);
     assert.ok(err instanceof NovaError);
     assert.equal(err.novaClass, 'VirtualInterfaceCreateException');
     assert.match(err.message, new RegExp(`network-vif-plugged-${PORT} did not arrive within 0.05 s`));

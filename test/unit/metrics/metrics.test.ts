@@ -44,6 +44,8 @@ describe('metrics/AgentMetrics', () => {
       ['nova_docker_boot_phase_seconds', 'histogram'],
       ['nova_docker_boots_total', 'counter'],
       ['nova_docker_image_cache_lookups_total', 'counter'],
+      ['nova_docker_vif_plug_seconds', 'histogram'],
+      ['nova_docker_vif_plugged_wait_seconds', 'histogram'],
       ['nova_docker_instances', 'gauge'],
       ['nova_docker_hypervisor_up', 'gauge'],
     ]) {
@@ -114,6 +116,19 @@ describe('metrics/AgentMetrics', () => {
     const { body } = await m.render();
     assert.equal(sample(body, 'nova_docker_image_cache_lookups_total{source="glance",result="hit"}'), 2);
     assert.equal(sample(body, 'nova_docker_image_cache_lookups_total{source="glance",result="miss"}'), 1);
+  });
+
+  it('observes VIF plug times and network-vif-plugged waits by outcome', async () => {
+    const m = new AgentMetrics({ version: '1', host: 'h', processMetrics: false });
+    m.vifs.plugged(0.2, 1, true);
+    m.vifs.plugged(0.3, 1, false);
+    m.vifWait(4.2, 'completed');
+    m.vifWait(5, 'timeout');
+    const { body } = await m.render();
+    assert.equal(sample(body, 'nova_docker_vif_plug_seconds_count{result="success"}'), 1);
+    assert.equal(sample(body, 'nova_docker_vif_plug_seconds_count{result="failure"}'), 1);
+    assert.equal(sample(body, 'nova_docker_vif_plugged_wait_seconds_sum{outcome="completed"}'), 4.2);
+    assert.equal(sample(body, 'nova_docker_vif_plugged_wait_seconds_count{outcome="timeout"}'), 1);
   });
 
   it('reads instances by power state at scrape time, and hypervisor_up', async () => {
