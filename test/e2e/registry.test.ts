@@ -11,6 +11,7 @@ import { pollUntil } from '../../src/common/poll.js';
 import { LAB_ENDPOINTS } from '../support/lab-env.js';
 import {
   consumerAllocations,
+  createGlanceImage,
   docker,
   hostContainers,
   novaBoot,
@@ -27,18 +28,7 @@ const REGISTRY = LAB_ENDPOINTS.registry;
 
 /** An ACTIVE Glance image (container_format docker) whose data is empty: only a registry can provide it. */
 async function emptyImage(name: string, extra: string[] = []): Promise<string> {
-  const { id } = await openstackJson<{ id: string }>([
-    'image',
-    'create',
-    '--container-format',
-    'docker',
-    '--disk-format',
-    'raw',
-    '--file',
-    '/dev/null',
-    ...extra,
-    name,
-  ]);
+  const id = await createGlanceImage(name, '/dev/null', extra);
   // the CLI prints the record before its (empty) upload finishes
   const img = await pollUntil(
     async () => {

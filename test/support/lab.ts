@@ -173,24 +173,28 @@ export async function docker(args: string[], timeoutMs = 120_000): Promise<strin
   return stdout.trim();
 }
 
+/** `openstack image create` of a container_format=docker, disk_format=raw image from `file`; returns its id. */
+export async function createGlanceImage(name: string, file: string, extra: string[] = []): Promise<string> {
+  const img = await openstackJson<{ id: string }>([
+    'image',
+    'create',
+    '--container-format',
+    'docker',
+    '--disk-format',
+    'raw',
+    '--file',
+    file,
+    ...extra,
+    name,
+  ]);
+  return img.id;
+}
+
 /** `docker save DOCKER_IMAGE` uploaded to Glance as a public container_format=docker image; returns its id. */
 export async function uploadDockerImage(name: string, dockerImage: string, extra: string[] = []): Promise<string> {
   const tar = await dockerSave(dockerImage);
   try {
-    const img = await openstackJson<{ id: string }>([
-      'image',
-      'create',
-      '--container-format',
-      'docker',
-      '--disk-format',
-      'raw',
-      '--file',
-      tar,
-      '--public',
-      ...extra,
-      name,
-    ]);
-    return img.id;
+    return await createGlanceImage(name, tar, ['--public', ...extra]);
   } finally {
     rmSync(dirname(tar), { recursive: true, force: true });
   }
