@@ -22,16 +22,13 @@
  */
 import { LAB_ENDPOINTS } from '../test/support/lab-env.js';
 import { randomUUID } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { Readable, Writable } from 'node:stream';
+import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { DockerClient } from '../src/clients/docker/client.js';
+import { pollUntil } from '../src/common/poll.js';
 import {
+  bootServer,
   discoverHosts,
   docker as dockerCli,
   openstack,
@@ -39,15 +36,15 @@ import {
   startAgent,
   uploadDockerImage,
   type AgentProcess,
-  type LabServer,
 } from '../test/support/lab.js';
+import { labAdminToken, labRequest, type RestReply } from '../test/support/nova-api.js';
+import { buildBigImage, logTime, row as printRow, settledLog } from './support.js';
 
 const N = Number(process.argv[2] ?? 5);
 const MB = Number(process.argv[3] ?? 200);
 const HOST = 'nd-bench-actions';
 const RUN = randomUUID().slice(0, 8);
 // the lab NOVA_DOCKER_LAB names (zed, 2025.1, 2026.1): the same bench on every release
-const KEYSTONE = LAB_ENDPOINTS.keystone;
 const NOVA = LAB_ENDPOINTS.nova;
 const GLANCE = LAB_ENDPOINTS.glance;
 const MICROVERSION = { 'OpenStack-API-Version': 'compute 2.51', 'X-OpenStack-Nova-API-Version': '2.51' };
@@ -56,69 +53,23 @@ const WAIT_MS = 600_000;
 const LABEL = 'org.openstack.nova.bench-run';
 const engine = new DockerClient({ socketPath: '/var/run/docker.sock' });
 
-// ---------------------------------------------------------------- stats
-
-function pct(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? NaN;
-}
+// ---------------------------------------------------------------- HTTP
 
 function row(what: string, values: number[]): void {
-  const s = [...values].sort((a, b) => a - b);
-  const f = (v: number): string => v.toFixed(0).padStart(7);
-  console.log(
-    `  ${what.padEnd(46)} p50 ${f(pct(s, 50))} ms  p95 ${f(pct(s, 95))} ms  (min ${(s[0] ?? NaN).toFixed(0)}, max ${(s.at(-1) ?? NaN).toFixed(0)}, n=${s.length})`,
-  );
+  printRow(what, values, 46, 0);
 }
-
-// ---------------------------------------------------------------- HTTP
 
 let token = '';
 
-interface Reply {
-  status: number;
-  body: unknown;
-  headers: Headers;
-}
-
-async function call(method: string, url: string, body?: unknown, headers: Record<string, string> = {}): Promise<Reply> {
-  const res = await fetch(url, {
-    method,
-    headers: {
-      'X-Auth-Token': token,
-      ...(body === undefined ? {} : { 'Content-Type': 'application/json' }),
-      ...headers,
-    },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    signal: AbortSignal.timeout(60_000),
-  });
-  const text = await res.text();
-  let parsed: unknown;
-  try {
-    parsed = text ? JSON.parse(text) : undefined;
-  } catch {
-    parsed = text;
-  }
-  if (res.status >= 400) throw new Error(`${method} ${url}: HTTP ${res.status} ${text.slice(0, 300)}`);
-  return { status: res.status, body: parsed, headers: res.headers };
-}
-
-async function authenticate(): Promise<void> {
-  const res = await fetch(`${KEYSTONE}/auth/tokens`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({
-      auth: {
-        identity: {
-          methods: ['password'],
-          password: { user: { name: 'admin', domain: { name: 'Default' }, password: 'labadmin' } },
-        },
-        scope: { project: { name: 'admin', domain: { name: 'Default' } } },
-      },
-    }),
-  });
-  await res.text();
-  token = res.headers.get('x-subject-token') ?? '';
-  if (res.status !== 201 || !token) throw new Error(`keystone: HTTP ${res.status}`);
+async function call(
+  method: string,
+  url: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<RestReply> {
+  const r = await labRequest(method, url, { token, body, headers });
+  if (r.status >= 400) throw new Error(`${method} ${url}: HTTP ${r.status} ${r.text.slice(0, 300)}`);
+  return r;
 }
 
 const nova = (method: string, path: string, body?: unknown) => call(method, `${NOVA}${path}`, body, MICROVERSION);
@@ -132,14 +83,21 @@ async function server(id: string): Promise<ServerView> {
   return ((await nova('GET', `/servers/${id}`)).body as { server: ServerView }).server;
 }
 
+/** Polls `fn` every POLL_MS until it returns a value; what it throws ends the wait at once. */
 async function until<T>(what: string, fn: () => Promise<T | undefined>): Promise<T> {
-  const deadline = performance.now() + WAIT_MS;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(POLL_MS);
-  }
+  const r = await pollUntil(
+    async () => {
+      try {
+        const v = await fn();
+        return v === undefined ? undefined : { v };
+      } catch (err) {
+        return { err };
+      }
+    },
+    { timeoutMs: WAIT_MS, intervalMs: POLL_MS, what },
+  );
+  if ('err' in r) throw r.err;
+  return r.v;
 }
 
 // ---------------------------------------------------------------- agent log
@@ -150,10 +108,8 @@ function agentShare(log: string, req: string, method: string): number | undefine
   let last: number | undefined;
   for (const line of log.split('\n')) {
     if (!line.includes(req)) continue;
-    const m = /^(\d{4})-(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d)\.(\d{3})/.exec(line);
-    if (!m) continue;
-    const [y, mo, d, h, mi, s, ms] = m.slice(1).map(Number) as [number, number, number, number, number, number, number];
-    const t = new Date(y, mo - 1, d, h, mi, s, ms).getTime();
+    const t = logTime(line);
+    if (t === undefined) continue;
     if (line.includes(`dispatching ${method}`)) start = t;
     else if (start !== undefined) last = t;
   }
@@ -163,71 +119,10 @@ function agentShare(log: string, req: string, method: string): number | undefine
 // ---------------------------------------------------------------- setup
 
 async function boot(image: string, tag: string, servers: string[]): Promise<string> {
-  const out = await openstack(
-    [
-      'server',
-      'create',
-      '--image',
-      image,
-      '--flavor',
-      'm1.tiny',
-      '--nic',
-      'none',
-      '--availability-zone',
-      `nova:${HOST}`,
-      '--wait',
-      `nd-bench-${tag}-${RUN}`,
-      '-f',
-      'json',
-    ],
-    600_000,
-  );
-  const s = JSON.parse(out) as LabServer;
+  const s = await bootServer(image, HOST, `nd-bench-${tag}-${RUN}`, { timeoutMs: 600_000 });
   servers.push(s.id);
   if (s.status !== 'ACTIVE') throw new Error(`server ${s.id} is ${s.status}`);
   return s.id;
-}
-
-/** `len` bytes of xorshift data in 1 MiB chunks (incompressible, never held whole). */
-function randomData(len: number): Readable {
-  let left = len;
-  let seed = Date.now() >>> 0;
-  return new Readable({
-    read() {
-      if (left === 0) {
-        this.push(null);
-        return;
-      }
-      const n = Math.min(left, 1 << 20);
-      const b = Buffer.allocUnsafe(n);
-      for (let i = 0; i + 4 <= n; i += 4) {
-        seed ^= seed << 13;
-        seed ^= seed >>> 17;
-        seed ^= seed << 5;
-        b.writeUInt32LE(seed >>> 0, i);
-      }
-      left -= n;
-      this.push(b);
-    },
-  });
-}
-
-/** busybox + MB of random data in a layer of its own, tagged `ref`. */
-async function buildBigImage(ref: string): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), 'nd-bench-actions-'));
-  try {
-    const blob = join(dir, 'big.bin');
-    await pipeline(randomData(MB * 1e6), createWriteStream(blob));
-    const cid = await dockerCli(['create', 'busybox:latest']);
-    try {
-      await dockerCli(['cp', blob, `${cid}:/big.bin`]);
-      await dockerCli(['commit', cid, ref]);
-    } finally {
-      await dockerCli(['rm', cid]);
-    }
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
 }
 
 // ---------------------------------------------------------------- measurements
@@ -246,8 +141,7 @@ async function rebootOnce(id: string, agent: AgentProcess): Promise<{ ms: number
   };
   const ev = action.instanceAction.events?.find((e) => e.event === 'compute_reboot_instance');
   if (ev?.result !== 'Success') return `reboot_instance did not succeed (${ev?.result ?? 'no event'})`;
-  await sleep(300); // the agent's last lines reach its log
-  const share = agentShare(agent.log(), req, 'reboot_instance');
+  const share = await settledLog(agent, (log) => agentShare(log, req, 'reboot_instance'));
   return share === undefined ? { ms } : { ms, share };
 }
 
@@ -268,8 +162,7 @@ async function snapshotOnce(
     return (await server(id))['OS-EXT-STS:task_state'] ? undefined : true;
   });
   const ms = performance.now() - t0;
-  await sleep(300);
-  const share = agentShare(agent.log(), req, 'snapshot_instance');
+  const share = await settledLog(agent, (log) => agentShare(log, req, 'snapshot_instance'));
   await call('DELETE', `${GLANCE}/v2/images/${imageId}`);
   images.splice(images.indexOf(imageId), 1);
   return share === undefined ? { ms } : { ms, share };
@@ -312,10 +205,10 @@ async function main(): Promise<void> {
   const agent = await startAgent(HOST);
   try {
     await discoverHosts();
-    await authenticate();
+    token = (await labAdminToken()).token;
     const small = await uploadDockerImage(`nd-bench-actions-small-${RUN}`, 'busybox:latest');
     glanceImages.push(small);
-    await buildBigImage(bigRef);
+    await buildBigImage(bigRef, MB);
     const big = await uploadDockerImage(`nd-bench-actions-big-${RUN}`, bigRef);
     glanceImages.push(big);
     await dockerCli(['rmi', bigRef]);

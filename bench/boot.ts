@@ -36,6 +36,8 @@ import { dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleepRaw } from 'node:timers/promises';
 import { discoverHosts, dockerSave, startAgent, stopFakeCompute, type AgentProcess } from '../test/support/lab.js';
+import { labAdminToken, labRequest, type RestReply } from '../test/support/nova-api.js';
+import { logTime, row } from './support.js';
 
 // ---------------------------------------------------------------- arguments
 
@@ -62,7 +64,6 @@ const HOST = 'nova-docker-bench';
 const RUN = randomUUID().slice(0, 8);
 const PREFIX = `nd-bench-${RUN}`;
 // the lab NOVA_DOCKER_LAB names (zed, 2025.1, 2026.1): the same bench on every release
-const KEYSTONE = LAB_ENDPOINTS.keystone;
 const NOVA = LAB_ENDPOINTS.nova;
 const GLANCE = LAB_ENDPOINTS.glance;
 const MICROVERSION = { 'OpenStack-API-Version': 'compute 2.37', 'X-OpenStack-Nova-API-Version': '2.37' };
@@ -90,89 +91,20 @@ async function sleep(ms: number): Promise<void> {
   await sleepRaw(ms, undefined, signal ? { signal } : {});
 }
 
-// ---------------------------------------------------------------- stats
-
-function pct(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? NaN;
-}
-
-interface Stat {
-  p50: number;
-  p95: number;
-  min: number;
-  max: number;
-}
-
-function stat(values: number[]): Stat {
-  const s = [...values].sort((a, b) => a - b);
-  return { p50: pct(s, 50), p95: pct(s, 95), min: s[0] ?? NaN, max: s[s.length - 1] ?? NaN };
-}
-
-function row(what: string, values: number[]): Stat {
-  const r = stat(values);
-  const f = (v: number): string => v.toFixed(1).padStart(8);
-  console.log(
-    `  ${what.padEnd(52)} p50 ${f(r.p50)} ms  p95 ${f(r.p95)} ms  (min ${r.min.toFixed(1)}, max ${r.max.toFixed(1)}, n=${values.length})`,
-  );
-  return r;
-}
-
 // ---------------------------------------------------------------- HTTP (Keystone, Nova, Glance)
 
 let token = '';
 
-interface Reply {
-  status: number;
-  body: unknown;
-  text: string;
-}
+type Reply = RestReply;
 
 async function call(method: string, url: string, body?: unknown, headers: Record<string, string> = {}): Promise<Reply> {
-  const init: RequestInit = {
-    method,
-    headers: {
-      ...(token ? { 'X-Auth-Token': token } : {}),
-      ...(body !== undefined && !(body instanceof Uint8Array) ? { 'Content-Type': 'application/json' } : {}),
-      ...headers,
-    },
-    signal: AbortSignal.any([abortSignal() ?? new AbortController().signal, AbortSignal.timeout(60_000)]),
-  };
-  if (body instanceof Uint8Array) init.body = body;
-  else if (body !== undefined) init.body = JSON.stringify(body);
-  const res = await fetch(url, init);
-  const text = await res.text();
-  let parsed: unknown;
-  try {
-    parsed = text ? JSON.parse(text) : undefined;
-  } catch {
-    parsed = undefined;
-  }
-  return { status: res.status, body: parsed, text };
+  const signal = AbortSignal.any([abortSignal() ?? new AbortController().signal, AbortSignal.timeout(60_000)]);
+  return await labRequest(method, url, { token, body, headers, signal });
 }
 
 function expect(r: Reply, ok: number[], what: string): Reply {
   if (!ok.includes(r.status)) throw new Error(`${what}: HTTP ${r.status} ${r.text.slice(0, 500)}`);
   return r;
-}
-
-async function authenticate(): Promise<void> {
-  const res = await fetch(`${KEYSTONE}/auth/tokens`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({
-      auth: {
-        identity: {
-          methods: ['password'],
-          password: { user: { name: 'admin', domain: { name: 'Default' }, password: 'labadmin' } },
-        },
-        scope: { project: { name: 'admin', domain: { name: 'Default' } } },
-      },
-    }),
-  });
-  await res.text();
-  const t = res.headers.get('x-subject-token');
-  if (res.status !== 201 || !t) throw new Error(`keystone: HTTP ${res.status}, no token`);
-  token = t;
 }
 
 const nova = (method: string, path: string, body?: unknown): Promise<Reply> =>
@@ -250,10 +182,6 @@ interface BootTiming {
   ok: boolean;
 }
 
-function logTimeMs(y: string, mo: string, d: string, h: string, mi: string, s: string, ms: string): number {
-  return new Date(+y, +mo - 1, +d, +h, +mi, +s, +ms).getTime();
-}
-
 /** boot timing lines and the wall-clock time of each "Starting instance..." line, by instance uuid. */
 function parseAgentLog(log: string): { timings: Map<string, BootTiming>; received: Map<string, number> } {
   const timings = new Map<string, BootTiming>();
@@ -265,11 +193,9 @@ function parseAgentLog(log: string): { timings: Map<string, BootTiming>; receive
       if (bt) timings.set(bt.instance_uuid, bt);
       continue;
     }
-    const m =
-      /^(\d{4})-(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d)\.(\d{3}) .*\[instance: ([0-9a-f-]{36})\] Starting instance\.\.\./.exec(
-        line,
-      );
-    if (m) received.set(m[8]!, logTimeMs(m[1]!, m[2]!, m[3]!, m[4]!, m[5]!, m[6]!, m[7]!));
+    const m = /\[instance: ([0-9a-f-]{36})\] Starting instance\.\.\./.exec(line);
+    const at = m ? logTime(line) : undefined;
+    if (m && at !== undefined) received.set(m[1]!, at);
   }
   return { timings, received };
 }
@@ -567,7 +493,7 @@ async function main(): Promise<void> {
     const pid = agent.proc.pid!;
     console.log(`agent pid ${pid} serving; RSS after start ${mb(rssKb(pid))}`);
     await discoverHosts();
-    await authenticate();
+    token = (await labAdminToken()).token;
 
     // leftovers of an earlier, killed run on this bench host
     const old = expect(await nova('GET', `/servers/detail?host=${HOST}&all_tenants=1`), [200], 'GET leftovers');

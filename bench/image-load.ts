@@ -14,18 +14,18 @@
  */
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { DockerClient } from '../src/clients/docker/client.js';
 import { GlanceClient } from '../src/clients/glance/client.js';
 import { KeystoneClient } from '../src/clients/keystone/client.js';
 import { ImageService, imageMetaFromGlance } from '../src/virt/docker/images.js';
+import { LAB_ENDPOINTS } from '../test/support/lab-env.js';
+import { buildBigImage } from './support.js';
 
 const N = Number(process.argv[2] ?? 3);
 const MB = Number(process.argv[3] ?? 200);
@@ -36,31 +36,6 @@ const ENV = { ...process.env, PATH: '/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 async function sh(cmd: string, args: string[]): Promise<string> {
   const { stdout } = await run(cmd, args, { env: ENV, maxBuffer: 16 * 1024 * 1024 });
   return stdout.trim();
-}
-
-/** `len` bytes of random-looking data, generated in 1 MiB chunks (never held whole). */
-function randomData(len: number): Readable {
-  let left = len;
-  let seed = Date.now() >>> 0;
-  return new Readable({
-    read() {
-      if (left === 0) {
-        this.push(null);
-        return;
-      }
-      const n = Math.min(left, 1 << 20);
-      const b = Buffer.allocUnsafe(n);
-      // xorshift32: incompressible enough, much faster than crypto.randomBytes.
-      for (let i = 0; i + 4 <= n; i += 4) {
-        seed ^= seed << 13;
-        seed ^= seed >>> 17;
-        seed ^= seed << 5;
-        b.writeUInt32LE(seed >>> 0, i);
-      }
-      left -= n;
-      this.push(b);
-    },
-  });
 }
 
 interface Sample {
@@ -90,7 +65,7 @@ async function withRss(fn: () => Promise<unknown>): Promise<Sample> {
 async function main(): Promise<void> {
   const docker = new DockerClient({ socketPath: '/var/run/docker.sock' });
   const ks = new KeystoneClient({
-    authUrl: 'http://127.0.0.1:5000/v3',
+    authUrl: LAB_ENDPOINTS.keystone,
     username: 'nova',
     password: 'labservice',
     projectName: 'service',
@@ -109,16 +84,7 @@ async function main(): Promise<void> {
   try {
     // 1. build: busybox + MB of random data in a layer of its own.
     const t0 = performance.now();
-    const blob = join(dir, 'big.bin');
-    await pipeline(randomData(MB * 1e6), createWriteStream(blob));
-    const cid = await sh('docker', ['create', 'busybox:latest']);
-    try {
-      await sh('docker', ['cp', blob, `${cid}:/big.bin`]);
-      await sh('docker', ['commit', '--change', `LABEL nd.bench=${RUN}`, cid, srcTag]);
-    } finally {
-      await sh('docker', ['rm', cid]);
-    }
-    await rm(blob);
+    await buildBigImage(srcTag, MB, [`LABEL nd.bench=${RUN}`]);
     const tarFile = join(dir, 'big.tar');
     await sh('docker', ['save', '-o', tarFile, srcTag]);
     const imageId = await sh('docker', ['image', 'inspect', '--format', '{{.Id}}', srcTag]);

@@ -10,9 +10,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   consumerAllocations,
+  createGlanceImage,
   docker,
   nova,
-  openstackJson,
   stopFakeCompute,
   useE2eLab,
   waitServer,
@@ -87,18 +87,7 @@ describe('e2e: the real Nova schedules onto nova-docker', function () {
     writeFileSync(file, randomBytes(64 * 1024));
     const name = `nd-corrupt-${randomUUID().slice(0, 8)}`;
     try {
-      const img = await openstackJson<{ id: string }>([
-        'image',
-        'create',
-        '--container-format',
-        'docker',
-        '--disk-format',
-        'raw',
-        '--file',
-        file,
-        name,
-      ]);
-      lab.cleanup.image(img.id);
+      lab.cleanup.image(await createGlanceImage(name, file));
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

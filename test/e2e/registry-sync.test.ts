@@ -12,30 +12,31 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RegistryClient } from '../../src/clients/registry/index.js';
 import { pollUntil } from '../../src/common/poll.js';
 import { execFileP, REPO_ROOT, SYSTEM_ENV } from '../support/broker.js';
+import { LAB_ENDPOINTS } from '../support/lab-env.js';
 import {
   consumerAllocations,
-  discoverHosts,
   docker,
   hostContainers,
   labNovaConf,
-  nova,
+  novaBoot,
   openstack,
   openstackJson,
+  pushToRegistry,
   removeGlanceCacheTags,
-  startAgent,
+  registryLogOffset,
+  registryLogSince,
+  useE2eLab,
   waitServer,
-  type AgentProcess,
 } from '../support/lab.js';
 
 const HOST = 'nd-regsync-e2e';
-const REGISTRY = '127.0.0.1:5042';
-const REGISTRY_LOG = '/var/log/lab/docker-registry.out';
+const REGISTRY = LAB_ENDPOINTS.registry;
 const CLI = join(REPO_ROOT, 'dist/src/cli.js');
 
 interface GlanceShow {
@@ -63,10 +64,8 @@ describe('e2e: registry-sync (registry → Glance → nova boot)', function () {
   const repo = `nd-regsync-${randomUUID().slice(0, 8)}`;
   const name = `${repo}:v1`;
   const registry = new RegistryClient({ url: REGISTRY });
-  let agent: AgentProcess;
-  let dir: string;
+  const lab = useE2eLab(HOST);
   let conf: string;
-  const servers: string[] = [];
   let imageId: string | undefined;
   let digest: string | undefined;
 
@@ -100,44 +99,37 @@ describe('e2e: registry-sync (registry → Glance → nova boot)', function () {
   }
 
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'nd-regsync-'));
+    const dir = mkdtempSync(join(tmpdir(), 'nd-regsync-'));
+    lab.cleanup.defer(() => Promise.resolve(rmSync(dir, { recursive: true, force: true })));
     conf = join(dir, 'nova.conf');
     writeFileSync(conf, labNovaConf(HOST));
-    agent = await startAgent(HOST);
-    await discoverHosts();
-    const ref = `${REGISTRY}/${repo}:v1`;
-    await docker(['tag', 'busybox:latest', ref]);
-    await docker(['push', ref]);
-    await docker(['rmi', ref]);
+    lab.cleanup.defer(async () => {
+      // pulled by digest, the local copy is known by repo@digest only; never by image id, which busybox:latest shares
+      const local = await docker([
+        'images',
+        '--digests',
+        '--format',
+        '{{.Repository}}@{{.Digest}}',
+        `${REGISTRY}/${repo}`,
+      ]).catch(() => '');
+      for (const ref of new Set(local.split('\n').filter((l) => /@sha256:[0-9a-f]{64}$/.test(l)))) {
+        await docker(['rmi', ref]).catch(() => undefined);
+      }
+      for (const tag of await registry.listTags(repo).catch(() => [])) {
+        const d = await registry.manifestDigest(repo, tag).catch(() => undefined);
+        if (d) await registry.deleteManifest(repo, d).catch(() => undefined);
+      }
+    });
+    // the images registry-sync creates are found by name (a failed test may not have read their id)
+    lab.cleanup.defer(async () => {
+      for (const id of await imagesNamed(name)) {
+        await openstack(['image', 'delete', id]).catch(() => undefined);
+        await removeGlanceCacheTags(id);
+      }
+    });
+    await pushToRegistry('busybox:latest', repo, 'v1');
     digest = await registry.manifestDigest(repo, 'v1');
-    assert.ok(digest, `${ref} is in the registry`);
-  });
-
-  after(async () => {
-    for (const id of servers) await openstack(['server', 'delete', '--wait', id], 180_000).catch(() => undefined);
-    for (const id of await imagesNamed(name).catch(() => [])) {
-      await openstack(['image', 'delete', id]).catch(() => undefined);
-      await removeGlanceCacheTags(id);
-    }
-    // pulled by digest, the local copy is known by repo@digest only; never by image id, which busybox:latest shares
-    const local = await docker([
-      'images',
-      '--digests',
-      '--format',
-      '{{.Repository}}@{{.Digest}}',
-      `${REGISTRY}/${repo}`,
-    ]).catch(() => '');
-    for (const ref of new Set(local.split('\n').filter((l) => /@sha256:[0-9a-f]{64}$/.test(l)))) {
-      await docker(['rmi', ref]).catch(() => undefined);
-    }
-    for (const tag of await registry.listTags(repo).catch(() => [])) {
-      const d = await registry.manifestDigest(repo, tag).catch(() => undefined);
-      if (d) await registry.deleteManifest(repo, d).catch(() => undefined);
-    }
-    const code = await agent?.stop();
-    assert.equal(code, 0, `the agent exits 0 on SIGTERM:\n${agent?.log().slice(-4000)}`);
-    assert.deepEqual(await hostContainers(HOST), [], 'no container left behind');
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    assert.ok(digest, `${REGISTRY}/${repo}:v1 is in the registry`);
   });
 
   it('creates an empty ACTIVE Glance image named repo:tag that carries the pinned registry reference', async () => {
@@ -179,39 +171,11 @@ describe('e2e: registry-sync (registry → Glance → nova boot)', function () {
 
   it('nova boot --image eq:<repo>:<tag> pulls it from the registry and goes ACTIVE on our agent', async () => {
     assert.ok(imageId && digest);
-    const logFrom = existsSync(REGISTRY_LOG) ? statSync(REGISTRY_LOG).size : undefined;
+    const logFrom = registryLogOffset();
     // novaclient looks names up with GET /v2/images?name=<name>, and Glance reads `a:b` as operator `a`:
     // the plain name is refused (HTTP 400), `eq:` is Glance's explicit equality.
-    await assert.rejects(
-      nova([
-        'boot',
-        '--image',
-        name,
-        '--flavor',
-        'm1.tiny',
-        '--nic',
-        'none',
-        '--availability-zone',
-        `nova:${HOST}`,
-        'x',
-      ]),
-      /unknown operator|HTTP 400/,
-    );
-    const out = await nova([
-      'boot',
-      '--image',
-      `eq:${name}`,
-      '--flavor',
-      'm1.tiny',
-      '--nic',
-      'none',
-      '--availability-zone',
-      `nova:${HOST}`,
-      `nd-regsync-${randomUUID().slice(0, 6)}`,
-    ]);
-    const id = /^\|\s*id\s*\|\s*([0-9a-f-]{36})\s*\|/m.exec(out)?.[1];
-    assert.ok(id, out);
-    servers.push(id);
+    await assert.rejects(novaBoot(name, HOST, 'x'), /unknown operator|HTTP 400/);
+    const id = lab.cleanup.server(await novaBoot(`eq:${name}`, HOST, `nd-regsync-${randomUUID().slice(0, 6)}`));
     const s = await waitServer(id, (x) => ['ACTIVE', 'ERROR'].includes(x.status), 'ACTIVE or ERROR');
     assert.equal(s.status, 'ACTIVE', JSON.stringify(s));
     assert.equal(s['OS-EXT-SRV-ATTR:host'], HOST);
@@ -227,22 +191,18 @@ describe('e2e: registry-sync (registry → Glance → nova boot)', function () {
       '',
       'nothing was loaded from Glance',
     );
-    if (logFrom !== undefined) {
-      const log = readFileSync(REGISTRY_LOG).subarray(logFrom).toString('utf8');
+    const log = registryLogSince(logFrom)?.join('\n');
+    if (log !== undefined) {
       assert.match(log, new RegExp(`"(GET|HEAD) /v2/${repo}/manifests/${digest} HTTP/[0-9.]+" 200 `), log);
     }
     assert.equal((await consumerAllocations(id)).length, 1);
 
-    await openstack(['server', 'delete', '--wait', id], 180_000);
-    servers.splice(servers.indexOf(id), 1);
+    await lab.deleteServer(id);
     assert.deepEqual(await hostContainers(HOST), [], 'container removed');
   });
 
   it('a tag pushed again with other content updates the same image', async () => {
-    const ref = `${REGISTRY}/${repo}:v1`;
-    await docker(['tag', 'lab/httpd:latest', ref]);
-    await docker(['push', ref]);
-    await docker(['rmi', ref]);
+    await pushToRegistry('lab/httpd:latest', repo, 'v1');
     const moved = await registry.manifestDigest(repo, 'v1');
     assert.ok(moved && moved !== digest, 'the tag moved');
     const run = await sync();

@@ -6,53 +6,29 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { existsSync, readFileSync, statSync } from 'node:fs';
 import { RegistryClient } from '../../src/clients/registry/index.js';
 import { pollUntil } from '../../src/common/poll.js';
+import { LAB_ENDPOINTS } from '../support/lab-env.js';
 import {
   consumerAllocations,
-  discoverHosts,
+  createGlanceImage,
   docker,
   hostContainers,
-  nova,
-  openstack,
+  novaBoot,
   openstackJson,
-  removeGlanceCacheTags,
-  startAgent,
-  uploadDockerImage,
+  pushToRegistry,
+  registryLogOffset,
+  registryLogSince,
+  useE2eLab,
   waitServer,
-  type AgentProcess,
 } from '../support/lab.js';
 
 const HOST = 'nova-docker-e2e-reg';
-const REGISTRY = '127.0.0.1:5042';
-/** The lab registry's access log (../shared/lab/openstack-up.sh). */
-const REGISTRY_LOG = '/var/log/lab/docker-registry.out';
-
-/** Lines the registry logged after byte `offset` of its log; undefined when the log is not readable here. */
-function registryLogSince(offset: number | undefined): string[] | undefined {
-  if (offset === undefined || !existsSync(REGISTRY_LOG)) return undefined;
-  return readFileSync(REGISTRY_LOG).subarray(offset).toString('utf8').split('\n');
-}
-
-function registryLogOffset(): number | undefined {
-  return existsSync(REGISTRY_LOG) ? statSync(REGISTRY_LOG).size : undefined;
-}
+const REGISTRY = LAB_ENDPOINTS.registry;
 
 /** An ACTIVE Glance image (container_format docker) whose data is empty: only a registry can provide it. */
 async function emptyImage(name: string, extra: string[] = []): Promise<string> {
-  const { id } = await openstackJson<{ id: string }>([
-    'image',
-    'create',
-    '--container-format',
-    'docker',
-    '--disk-format',
-    'raw',
-    '--file',
-    '/dev/null',
-    ...extra,
-    name,
-  ]);
+  const id = await createGlanceImage(name, '/dev/null', extra);
   // the CLI prints the record before its (empty) upload finishes
   const img = await pollUntil(
     async () => {
@@ -69,41 +45,20 @@ async function localImageId(ref: string): Promise<string | undefined> {
   return await docker(['image', 'inspect', '--format', '{{.Id}}', ref]).catch(() => undefined);
 }
 
-/** `nova boot` (the stock novaclient) forced onto HOST; returns the new server's id from its table. */
-async function novaBoot(image: string, name: string): Promise<string> {
-  const out = await nova([
-    'boot',
-    '--image',
-    image,
-    '--flavor',
-    'm1.tiny',
-    '--nic',
-    'none',
-    '--availability-zone',
-    `nova:${HOST}`,
-    name,
-  ]);
-  const m = /^\|\s*id\s*\|\s*([0-9a-f-]{36})\s*\|/m.exec(out);
-  assert.ok(m?.[1], `nova boot printed no id:\n${out}`);
-  return m[1];
-}
-
 describe('e2e: registry images through Glance names and docker_image_ref', function () {
   this.timeout(600_000);
-  let agent: AgentProcess;
+  const lab = useE2eLab(HOST);
   const registry = new RegistryClient({ url: REGISTRY });
-  const images: string[] = [];
-  const servers: string[] = [];
-  /** [repo, tag] pushed to the registry. */
-  const pushed: Array<[string, string]> = [];
 
   /** Pushes busybox:latest as REGISTRY/repo:tag, then drops the local tag so only a pull can bring it back. */
   async function push(repo: string, tag: string): Promise<void> {
     const ref = `${REGISTRY}/${repo}:${tag}`;
-    await docker(['tag', 'busybox:latest', ref]);
-    pushed.push([repo, tag]);
-    await docker(['push', ref]);
-    await docker(['rmi', ref]);
+    lab.cleanup.defer(async () => {
+      await docker(['rmi', ref]).catch(() => undefined);
+      const digest = await registry.manifestDigest(repo, tag);
+      if (digest) await registry.deleteManifest(repo, digest);
+    });
+    await pushToRegistry('busybox:latest', repo, tag);
     assert.equal(await localImageId(ref), undefined, `${ref} is not present locally before the boot`);
     assert.ok(await registry.manifestDigest(repo, tag), `${repo}:${tag} is in the registry`);
   }
@@ -112,8 +67,7 @@ describe('e2e: registry images through Glance names and docker_image_ref', funct
   async function bootAndCheck(imageArg: string, glanceId: string, repo: string, tag: string): Promise<void> {
     const ref = `${REGISTRY}/${repo}:${tag}`;
     const logFrom = registryLogOffset();
-    const id = await novaBoot(imageArg, `nd-e2e-reg-${randomUUID().slice(0, 6)}`);
-    servers.push(id);
+    const id = lab.cleanup.server(await novaBoot(imageArg, HOST, `nd-e2e-reg-${randomUUID().slice(0, 6)}`));
     const s = await waitServer(id, (x) => ['ACTIVE', 'ERROR'].includes(x.status), 'ACTIVE or ERROR');
     assert.equal(s.status, 'ACTIVE', JSON.stringify(s));
     assert.equal(s['OS-EXT-SRV-ATTR:host'], HOST);
@@ -139,32 +93,8 @@ describe('e2e: registry images through Glance names and docker_image_ref', funct
     }
     assert.equal((await consumerAllocations(id)).length, 1);
 
-    await openstack(['server', 'delete', '--wait', id], 180_000);
-    servers.splice(servers.indexOf(id), 1);
-    assert.deepEqual(await hostContainers(HOST), [], 'container removed');
-    assert.deepEqual(await consumerAllocations(id), [], 'allocations removed');
+    await lab.deleteAndCheck(id);
   }
-
-  before(async () => {
-    agent = await startAgent(HOST);
-    await discoverHosts();
-  });
-
-  after(async () => {
-    for (const id of servers) await openstack(['server', 'delete', '--wait', id], 180_000).catch(() => undefined);
-    for (const id of images) {
-      await openstack(['image', 'delete', id]).catch(() => undefined);
-      await removeGlanceCacheTags(id);
-    }
-    for (const [repo, tag] of pushed) {
-      await docker(['rmi', `${REGISTRY}/${repo}:${tag}`]).catch(() => undefined);
-      const digest = await registry.manifestDigest(repo, tag).catch(() => undefined);
-      if (digest) await registry.deleteManifest(repo, digest).catch(() => undefined);
-    }
-    const code = await agent?.stop();
-    assert.equal(code, 0, `the agent exits 0 on SIGTERM:\n${agent?.log().slice(-4000)}`);
-    assert.deepEqual(await hostContainers(HOST), [], 'no container left behind');
-  });
 
   it('a Glance image named `<repo>:latest` boots by pulling REGISTRY/<repo>:latest (nova boot, by name)', async () => {
     const repo = `docker-busybox-${randomUUID().slice(0, 8)}`;
@@ -172,8 +102,7 @@ describe('e2e: registry images through Glance names and docker_image_ref', funct
     // Nova boots only ACTIVE images: the record carries the same image's `docker save` as data (a fallback
     // the agent must not need here)
     const name = `${repo}:latest`;
-    const glanceId = await uploadDockerImage(name, 'busybox:latest');
-    images.push(glanceId);
+    const glanceId = await lab.uploadImage(name, 'busybox:latest');
     // Glance v2 reads `name=a:b` as operator `a` (HTTP 400 "Unable to filter by unknown operator"),
     // so the stock CLIs cannot look `<repo>:latest` up by its bare name; `eq:` is Glance's explicit equality.
     await bootAndCheck(`eq:${name}`, glanceId, repo, 'latest');
@@ -186,7 +115,7 @@ describe('e2e: registry images through Glance names and docker_image_ref', funct
       '--property',
       `docker_image_ref=${repo}:v1`,
     ]);
-    images.push(glanceId);
+    lab.cleanup.image(glanceId);
     await bootAndCheck(glanceId, glanceId, repo, 'v1');
   });
 
@@ -194,9 +123,8 @@ describe('e2e: registry images through Glance names and docker_image_ref', funct
     const repo = `docker-missing-${randomUUID().slice(0, 8)}`;
     const name = `${repo}:latest`;
     const glanceId = await emptyImage(name);
-    images.push(glanceId);
-    const id = await novaBoot(`eq:${name}`, `nd-e2e-reg-bad-${randomUUID().slice(0, 6)}`);
-    servers.push(id);
+    lab.cleanup.image(glanceId);
+    const id = lab.cleanup.server(await novaBoot(`eq:${name}`, HOST, `nd-e2e-reg-bad-${randomUUID().slice(0, 6)}`));
     const s = await waitServer(id, (x) => ['ACTIVE', 'ERROR'].includes(x.status), 'ACTIVE or ERROR');
     assert.equal(s.status, 'ERROR', JSON.stringify(s));
     assert.match(
@@ -206,7 +134,6 @@ describe('e2e: registry images through Glance names and docker_image_ref', funct
     );
     assert.deepEqual(await hostContainers(HOST), [], 'no container');
     assert.deepEqual(await consumerAllocations(id), [], 'allocations removed');
-    await openstack(['server', 'delete', '--wait', id], 180_000);
-    servers.splice(servers.indexOf(id), 1);
+    await lab.deleteServer(id);
   });
 });

@@ -23,6 +23,7 @@ import {
   uploadDockerImage,
   type AgentProcess,
 } from '../support/lab.js';
+import { labAdminToken, labRequest, type RestReply } from '../support/nova-api.js';
 
 const KEYSTONE = LAB_ENDPOINTS.keystone;
 const NOVA = LAB_ENDPOINTS.nova;
@@ -49,58 +50,20 @@ export interface ServerView {
   fault?: { message?: string; code?: number; details?: string } | null;
 }
 
-interface Reply {
-  status: number;
-  body: unknown;
-  text: string;
-}
+type Reply = RestReply;
 
 let token: string | undefined;
 
 /** The project the fault suite boots in: its own, with unlimited instance quota (the lab's admin has 10, shared). */
 export const FAULTS_PROJECT = 'nd-faults';
 
-async function passwordToken(project: string): Promise<{ token: string; userId: string; projectId: string }> {
-  const res = await fetch(`${KEYSTONE}/auth/tokens`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({
-      auth: {
-        identity: {
-          methods: ['password'],
-          password: { user: { name: 'admin', domain: { name: 'Default' }, password: 'labadmin' } },
-        },
-        scope: { project: { name: project, domain: { name: 'Default' } } },
-      },
-    }),
-    signal: AbortSignal.timeout(30_000),
-  });
-  const body = (await res.json().catch(() => ({}))) as {
-    token?: { user?: { id?: string }; project?: { id?: string } };
-  };
-  const t = res.headers.get('x-subject-token');
-  if (res.status !== 201 || !t) throw new Error(`keystone: HTTP ${res.status}, no token for project ${project}`);
-  return { token: t, userId: body.token?.user?.id ?? '', projectId: body.token?.project?.id ?? '' };
-}
-
 async function adminCall(admin: string, method: string, url: string, body?: unknown): Promise<Reply> {
-  const res = await fetch(url, {
-    method,
-    headers: {
-      'X-Auth-Token': admin,
-      ...NOVA_VERSION,
-      ...(body === undefined ? {} : { 'Content-Type': 'application/json' }),
-    },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    signal: AbortSignal.timeout(60_000),
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? (JSON.parse(text) as unknown) : undefined, text };
+  return await labRequest(method, url, { token: admin, body, headers: NOVA_VERSION });
 }
 
 /** Ensures FAULTS_PROJECT (admin role for admin, no instance/core/RAM quota) and returns a token scoped to it. */
 async function authenticate(): Promise<string> {
-  const admin = await passwordToken('admin');
+  const admin = await labAdminToken('admin');
   const found = expectStatus(
     await adminCall(admin.token, 'GET', `${KEYSTONE}/projects?name=${FAULTS_PROJECT}`),
     [200],
@@ -140,35 +103,19 @@ async function authenticate(): Promise<string> {
     [200],
     'PUT /os-quota-sets',
   );
-  return (await passwordToken(FAULTS_PROJECT)).token;
+  return (await labAdminToken(FAULTS_PROJECT)).token;
 }
 
 async function call(method: string, url: string, body?: unknown, headers: Record<string, string> = {}): Promise<Reply> {
   for (let attempt = 0; ; attempt++) {
     token ??= await authenticate();
-    const res = await fetch(url, {
-      method,
-      headers: {
-        'X-Auth-Token': token,
-        ...(body === undefined ? {} : { 'Content-Type': 'application/json' }),
-        ...headers,
-      },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      // nova-api (two uwsgi workers) answers slowly when the two cores are saturated
-      signal: AbortSignal.timeout(180_000),
-    });
-    const text = await res.text();
-    if (res.status === 401 && attempt === 0) {
+    // nova-api (two uwsgi workers) answers slowly when the two cores are saturated
+    const r = await labRequest(method, url, { token, body, headers, signal: AbortSignal.timeout(180_000) });
+    if (r.status === 401 && attempt === 0) {
       token = undefined;
       continue;
     }
-    let parsed: unknown;
-    try {
-      parsed = text ? JSON.parse(text) : undefined;
-    } catch {
-      parsed = undefined;
-    }
-    return { status: res.status, body: parsed, text };
+    return r;
   }
 }
 

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { pollUntil } from '../../src/common/poll.js';
@@ -173,24 +173,28 @@ export async function docker(args: string[], timeoutMs = 120_000): Promise<strin
   return stdout.trim();
 }
 
+/** `openstack image create` of a container_format=docker, disk_format=raw image from `file`; returns its id. */
+export async function createGlanceImage(name: string, file: string, extra: string[] = []): Promise<string> {
+  const img = await openstackJson<{ id: string }>([
+    'image',
+    'create',
+    '--container-format',
+    'docker',
+    '--disk-format',
+    'raw',
+    '--file',
+    file,
+    ...extra,
+    name,
+  ]);
+  return img.id;
+}
+
 /** `docker save DOCKER_IMAGE` uploaded to Glance as a public container_format=docker image; returns its id. */
 export async function uploadDockerImage(name: string, dockerImage: string, extra: string[] = []): Promise<string> {
   const tar = await dockerSave(dockerImage);
   try {
-    const img = await openstackJson<{ id: string }>([
-      'image',
-      'create',
-      '--container-format',
-      'docker',
-      '--disk-format',
-      'raw',
-      '--file',
-      tar,
-      '--public',
-      ...extra,
-      name,
-    ]);
-    return img.id;
+    return await createGlanceImage(name, tar, ['--public', ...extra]);
   } finally {
     rmSync(dirname(tar), { recursive: true, force: true });
   }
@@ -267,6 +271,33 @@ export async function providerUsage(host: string): Promise<Record<string, number
     rps[0].uuid,
   ]);
   return Object.fromEntries(rows.filter((r) => r.usage !== 0).map((r) => [r.resource_class, r.usage]));
+}
+
+// ---- the lab registry (127.0.0.1:5042) ---------------------------------------
+
+/** The lab registry's access log (../shared/lab/openstack-up.sh). */
+const REGISTRY_LOG = '/var/log/lab/docker-registry.out';
+
+/** Where the registry's access log ends now; undefined when the log is not readable here. */
+export function registryLogOffset(): number | undefined {
+  return existsSync(REGISTRY_LOG) ? statSync(REGISTRY_LOG).size : undefined;
+}
+
+/** Lines the registry logged after byte `offset` of its log; undefined when the log is not readable here. */
+export function registryLogSince(offset: number | undefined): string[] | undefined {
+  if (offset === undefined || !existsSync(REGISTRY_LOG)) return undefined;
+  return readFileSync(REGISTRY_LOG).subarray(offset).toString('utf8').split('\n');
+}
+
+/** Pushes local image `source` as `<registry>/repo:tag`, then drops that local tag: only a pull brings it back. */
+export async function pushToRegistry(source: string, repo: string, tag: string): Promise<void> {
+  const ref = `${LAB_ENDPOINTS.registry}/${repo}:${tag}`;
+  await docker(['tag', source, ref]);
+  try {
+    await docker(['push', ref]);
+  } finally {
+    await docker(['rmi', ref]);
+  }
 }
 
 // ---- one e2e file's lab: boot, the cleanup stack, its agents -----------------

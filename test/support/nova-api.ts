@@ -97,3 +97,65 @@ export async function instanceActions(id: string): Promise<InstanceAction[]> {
     ),
   );
 }
+
+/** A lab REST reply: the status, the body parsed when it is JSON (else undefined), the raw text and headers. */
+export interface RestReply {
+  status: number;
+  body: unknown;
+  text: string;
+  headers: Headers;
+}
+
+export interface RestOptions {
+  token?: string;
+  /** JSON unless bytes. */
+  body?: unknown;
+  headers?: Record<string, string>;
+  signal?: AbortSignal;
+}
+
+/**
+ * One request to a lab API (Keystone, Nova, Glance, Placement) for the benches and the fault suite, which
+ * time or break the services and so read every status themselves: never throws on an HTTP status.
+ */
+export async function labRequest(method: string, url: string, opts: RestOptions = {}): Promise<RestReply> {
+  const bytes = opts.body instanceof Uint8Array;
+  const res = await fetch(url, {
+    method,
+    headers: {
+      ...(opts.token ? { 'X-Auth-Token': opts.token } : {}),
+      ...(opts.body !== undefined && !bytes ? { 'Content-Type': 'application/json' } : {}),
+      ...opts.headers,
+    },
+    ...(opts.body === undefined ? {} : { body: bytes ? (opts.body as Uint8Array) : JSON.stringify(opts.body) }),
+    signal: opts.signal ?? AbortSignal.timeout(60_000),
+  });
+  const text = await res.text();
+  let body: unknown;
+  try {
+    body = text ? JSON.parse(text) : undefined;
+  } catch {
+    body = undefined;
+  }
+  return { status: res.status, body, text, headers: res.headers };
+}
+
+/** A Keystone token of the lab admin scoped to `project`, with the user and project ids Keystone names. */
+export async function labAdminToken(project = 'admin'): Promise<{ token: string; userId: string; projectId: string }> {
+  const r = await labRequest('POST', `${LAB_ENDPOINTS.keystone}/auth/tokens`, {
+    body: {
+      auth: {
+        identity: {
+          methods: ['password'],
+          password: { user: { name: 'admin', domain: { name: 'Default' }, password: 'labadmin' } },
+        },
+        scope: { project: { name: project, domain: { name: 'Default' } } },
+      },
+    },
+    signal: AbortSignal.timeout(30_000),
+  });
+  const token = r.headers.get('x-subject-token');
+  if (r.status !== 201 || !token) throw new Error(`keystone: HTTP ${r.status}, no token for project ${project}`);
+  const b = r.body as { token?: { user?: { id?: string }; project?: { id?: string } } } | undefined;
+  return { token, userId: b?.token?.user?.id ?? '', projectId: b?.token?.project?.id ?? '' };
+}
