@@ -165,3 +165,21 @@ export function virtualInterfaceCreateException(detail?: string, uuid?: string):
   const message = detail ? `Virtual Interface creation failed: ${detail}` : 'Virtual Interface creation failed';
   return new NovaError('VirtualInterfaceCreateException', message, {}, opts(undefined, uuid));
 }
+
+/**
+ * The guest's own command ended within the spawn check (InstanceDeployFailure
+ * on the wire): the image and the flavor make it fail on any host, so the
+ * build ends in ERROR instead of being rescheduled (Nova's libvirt has no
+ * such check; its nearest cases, an image or flavor the guest cannot run
+ * with, are BuildAbortException).
+ */
+export class GuestExitedError extends NovaError {}
+
+export function guestExited(uuid: string, reason: string): GuestExitedError {
+  return new GuestExitedError(
+    'InstanceDeployFailure',
+    `Failed to deploy instance: ${reason}`,
+    { reason },
+    opts(undefined, uuid),
+  );
+}

@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { CONTAINER_DRIVER_CAPABILITIES, type ComputeDriver } from '../driver.js';
 import {
   HypervisorRefusedError,
+  guestExited,
   hypervisorUnavailable,
   imageNotFound,
   imageServiceUnavailable,
@@ -469,7 +470,7 @@ export class DockerDriver implements ComputeDriver {
       const exit = await watch;
       if (exit !== undefined) {
         const tail = await this.lastLines(id, FAILED_SPAWN_LOG_LINES);
-        throw instanceDeployFailure(
+        throw guestExited(
           uuid,
           `the container's command exited at once with status ${exit.code}${exit.oom ? ' (out of memory)' : ''}` +
             (tail ? `; last output:\n${tail}` : '; no output'),

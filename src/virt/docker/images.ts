@@ -286,8 +286,21 @@ export class ImageService implements ImageResolver {
     }
   }
 
+  /**
+   * The registry image is not to be had here (the pull failed, or the pull policy forbids it): the Glance
+   * data when there is some, else InstanceDeployFailure, not ImageUnacceptable: the image may well be fine
+   * and pullable on another host (its registry, its network), so the build is rescheduled, as Nova does
+   * with an image download that fails.
+   */
   async #fallback(ctx: CallContext, image: ImageMeta, reason: string, cause?: unknown): Promise<ResolvedImage> {
-    if (!(await this.#hasData(ctx, image))) throw imageUnacceptable(image.id, reason, cause);
+    if (!(await this.#hasData(ctx, image))) {
+      throw new NovaError(
+        'InstanceDeployFailure',
+        `Failed to deploy instance: image ${image.id} is not available on this host: ${reason}`,
+        { reason: `image ${image.id} is not available on this host: ${reason}` },
+        { ...(cause === undefined ? {} : { cause }), fields: { image_id: image.id } },
+      );
+    }
     this.#log.warn(`image ${image.id}: ${reason}; using the Glance data`, { image_id: image.id });
     return this.#fromGlance(ctx, image);
   }

@@ -6,6 +6,7 @@
 import { AgentError } from '../../common/errors.js';
 import { CONTAINER_DRIVER_CAPABILITIES, type ComputeDriver, formatUptime } from '../driver.js';
 import {
+  guestExited,
   imageNotFound,
   instanceDeployFailure,
   instanceExists,
@@ -155,6 +156,9 @@ export class FakeDriver implements ComputeDriver {
     if (!(this.opts.imageExists?.(imageMeta) ?? true)) throw imageNotFound(imageMeta.id);
     const fail = imageMeta.properties['fake_fail_spawn'];
     if (fail) throw instanceDeployFailure(instance.uuid, typeof fail === 'string' ? fail : 'fake spawn failure');
+    // a guest whose command ends at once (the docker driver's spawn check): fails on any host
+    const exits = imageMeta.properties['fake_exit_at_once'];
+    if (exits) throw guestExited(instance.uuid, typeof exits === 'string' ? exits : 'the command exited at once');
     this.checkPluggable(instance.uuid, networkInfo);
     try {
       const plug = () => {

@@ -362,7 +362,7 @@ describe('virt/docker/images ImageService', () => {
       assert.equal(always.docker.pulls.length, 2);
 
       const never = setup({ pullPolicy: 'never' });
-      const err = novaError(await failure(never.svc.ensureImage({}, meta)), 'ImageUnacceptable');
+      const err = novaError(await failure(never.svc.ensureImage({}, meta)), 'InstanceDeployFailure');
       assert.match(String(err.kwargs.reason), /pull policy is never/);
       never.docker.images.push({ Id: 'sha256:x', RepoTags: [REF] });
       assert.equal((await never.svc.ensureImage({}, meta)).dockerRef, REF);
@@ -379,12 +379,12 @@ describe('virt/docker/images ImageService', () => {
       assert.equal(glance.downloads, 1);
     });
 
-    it('fails with ImageUnacceptable when the pull fails and there is no data', async () => {
+    it('fails with InstanceDeployFailure (another host may pull it: rescheduled) when the pull fails and there is no data', async () => {
       const { glance, svc } = setup();
       glance.add(ID, undefined, { docker_image_ref: 'lab/bb:t1' });
       const err = novaError(
         await failure(svc.ensureImage({}, { id: ID, properties: { docker_image_ref: 'lab/bb:t1' } })),
-        'ImageUnacceptable',
+        'InstanceDeployFailure',
       );
       assert.match(String(err.kwargs.reason), /pull of 127\.0\.0\.1:5042\/lab\/bb:t1 failed: .*manifest unknown/);
     });
