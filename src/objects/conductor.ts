@@ -119,3 +119,48 @@ export class ConductorAPI implements Conductor {
 export function isRemote(err: unknown, ...novaClass: string[]): err is RemoteError {
   return err instanceof RemoteError && novaClass.includes(err.excType);
 }
+
+/**
+ * build_instances' arguments as nova-compute's _do_build_and_run_instance
+ * sends them back on a reschedule (ComputeTaskAPI.build_instances 1.19):
+ * what the build received, with the instance as saved for the reschedule
+ * and `filter_properties.retry` carrying the error.
+ */
+export interface BuildInstancesArgs {
+  instances: unknown[];
+  image: unknown;
+  filter_properties: Record<string, unknown>;
+  admin_password: unknown;
+  injected_files: unknown;
+  requested_networks: unknown;
+  security_groups: unknown;
+  block_device_mapping: unknown;
+  request_spec: unknown;
+  host_lists: unknown[];
+}
+
+/** The conductor's `compute_task` namespace, as far as a compute host casts to it. */
+export interface ComputeTaskCaster {
+  /** A failed build back to the conductor for another host (a cast: the conductor answers nobody). */
+  buildInstances(ctx: RequestContext, args: BuildInstancesArgs): Promise<void>;
+}
+
+/** nova/conductor/rpcapi.py ComputeTaskAPI: topic `conductor`, namespace `compute_task`. */
+export class ComputeTaskAPI implements ComputeTaskCaster {
+  constructor(
+    private readonly rpc: RpcClient,
+    private readonly release: NovaRelease,
+  ) {}
+
+  async buildInstances(ctx: RequestContext, args: BuildInstancesArgs): Promise<void> {
+    await this.rpc.cast(
+      ctx,
+      'build_instances',
+      { ...args },
+      {
+        namespace: 'compute_task',
+        version: this.release.computeTaskRpcVersion,
+      },
+    );
+  }
+}

@@ -17,6 +17,12 @@ export interface NovaRelease {
   /** Conductor RPC API version we send. */
   conductorRpcVersion: string;
   /**
+   * The conductor's compute_task API version of a reschedule's build_instances
+   * (nova/conductor/rpcapi.py ComputeTaskAPI.build_instances: 1.19, with
+   * request_spec and host_lists, in every release here).
+   */
+  computeTaskRpcVersion: string;
+  /**
    * The topics the compute serves, each as `<topic>` and `<topic>.<host>` plus
    * its fanout: `compute-alt` from service version 71 (the second RPC server
    * nova 2026.1 routes external events, resize steps and console checks to).
@@ -110,6 +116,7 @@ export const ZED: NovaRelease = {
   oldestSupportedServiceVersion: 61, // 'Yoga'
   computeRpcVersion: '6.1',
   conductorRpcVersion: '3.0',
+  computeTaskRpcVersion: '1.19',
   computeTopics: ['compute'],
   objects: ZED_OBJECTS,
   subnetDhcpMeta: 'dhcp_server',
@@ -124,6 +131,7 @@ export const RELEASES: readonly NovaRelease[] = [
     oldestSupportedServiceVersion: 66, // 'Caracal'
     computeRpcVersion: '6.4',
     conductorRpcVersion: '3.0',
+    computeTaskRpcVersion: '1.19',
     computeTopics: ['compute'],
     objects: EPOXY_OBJECTS,
     subnetDhcpMeta: 'enable_dhcp',
@@ -134,6 +142,7 @@ export const RELEASES: readonly NovaRelease[] = [
     oldestSupportedServiceVersion: 68, // 'Epoxy'
     computeRpcVersion: '6.5',
     conductorRpcVersion: '3.0',
+    computeTaskRpcVersion: '1.19',
     computeTopics: ['compute', 'compute-alt'],
     objects: GAZPACHO_OBJECTS,
     subnetDhcpMeta: 'enable_dhcp',
