@@ -18,7 +18,7 @@ import type { VifPlugging } from './compute/instance-events.js';
 import { ComputeManager } from './compute/manager.js';
 import { computeCaster, glanceImageAPI } from './compute/move-services.js';
 import { schedulerNotifier } from './compute/scheduler-notifier.js';
-import { ConductorAPI } from './objects/conductor.js';
+import { ComputeTaskAPI, ConductorAPI } from './objects/conductor.js';
 import type { NovaRelease } from './objects/releases.js';
 import type { Messaging } from './rpc/messaging.js';
 import { DockerDriver } from './virt/docker/driver.js';
@@ -177,6 +177,9 @@ export function buildAgent(
       },
       reservedHostMemoryMb: D.reserved_host_memory_mb,
       reservedHostDiskMb: D.reserved_host_disk_mb,
+      reservedHostCpus: D.reserved_host_cpus,
+      buildFailureReporting: config.compute.consecutive_build_service_disable_threshold,
+      buildFailureDisableThreshold: config.docker.build_failure_disable_threshold,
       onBoot: observers.boot,
       vifPlugging: {
         timeoutS: D.vif_plugging_timeout,
@@ -189,6 +192,7 @@ export function buildAgent(
     {
       images: glanceImageAPI(glance),
       compute: computeCaster(messaging.client('compute')),
+      computeTask: new ComputeTaskAPI(messaging.client('conductor'), release),
       glance,
       ...(network ? { network } : {}),
     },

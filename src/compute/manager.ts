@@ -8,9 +8,9 @@ import { hostname as osHostname } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../common/log.js';
-import { errorMessage, findCause, NovaError } from '../common/errors.js';
+import { errorMessage, NovaError } from '../common/errors.js';
 import { listObjects, NovaObject, novaDateTime } from '../objects/base.js';
-import { type Conductor, isRemote } from '../objects/conductor.js';
+import { type ComputeTaskCaster, type Conductor, isRemote } from '../objects/conductor.js';
 import type { NovaRelease } from '../objects/releases.js';
 import { adminContext, type RequestContext } from '../rpc/context.js';
 import type { Endpoint, RpcArgs, RpcHandler } from '../rpc/dispatcher.js';
@@ -28,7 +28,7 @@ import type {
   SchedulerNotifier,
   SnapshotImageApi,
 } from './collaborators.js';
-import { imageMetaOf, nilHostAndNode } from './instance.js';
+import { flavorOf, imageMetaOf, nilHostAndNode } from './instance.js';
 import { eventWaiter, ExternalEvents, InstanceEvents, type VifPlugging } from './instance-events.js';
 import { InterfaceAttach } from './interface-attach.js';
 import { NetworkErrors, parseRequestedNetworks, type NetworkAPI, type NetworkRequestList } from './network.js';
@@ -38,7 +38,8 @@ import type { InstanceLocks } from './instance-lock.js';
 import { diagnosticsMethods } from './diagnostics.js';
 import { COMPUTE_ID_FILE, readNodeIdentity, writeNodeIdentity, type NodeIdentity } from './node-identity.js';
 import { PowerStateSync } from './power-sync.js';
-import { countedInstances } from './resource-tracker-math.js';
+import { ResourceTracker, type ComputeNodeUsage, type InstanceUsage } from './resource-tracker-math.js';
+import { classifyBuildFailure, retryOf } from './build-failure.js';
 import { cleanupRunningDeletedInstances, type RunningDeletedAction } from './running-deleted.js';
 import { recoverHost, type OrphanPolicy, type RecoveryAction } from './recovery.js';
 import { SnapshotActions } from './snapshot.js';
@@ -68,6 +69,15 @@ export interface ComputeManagerOptions {
   allocationRatios: { cpu: number; ram: number; disk: number };
   reservedHostMemoryMb: number;
   reservedHostDiskMb: number;
+  /** [DEFAULT] reserved_host_cpus (default 0) */
+  reservedHostCpus?: number;
+  /**
+   * [compute] consecutive_build_service_disable_threshold (Nova: 10): nonzero reports failed builds
+   * (ComputeNode stats failed_builds, for the scheduler's BuildFailureWeigher); 0 does not.
+   */
+  buildFailureReporting?: number;
+  /** [docker] build_failure_disable_threshold (ours, default 0 = never): disable the service after so many failed builds in a row. */
+  buildFailureDisableThreshold?: number;
   /** [DEFAULT] resume_guests_state_on_host_boot (default false) */
   resumeGuestsStateOnHostBoot?: boolean;
   /** [docker] orphan_policy: containers of this host Nova does not know (default remove) */
@@ -170,6 +180,14 @@ export class ComputeManager {
   /** Nova's network API (Neutron); undefined when `[neutron]` is not configured: only `--nic none` builds. */
   private readonly network: NetworkAPI | undefined;
   private readonly interfaces: InterfaceAttach | undefined;
+  /** The conductor's compute_task API (a reschedule's build_instances); undefined: failed builds end in ERROR. */
+  private readonly computeTask: ComputeTaskCaster | undefined;
+  /** Nova's ResourceTracker: the ComputeNode's usage and stats between and at the periodic updates. */
+  readonly tracker: ResourceTracker;
+  /** ComputeNode writes, one at a time: each sends the tracker's view as it is when its turn comes. */
+  private nodeWrites: Promise<void> = Promise.resolve();
+  /** Failed builds in a row, for [docker] build_failure_disable_threshold (reset by a success and by the disable). */
+  private consecutiveFailedBuilds = 0;
   /** utils.synchronized(instance.uuid): build, terminate and every decorated action, move and snapshot. */
   private get locks(): InstanceLocks {
     return this.store.locks;
@@ -186,10 +204,22 @@ export class ComputeManager {
      * Glance (rebuild's image lookups, snapshot cleanups and backup rotation), compute casts between resize
      * steps, and Neutron (ports of the instances)
      */
-    services: { images?: ImageAPI; compute?: ComputeCaster; glance?: SnapshotImageApi; network?: NetworkAPI } = {},
+    services: {
+      images?: ImageAPI;
+      compute?: ComputeCaster;
+      glance?: SnapshotImageApi;
+      network?: NetworkAPI;
+      computeTask?: ComputeTaskCaster;
+    } = {},
   ) {
     this.store = new InstanceStore(conductor, opts.release, opts.host, logger);
     this.network = services.network;
+    this.computeTask = services.computeTask;
+    this.tracker = new ResourceTracker({
+      reserved_host_memory_mb: opts.reservedHostMemoryMb,
+      reserved_host_disk_mb: opts.reservedHostDiskMb,
+      reserved_host_cpus: opts.reservedHostCpus ?? 0,
+    });
     this.instanceEvents = new InstanceEvents(logger);
     this.externalEvents = new ExternalEvents({
       store: this.store,
@@ -232,7 +262,9 @@ export class ComputeManager {
       host: opts.host,
       nodename: () => this.nodename,
       shelvedOffloadTimeS: opts.shelvedOffloadTimeS ?? 0,
-      usageChanged: (ctx) => this.usageChanged(ctx),
+      usageChanged: (ctx, instance) => this.usageChanged(ctx, instance),
+      instanceClaim: (ctx, instance) => this.instanceClaim(ctx, instance),
+      abortInstanceClaim: (ctx, instance) => this.abortInstanceClaim(ctx, instance),
     });
   }
 
@@ -466,25 +498,154 @@ export class ComputeManager {
   }
 
   /**
-   * _update_resource_tracker after an instance left the host (an offload):
-   * the node's usage and running_vms updated now rather than at the next
-   * periodic update. In the background; a failure is only logged.
+   * _update_resource_tracker (rt.update_usage): an instance of this host
+   * changed state (deleted, offloaded); its usage and stats follow at once
+   * rather than at the next periodic update. Before the first periodic
+   * update there is nothing to adjust: the node is written in full then.
+   * In the background; a failure is only logged.
    */
-  private usageChanged(ctx: RequestContext): void {
-    void this.updateAvailableResource(ctx).catch((err: unknown) =>
-      this.log('warn', `could not update the node's usage: ${errorMessage(err)}`, ctx),
+  private usageChanged(ctx: RequestContext, instance: NovaObject): void {
+    if (!this.tracker.ready || !this.computeNode) {
+      void this.updateAvailableResource(ctx).catch((err: unknown) =>
+        this.log('warn', `could not update the node's usage: ${errorMessage(err)}`, ctx),
+      );
+      return;
+    }
+    if (this.tracker.updateUsage(instanceUsage(instance))) this.writeNodeUsage(ctx);
+  }
+
+  /** rt.instance_claim: the instance's flavor and state counted on this node now (the ComputeNode written behind). */
+  private instanceClaim(ctx: RequestContext, instance: NovaObject): void {
+    if (this.tracker.instanceClaim(instanceUsage(instance))) this.writeNodeUsage(ctx);
+  }
+
+  /** rt.abort_instance_claim: a failed build's (or unshelve's) usage taken back. */
+  private abortInstanceClaim(ctx: RequestContext, instance: NovaObject): void {
+    if (this.tracker.abortInstanceClaim(instanceUsage(instance))) this.writeNodeUsage(ctx);
+  }
+
+  /** ResourceTracker._update: the ComputeNode saved when the tracker's view changed it. Never throws. */
+  private writeNodeUsage(ctx: RequestContext): void {
+    void this.serializeNodeWrite(async () => {
+      const cn = this.computeNode;
+      if (!cn) return;
+      cn.update(usageFields(this.tracker.view()));
+      if (cn.changes.length === 0) return;
+      await this.conductor.objectAction(ctx, cn, 'save');
+      cn.resetChanges();
+    }).catch((err: unknown) => this.log('warn', `could not update the node's usage: ${errorMessage(err)}`, ctx));
+  }
+
+  /** Resolves once every ComputeNode write queued so far is done (tests). */
+  async nodeWritesSettled(): Promise<void> {
+    await this.nodeWrites;
+  }
+
+  /** Runs `fn` after every ComputeNode write before it: two saves of one object never overlap. */
+  private serializeNodeWrite<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.nodeWrites.then(fn);
+    this.nodeWrites = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
+  /**
+   * A build's end, as _locked_do_build_and_run_instance counts it: a
+   * success resets failed_builds, a failure (ERROR, deleted meanwhile, or
+   * rescheduled) adds one when `[compute]
+   * consecutive_build_service_disable_threshold` is nonzero. The count
+   * reaches the ComputeNode with its next write (Nova: "wait for the next
+   * update_available_resource() periodic to flush it"), or at once when
+   * the build's own claim is still being written. With `[docker]
+   * build_failure_disable_threshold` the service disables itself after that
+   * many failures in a row, as nova-compute did before Rocky.
+   */
+  private async buildFinished(ctx: RequestContext, ok: boolean): Promise<void> {
+    if (ok) {
+      this.tracker.buildSucceeded();
+      this.consecutiveFailedBuilds = 0;
+      return;
+    }
+    if ((this.opts.buildFailureReporting ?? 10) !== 0) this.tracker.buildFailed();
+    this.consecutiveFailedBuilds++;
+    const limit = this.opts.buildFailureDisableThreshold ?? 0;
+    if (limit > 0 && this.consecutiveFailedBuilds >= limit) {
+      const fails = this.consecutiveFailedBuilds;
+      // reset first: once the operator re-enables the service it starts afresh
+      this.consecutiveFailedBuilds = 0;
+      await this.disableService(ctx, fails);
+    } else if (this.consecutiveFailedBuilds > 1) {
+      this.log('warn', `${this.consecutiveFailedBuilds} consecutive build failures`, ctx);
+    }
+  }
+
+  /**
+   * The service disabled with nova-compute's (Queens) reason; the operator
+   * re-enables it as any compute service (`openstack compute service set
+   * --enable`). COMPUTE_STATUS_DISABLED follows on the provider at once.
+   */
+  private async disableService(ctx: RequestContext, fails: number): Promise<void> {
+    const reason = `Auto-disabled due to ${fails} build failures`;
+    this.log('error', `Disabling service due to ${fails} consecutive build failures`, ctx);
+    try {
+      const admin = adminContext();
+      const fresh = await this.conductor.classActionObject(admin, 'Service', 'get_by_host_and_binary', [
+        this.opts.host,
+        'nova-compute',
+      ]);
+      if (!fresh) throw new Error(`no nova-compute service record for host ${this.opts.host}`);
+      fresh.set('disabled', true);
+      fresh.set('disabled_reason', reason);
+      await this.conductor.objectAction(admin, fresh, 'save');
+      // known here without marking it changed: the report_state saves do not resend it
+      this.service?.applyUpdates({ disabled: true, disabled_reason: reason, obj_what_changed: this.service.changes });
+      await this.updateAvailableResource(admin);
+    } catch (err) {
+      this.log('error', `could not disable the service: ${errorMessage(err)}`, ctx);
+    }
+  }
+
+  /**
+   * The periodic resource update (update_available_resource): the driver's
+   * totals, the tracker's usage and stats from Nova's instances on this
+   * node, the ComputeNode row, then Placement.
+   */
+  async updateAvailableResource(ctx: RequestContext): Promise<void> {
+    const [r, instances, uptime] = await Promise.all([
+      this.driver.getAvailableResource(this.nodename),
+      this.nodeInstances(ctx),
+      // nova 2025.2+ API reads the hypervisor uptime from the stats instead of a get_host_uptime call per host
+      this.driver.getHostUptime(),
+    ]);
+    await this.serializeNodeWrite(() => this.writeComputeNode(ctx, r, instances, uptime));
+    const cn = this.computeNode;
+    const uuid = cn?.str('uuid');
+    if (uuid && this.opts.statePath !== undefined && this.nodeIdentity?.uuid !== uuid) {
+      writeNodeIdentity(this.opts.statePath, uuid);
+      this.nodeIdentity = { uuid, file: join(this.opts.statePath, COMPUTE_ID_FILE) };
+    }
+    if (uuid)
+      await this.placement.syncProvider(ctx, { uuid, name: this.nodename }, r, this.service?.get('disabled') === true);
+    const v = this.tracker.view();
+    // resource_tracker._report_final_resource_view, word for word: operators grep for it
+    this.log(
+      'info',
+      `Final resource view: name=${this.nodename} phys_ram=${v.memory_mb}MB used_ram=${v.memory_mb_used}MB ` +
+        `phys_disk=${v.local_gb}GB used_disk=${v.local_gb_used}GB total_vcpus=${v.vcpus} ` +
+        `used_vcpus=${v.vcpus_used}`,
     );
   }
 
-  /** The periodic resource update: ComputeNode row, then Placement. */
-  async updateAvailableResource(ctx: RequestContext): Promise<void> {
-    const [r, runningVms] = await Promise.all([this.driver.getAvailableResource(this.nodename), this.runningVms(ctx)]);
-    const fields: Record<string, unknown> = {
-      ...this.computeNodeFields(r),
-      running_vms: runningVms,
-      // nova 2025.2+ API reads the hypervisor uptime from here instead of a get_host_uptime call per host
-      stats: { uptime: await this.driver.getHostUptime() },
-    };
+  private async writeComputeNode(
+    ctx: RequestContext,
+    r: AvailableResource,
+    instances: InstanceUsage[],
+    uptime: string,
+  ): Promise<void> {
+    const usage = this.tracker.updateAvailableResource(r, instances, { uptime });
+    const fields: Record<string, unknown> = { ...this.computeNodeFields(r), ...usageFields(usage) };
     let cn = this.computeNode ?? (await this.findComputeNode(ctx));
     if (!cn) {
       cn = NovaObject.create('ComputeNode', this.opts.release.objects.ComputeNode ?? '1.19', {
@@ -506,20 +667,6 @@ export class ComputeManager {
     cn.resetChanges();
     this.computeNode = cn;
     this.store.computeNodeId = cn.num('id') ?? null;
-    const uuid = cn.str('uuid');
-    if (uuid && this.opts.statePath !== undefined && this.nodeIdentity?.uuid !== uuid) {
-      writeNodeIdentity(this.opts.statePath, uuid);
-      this.nodeIdentity = { uuid, file: join(this.opts.statePath, COMPUTE_ID_FILE) };
-    }
-    if (uuid)
-      await this.placement.syncProvider(ctx, { uuid, name: this.nodename }, r, this.service?.get('disabled') === true);
-    // resource_tracker._report_final_resource_view, word for word: operators grep for it
-    this.log(
-      'info',
-      `Final resource view: name=${this.nodename} phys_ram=${r.memory_mb}MB used_ram=${String(fields.memory_mb_used)}MB ` +
-        `phys_disk=${r.local_gb}GB used_disk=${String(fields.local_gb_used)}GB total_vcpus=${r.vcpus} ` +
-        `used_vcpus=${r.vcpus_used}`,
-    );
   }
 
   /**
@@ -555,42 +702,25 @@ export class ComputeManager {
   }
 
   /**
-   * ComputeNode.running_vms as _update_usage_from_instances counts it: Nova's
-   * instances on this node (InstanceList.get_by_host_and_node, deleted rows
-   * excluded) whose resources are not being removed. Never left NULL: the
-   * os-hypervisors API schema wants an integer.
+   * The instances the tracker counts: Nova's on this node
+   * (InstanceList.get_by_host_and_node, deleted rows excluded), with their
+   * flavors.
    */
-  private async runningVms(ctx: RequestContext): Promise<number> {
+  private async nodeInstances(ctx: RequestContext): Promise<InstanceUsage[]> {
     const list = await this.conductor.classAction(
       ctx,
       'InstanceList',
       'get_by_host_and_node',
       [this.opts.host, this.nodename],
-      { expected_attrs: [] },
+      { expected_attrs: ['flavor'] },
     );
-    return countedInstances(
-      listObjects(list).map((i) => ({
-        uuid: i.str('uuid') ?? '',
-        vm_state: i.str('vm_state') ?? '',
-        task_state: i.str('task_state'),
-      })),
-    ).length;
+    return listObjects(list).map(instanceUsage);
   }
 
+  /** update_from_virt_driver: what the driver reports (the usage fields are the tracker's, usageFields). */
   private computeNodeFields(r: AvailableResource): Record<string, unknown> {
-    const memoryUsed = r.memory_mb_used + this.opts.reservedHostMemoryMb;
-    const diskUsed = r.local_gb_used + Math.ceil(this.opts.reservedHostDiskMb / 1024);
     return {
-      vcpus: r.vcpus,
-      memory_mb: r.memory_mb,
-      local_gb: r.local_gb,
-      vcpus_used: r.vcpus_used,
-      memory_mb_used: memoryUsed,
-      local_gb_used: diskUsed,
-      free_ram_mb: r.memory_mb - memoryUsed,
-      free_disk_gb: r.local_gb - diskUsed,
       disk_available_least: r.disk_available_least,
-      current_workload: 0,
       hypervisor_type: r.hypervisor_type,
       hypervisor_version: r.hypervisor_version,
       cpu_info: r.cpu_info,
@@ -748,6 +878,8 @@ export class ComputeManager {
       ? args.security_groups.filter((g): g is string => typeof g === 'string')
       : [];
     let networkAllocated = false;
+    /** Set once the instance is this host's (rt.instance_claim): a failure from then on takes the claim back. */
+    let claimed = false;
     const untilNetworking = (async () => {
       await this.store.eventStart(ctx, uuid, event);
       await this.store.save(ctx, instance, { vm_state: VmState.BUILDING, task_state: null }, [
@@ -762,6 +894,8 @@ export class ComputeManager {
         launched_on: this.opts.host,
         system_metadata: sysmeta,
       });
+      claimed = true;
+      this.instanceClaim(ctx, instance);
       await this.store.save(ctx, instance, { task_state: TaskState.NETWORKING }, [null]);
     })();
     // _allocate_network: the ports are allocated while the driver fetches the image (NetworkInfoAsyncWrapper)
@@ -831,13 +965,15 @@ export class ComputeManager {
       );
       timing.active = performance.now() - t0;
       timing.ok = true;
+      await this.buildFinished(ctx, true);
       this.notifyScheduler(ctx, uuid, () => this.scheduler.updateInstanceInfo(ctx, this.opts.host, instance));
       this.log('info', `Took ${(timing.spawned / 1000).toFixed(2)} seconds to spawn the instance`, ctx, uuid);
       await this.store.eventFinish(ctx, uuid, event);
     } catch (err) {
       // network_info.wait(do_raise=False): the allocation has settled before anything is cleaned up
       await networkInfo.catch(() => undefined);
-      await this.buildFailed(ctx, instance, err, requested);
+      await this.buildFailed(ctx, instance, err, { args, requested, claimed });
+      await this.buildFinished(ctx, false);
       await this.store.eventFinish(ctx, uuid, event, err);
     } finally {
       this.bootTimings.push(timing);
@@ -848,31 +984,79 @@ export class ComputeManager {
   }
 
   /**
-   * A failed build: nothing on the host, ports deleted (or unbound when the
-   * user brought them), allocations gone, ERROR with a fault (unless deleted
-   * meanwhile). Never rescheduled: a VIF that did not plug
-   * (VirtualInterfaceCreateException) aborts the build as in Nova.
+   * A failed build (_build_and_run_instance's handlers, then
+   * _do_build_and_run_instance's): nothing left on the host, the claim taken
+   * back, then by classifyBuildFailure: deleted meanwhile (ports and
+   * allocations gone, nothing else); rescheduled when the request carries
+   * retry information (reschedule); else ERROR with a fault, ports deleted
+   * (or unbound when the user brought them), allocations gone. A guest that
+   * could not be removed is never rescheduled (Nova: "Could not clean up
+   * failed build, not rescheduling"). Returns whether it was rescheduled.
    */
   private async buildFailed(
     ctx: RequestContext,
     instance: NovaObject,
     error: unknown,
-    requested: NetworkRequestList | null,
-  ): Promise<void> {
+    build: { args: RpcArgs; requested: NetworkRequestList | null; claimed: boolean },
+  ): Promise<boolean> {
     const uuid = instance.str('uuid') ?? '';
-    const spec = this.store.spec(instance);
-    await this.driver.destroy(driverContext(ctx), spec, networkInfoOf(instance)).catch((e: unknown) => {
-      this.log('error', `cleanup after a failed build failed: ${errorMessage(e)}`, ctx, uuid);
-    });
-    await this.cleanupAllocatedNetworks(ctx, instance, requested);
-    const err = buildAbort(uuid, error);
-    await this.placement
-      .deleteAllocations(ctx, uuid)
-      .catch((e: unknown) => this.log('error', `could not delete allocations: ${errorMessage(e)}`, ctx, uuid));
-    if (deletedMeanwhile(err)) {
-      this.log('info', 'Instance disappeared during build', ctx, uuid);
-      return;
+    const deleteAllocations = () =>
+      this.placement
+        .deleteAllocations(ctx, uuid)
+        .catch((e: unknown) => this.log('error', `could not delete allocations: ${errorMessage(e)}`, ctx, uuid));
+    if (!build.claimed && isRemote(error, 'UnexpectedTaskStateError')) {
+      // the first save (building): the instance moved on without us; nothing here is ours to undo
+      this.log('debug', errorMessage(error), ctx, uuid);
+      await deleteAllocations();
+      return false;
     }
+    let cleanupError: unknown;
+    await this.driver
+      .destroy(driverContext(ctx), this.store.spec(instance), networkInfoOf(instance))
+      .catch((e: unknown) => {
+        cleanupError = e;
+        this.log('error', `cleanup after a failed build failed: ${errorMessage(e)}`, ctx, uuid);
+      });
+    if (build.claimed) this.abortInstanceClaim(ctx, instance);
+    let failure = classifyBuildFailure(uuid, error);
+    if (failure.kind === 'reschedule' && cleanupError !== undefined) {
+      this.log('warn', `Could not clean up failed build, not rescheduling. Error: ${errorMessage(cleanupError)}`);
+      failure = {
+        kind: 'abort',
+        error: new NovaError(
+          'BuildAbortException',
+          `Build of instance ${uuid} aborted: ${failure.reason}`,
+          { instance_uuid: uuid, reason: failure.reason },
+          { cause: error, fields: { instance_uuid: uuid } },
+        ),
+      };
+    }
+    if (failure.kind === 'deleted') {
+      await this.cleanupAllocatedNetworks(ctx, instance, build.requested);
+      await deleteAllocations();
+      this.log('info', 'Instance disappeared during build', ctx, uuid);
+      return false;
+    }
+    if (failure.kind === 'reschedule') {
+      if (retryOf(build.args.filter_properties) && this.computeTask) {
+        try {
+          await this.reschedule(ctx, instance, build, failure.reason, error);
+          return true;
+        } catch (err) {
+          if (deletedMeanwhile(err)) {
+            await deleteAllocations();
+            this.log('info', 'Instance disappeared during build', ctx, uuid);
+            return false;
+          }
+          this.log('error', `Could not reschedule the build: ${errorMessage(err)}`, ctx, uuid);
+        }
+      } else {
+        this.log('debug', 'Retry info not present, will not reschedule', ctx, uuid);
+      }
+    }
+    await this.cleanupAllocatedNetworks(ctx, instance, build.requested);
+    await deleteAllocations();
+    const err = failure.error;
     this.log('error', `Build of instance aborted: ${errorMessage(err)}`, ctx, uuid);
     await this.store.recordFault(ctx, uuid, err);
     try {
@@ -880,6 +1064,51 @@ export class ComputeManager {
     } catch (e) {
       this.log('error', `could not set the instance to ERROR: ${errorMessage(e)}`, ctx, uuid);
     }
+    return false;
+  }
+
+  /**
+   * _do_build_and_run_instance's RescheduledException with retry
+   * information: the ports deallocated (Nova's drivers keep none across a
+   * reschedule), the instance off this host and back to scheduling, the
+   * allocations here removed (the conductor claims on the alternate), then
+   * compute_task_api.build_instances with what the build received,
+   * retry.exc and retry.exc_reason added, and host_lists = [host_list]: the
+   * conductor tries the next alternate, or ends the build in ERROR
+   * (MaxRetriesExceeded) when none is left or max_attempts is reached.
+   */
+  private async reschedule(
+    ctx: RequestContext,
+    instance: NovaObject,
+    build: { args: RpcArgs; requested: NetworkRequestList | null },
+    reason: string,
+    error: unknown,
+  ): Promise<void> {
+    const uuid = instance.str('uuid') ?? '';
+    const computeTask = this.computeTask;
+    if (!computeTask) throw new Error('no conductor compute_task API to reschedule with');
+    const args = build.args;
+    const filterProperties = { ...(args.filter_properties as Record<string, unknown>) };
+    const exc = error instanceof Error && error.stack ? error.stack : `${errorMessage(error)}\n`;
+    filterProperties.retry = { ...retryOf(filterProperties), exc: [exc], exc_reason: reason };
+    this.log('debug', `Build of instance ${uuid} was re-scheduled: ${reason}`, ctx, uuid);
+    await this.cleanupAllocatedNetworks(ctx, instance, build.requested);
+    await this.store.save(ctx, instance, { ...nilHostAndNode(), task_state: TaskState.SCHEDULING });
+    // unclaimed before the cast, so an alternate host can claim the same resources
+    await this.placement.deleteAllocations(ctx, uuid);
+    await computeTask.buildInstances(ctx, {
+      instances: [instance.toPrimitive()],
+      image: args.image ?? null,
+      filter_properties: filterProperties,
+      admin_password: args.admin_password ?? null,
+      injected_files: args.injected_files ?? null,
+      requested_networks: args.requested_networks ?? null,
+      security_groups: args.security_groups ?? null,
+      block_device_mapping: args.block_device_mapping ?? null,
+      request_spec: args.request_spec ?? null,
+      host_lists: [args.host_list ?? null],
+    });
+    this.log('info', `Build rescheduled: ${reason}`, ctx, uuid);
   }
 
   /**
@@ -1012,6 +1241,8 @@ export class ComputeManager {
       });
       await this.placement.deleteAllocations(ctx, uuid);
       await this.conductor.objectAction(ctx, instance, 'destroy');
+      // _complete_deletion: the node's usage and stats without the instance
+      this.usageChanged(ctx, instance);
       this.notifyScheduler(ctx, uuid, () => this.scheduler.deleteInstanceInfo(ctx, this.opts.host, uuid));
       this.log('info', 'Terminated instance', ctx, uuid);
       await this.store.eventFinish(ctx, uuid, event);
@@ -1134,29 +1365,20 @@ export function tailLength(v: unknown): number | undefined {
   return n < 0 ? undefined : Math.trunc(n);
 }
 
-/**
- * _build_and_run_instance's network failures that end a build without a
- * reschedule (BuildAbortException "Failed to allocate the network(s), not
- * rescheduling."); the inner error is appended, so the fault names the port
- * and why. Anything else is the fault as it is.
- */
-export function buildAbort(uuid: string, err: unknown): unknown {
-  const abortOn = [
-    'VirtualInterfaceCreateException',
-    'NoMoreFixedIps',
-    'ExternalNetworkAttachForbidden',
-    'VirtualInterfaceMacAddressException',
-    'FixedIpInvalidOnHost',
-    'UnableToAutoAllocateNetwork',
-    'NetworksWithQoSPolicyNotSupported',
-  ];
-  const inner = findCause(err, NovaError);
-  if (!inner || !abortOn.includes(inner.novaClass)) return err;
-  const reason = `Failed to allocate the network(s), not rescheduling. ${inner.message}`;
-  return new NovaError(
-    'BuildAbortException',
-    `Build of instance ${uuid} aborted: ${reason}`,
-    { instance_uuid: uuid, reason },
-    { cause: err, fields: { instance_uuid: uuid } },
-  );
+/** What the resource tracker reads of an instance: its uuid, states, os_type, project and flavor. */
+export function instanceUsage(instance: NovaObject): InstanceUsage {
+  const f = flavorOf(instance);
+  return {
+    uuid: instance.str('uuid') ?? '',
+    vm_state: instance.str('vm_state') ?? '',
+    task_state: instance.str('task_state'),
+    os_type: instance.str('os_type'),
+    project_id: instance.str('project_id'),
+    flavor: { memory_mb: f.memory_mb, vcpus: f.vcpus, root_gb: f.root_gb, ephemeral_gb: f.ephemeral_gb, swap: f.swap },
+  };
+}
+
+/** The ComputeNode fields the tracker keeps (its totals are the driver's, as update_from_virt_driver copies them). */
+function usageFields(u: ComputeNodeUsage): Record<string, unknown> {
+  return { ...u };
 }

@@ -183,8 +183,265 @@ const IO_TASK_STATES = [
   'unshelving',
 ];
 
+/** What Stats remembers of a tracked instance (_extract_state_from_instance). */
+interface TrackedState {
+  vm_state: string;
+  task_state: string;
+  os_type: string;
+  project_id: string;
+}
+
+/** Python's %s of an optional string: None for null/undefined. */
+function pyStr(v: string | null | undefined): string {
+  return v ?? 'None';
+}
+
 /**
- * The ComputeNode usage fields after a periodic update_available_resource:
+ * nova/compute/stats.py Stats: the ComputeNode `stats` dict the scheduler
+ * reads (num_instances, num_vm_<state>, num_task_<state>,
+ * num_os_type_<type>, num_proj_<project>, io_workload, failed_builds), kept
+ * incrementally as instances change. A key once set stays (at 0) until the
+ * next clear, as in Nova's dict; insertion order is the dict's.
+ */
+export class Stats {
+  private readonly values = new Map<string, number | string>();
+  private readonly states = new Map<string, TrackedState>();
+
+  /** clear(): every key and tracked state gone. */
+  clear(): void {
+    this.values.clear();
+    this.states.clear();
+  }
+
+  /** digest_stats: what the driver reports (get_available_resource's `stats`), as it is. */
+  digest(stats: Readonly<Record<string, string>> | undefined): void {
+    for (const [k, v] of Object.entries(stats ?? {})) this.values.set(k, v);
+  }
+
+  get(key: string): number {
+    const v = this.values.get(key);
+    return typeof v === 'number' ? v : 0;
+  }
+
+  set(key: string, value: number): void {
+    this.values.set(key, value);
+  }
+
+  get numInstances(): number {
+    return this.get('num_instances');
+  }
+
+  private inc(key: string, by = 1): void {
+    this.values.set(key, this.get(key) + by);
+  }
+
+  /** update_stats_for_instance: the instance's previous state out, its current one in (unless removed). */
+  updateForInstance(
+    inst: Pick<InstanceUsage, 'uuid' | 'vm_state' | 'task_state' | 'os_type' | 'project_id'>,
+    isRemoved: boolean,
+  ): void {
+    const old = this.states.get(inst.uuid);
+    if (old) {
+      this.inc(`num_vm_${old.vm_state}`, -1);
+      this.inc(`num_task_${old.task_state}`, -1);
+      this.inc(`num_os_type_${old.os_type}`, -1);
+      this.inc(`num_proj_${old.project_id}`, -1);
+    } else {
+      this.inc('num_instances');
+    }
+    const now: TrackedState = {
+      vm_state: inst.vm_state,
+      task_state: pyStr(inst.task_state),
+      os_type: pyStr(inst.os_type),
+      project_id: pyStr(inst.project_id),
+    };
+    this.states.set(inst.uuid, now);
+    if (isRemoved || allowResourceRemoval(inst.vm_state, inst.task_state ?? null)) {
+      this.inc('num_instances', -1);
+      this.states.delete(inst.uuid);
+    } else {
+      this.inc(`num_vm_${now.vm_state}`);
+      this.inc(`num_task_${now.task_state}`);
+      this.inc(`num_os_type_${now.os_type}`);
+      this.inc(`num_proj_${now.project_id}`);
+    }
+    this.values.set('io_workload', this.ioWorkload());
+  }
+
+  /** io_workload: building instances plus the I/O-heavy tasks (IoOpsFilter, IoOpsWeigher). */
+  ioWorkload(): number {
+    let n = this.get('num_vm_building');
+    for (const t of IO_TASK_STATES) n += this.get(`num_task_${t}`);
+    return n;
+  }
+
+  /** calculate_workload: every num_task_* but num_task_None. */
+  calculateWorkload(): number {
+    let workload = 0;
+    for (const [k, v] of this.values) {
+      if (k.startsWith('num_task') && !k.endsWith('None') && typeof v === 'number') workload += v;
+    }
+    return workload;
+  }
+
+  buildFailed(): void {
+    this.inc('failed_builds');
+  }
+
+  buildSucceeded(): void {
+    this.values.set('failed_builds', 0);
+  }
+
+  /** ComputeNode.stats: DictOfNullableStringsField, every value a string, in the dict's order. */
+  toRecord(): Record<string, string> {
+    return Object.fromEntries([...this.values].map(([k, v]) => [k, String(v)]));
+  }
+}
+
+/**
+ * nova/compute/resource_tracker.py ResourceTracker for one node, without
+ * I/O: the usage fields of the ComputeNode (vcpus_used, memory_mb_used,
+ * local_gb_used, free_*, running_vms, current_workload) and its Stats, as
+ * the periodic update (updateAvailableResource) computes them from the
+ * node's instances and as claims (instanceClaim, abortInstanceClaim) and
+ * instance changes (updateUsage) move them in between. The manager writes
+ * `view()` to the ComputeNode after each.
+ */
+export class ResourceTracker {
+  readonly stats = new Stats();
+  /** tracked_instances: uuid → the usage it added (what a removal takes back). */
+  private readonly tracked = new Map<string, InstanceUsage>();
+  private totals: { vcpus: number; memory_mb: number; local_gb: number } | undefined;
+  private used = { vcpus: 0, memory_mb: 0, local_gb: 0 };
+  private runningVms = 0;
+  private currentWorkload = 0;
+
+  constructor(
+    private readonly opts: Pick<
+      TrackerOptions,
+      'reserved_host_memory_mb' | 'reserved_host_disk_mb' | 'reserved_host_cpus'
+    >,
+  ) {}
+
+  /** False until the first periodic update (Nova's `disabled(nodename)`: claims then change nothing). */
+  get ready(): boolean {
+    return this.totals !== undefined;
+  }
+
+  isTracked(uuid: string): boolean {
+    return this.tracked.has(uuid);
+  }
+
+  /**
+   * _update_available_resource: _copy_resources (stats cleared but for
+   * failed_builds, then the driver's), then _update_usage_from_instances
+   * (usage from the reserved amounts, each instance not being removed added
+   * once).
+   */
+  updateAvailableResource(
+    resources: HostResources,
+    instances: readonly InstanceUsage[],
+    driverStats?: Readonly<Record<string, string>>,
+  ): ComputeNodeUsage {
+    const failed = this.stats.get('failed_builds');
+    this.stats.clear();
+    this.stats.set('failed_builds', failed);
+    this.stats.digest(driverStats);
+    this.totals = {
+      vcpus: pyInt(resources.vcpus),
+      memory_mb: pyInt(resources.memory_mb),
+      local_gb: pyInt(resources.local_gb),
+    };
+    this.tracked.clear();
+    this.used = {
+      local_gb: pyInt(this.opts.reserved_host_disk_mb / 1024),
+      memory_mb: pyInt(this.opts.reserved_host_memory_mb),
+      vcpus: pyInt(this.opts.reserved_host_cpus),
+    };
+    this.currentWorkload = 0;
+    this.runningVms = 0;
+    for (const inst of instances) {
+      if (!allowResourceRemoval(inst.vm_state, inst.task_state ?? null)) this.updateUsageFromInstance(inst);
+    }
+    return this.view();
+  }
+
+  /** instance_claim: the instance's usage and stats added (undefined before the first periodic update). */
+  instanceClaim(inst: InstanceUsage): ComputeNodeUsage | undefined {
+    if (!this.ready) return undefined;
+    this.updateUsageFromInstance(inst);
+    return this.view();
+  }
+
+  /** abort_instance_claim: a failed build's usage and stats taken back. */
+  abortInstanceClaim(inst: InstanceUsage): ComputeNodeUsage | undefined {
+    if (!this.ready) return undefined;
+    this.updateUsageFromInstance(inst, true);
+    return this.view();
+  }
+
+  /** update_usage: an instance that changed state (deleted, offloaded, …); only one this node tracks. */
+  updateUsage(inst: InstanceUsage): ComputeNodeUsage | undefined {
+    if (!this.ready || !this.tracked.has(inst.uuid)) return undefined;
+    this.updateUsageFromInstance(inst);
+    return this.view();
+  }
+
+  buildFailed(): void {
+    this.stats.buildFailed();
+  }
+
+  buildSucceeded(): void {
+    this.stats.buildSucceeded();
+  }
+
+  /** _update_usage_from_instance */
+  private updateUsageFromInstance(inst: InstanceUsage, isRemoved = false): void {
+    const isNew = !this.tracked.has(inst.uuid);
+    const isRemovedInstance = !isNew && (isRemoved || allowResourceRemoval(inst.vm_state, inst.task_state ?? null));
+    // a removal takes back what the claim added (Nova reads the same flavor off the instance)
+    const counted = this.tracked.get(inst.uuid) ?? inst;
+    if (isNew) this.tracked.set(inst.uuid, inst);
+    if (isRemovedInstance) this.tracked.delete(inst.uuid);
+    this.stats.updateForInstance(inst, isRemovedInstance);
+    if (isNew) this.updateUsageTotals(inst, 1);
+    else if (isRemovedInstance) this.updateUsageTotals(counted, -1);
+    this.currentWorkload = this.stats.calculateWorkload();
+  }
+
+  /** _update_usage: each field an IntegerField, so int() at every step. */
+  private updateUsageTotals(inst: InstanceUsage, sign: 1 | -1): void {
+    const f = inst.flavor;
+    this.used.memory_mb = pyInt(this.used.memory_mb + sign * f.memory_mb);
+    this.used.local_gb = pyInt(this.used.local_gb + sign * (inst.is_volume_backed ? 0 : f.root_gb));
+    this.used.local_gb = pyInt(this.used.local_gb + sign * f.ephemeral_gb);
+    this.used.local_gb = pyInt(this.used.local_gb + (sign * f.swap) / 1024);
+    this.used.vcpus = pyInt(this.used.vcpus + sign * f.vcpus);
+    this.runningVms = this.stats.numInstances;
+  }
+
+  /** The ComputeNode usage fields and stats as they stand. */
+  view(): ComputeNodeUsage {
+    const t = this.totals ?? { vcpus: 0, memory_mb: 0, local_gb: 0 };
+    return {
+      vcpus: t.vcpus,
+      memory_mb: t.memory_mb,
+      local_gb: t.local_gb,
+      vcpus_used: this.used.vcpus,
+      memory_mb_used: this.used.memory_mb,
+      local_gb_used: this.used.local_gb,
+      free_ram_mb: t.memory_mb - this.used.memory_mb,
+      free_disk_gb: t.local_gb - this.used.local_gb,
+      running_vms: this.runningVms,
+      current_workload: this.currentWorkload,
+      stats: this.stats.toRecord(),
+    };
+  }
+}
+
+/**
+ * The ComputeNode usage fields after a periodic update_available_resource
+ * (ResourceTracker.updateAvailableResource on a fresh tracker):
  * usage starts at the reserved amounts (local_gb_used = int(reserved_host_disk_mb / 1024),
  * memory_mb_used = reserved_host_memory_mb, vcpus_used = reserved_host_cpus),
  * then each instance not being removed (allowResourceRemoval), counted once
@@ -199,56 +456,9 @@ export function computeNodeUsage(
   opts: Pick<TrackerOptions, 'reserved_host_memory_mb' | 'reserved_host_disk_mb' | 'reserved_host_cpus'>,
   failedBuilds = 0,
 ): ComputeNodeUsage {
-  const vcpus = pyInt(resources.vcpus);
-  const memoryMb = pyInt(resources.memory_mb);
-  const localGb = pyInt(resources.local_gb);
-  let localGbUsed = pyInt(opts.reserved_host_disk_mb / 1024);
-  let memoryMbUsed = pyInt(opts.reserved_host_memory_mb);
-  let vcpusUsed = pyInt(opts.reserved_host_cpus);
-
-  const stats = new Map<string, number>([['failed_builds', failedBuilds]]);
-  const inc = (k: string): void => {
-    stats.set(k, (stats.get(k) ?? 0) + 1);
-  };
-  for (const inst of countedInstances(instances)) {
-    const task = inst.task_state ?? null;
-    inc('num_instances');
-    inc(`num_vm_${inst.vm_state}`);
-    inc(`num_task_${task ?? 'None'}`);
-    inc(`num_os_type_${inst.os_type ?? 'None'}`);
-    inc(`num_proj_${inst.project_id ?? 'None'}`);
-    stats.set('io_workload', ioWorkload(stats));
-
-    const f = inst.flavor;
-    memoryMbUsed = pyInt(memoryMbUsed + f.memory_mb);
-    localGbUsed = pyInt(localGbUsed + (inst.is_volume_backed ? 0 : f.root_gb));
-    localGbUsed = pyInt(localGbUsed + f.ephemeral_gb);
-    localGbUsed = pyInt(localGbUsed + f.swap / 1024);
-    vcpusUsed = pyInt(vcpusUsed + f.vcpus);
-  }
-
-  let workload = 0;
-  for (const [k, v] of stats) if (k.startsWith('num_task') && !k.endsWith('None')) workload += v;
-
-  return {
-    vcpus,
-    memory_mb: memoryMb,
-    local_gb: localGb,
-    vcpus_used: vcpusUsed,
-    memory_mb_used: memoryMbUsed,
-    local_gb_used: localGbUsed,
-    free_ram_mb: memoryMb - memoryMbUsed,
-    free_disk_gb: localGb - localGbUsed,
-    running_vms: stats.get('num_instances') ?? 0,
-    current_workload: workload,
-    stats: Object.fromEntries([...stats].map(([k, v]) => [k, String(v)])),
-  };
-}
-
-function ioWorkload(stats: ReadonlyMap<string, number>): number {
-  let n = stats.get('num_vm_building') ?? 0;
-  for (const t of IO_TASK_STATES) n += stats.get(`num_task_${t}`) ?? 0;
-  return n;
+  const rt = new ResourceTracker(opts);
+  rt.stats.set('failed_builds', failedBuilds);
+  return rt.updateAvailableResource(resources, instances);
 }
 
 /**

@@ -101,7 +101,11 @@ export interface ShelveDeps {
   /** [DEFAULT] shelved_offload_time (s): 0 offloads with the shelve, < 0 never, > 0 once shelved that long. */
   shelvedOffloadTimeS: number;
   /** _update_resource_tracker after an offload: the node's usage changed. Must not throw. */
-  usageChanged?: ((ctx: RequestContext) => void) | undefined;
+  usageChanged?: ((ctx: RequestContext, instance: NovaObject) => void) | undefined;
+  /** rt.instance_claim of an unshelve: the instance counted on this node. Must not throw. */
+  instanceClaim?: ((ctx: RequestContext, instance: NovaObject) => void) | undefined;
+  /** The claim's abort when the unshelve's spawn failed. Must not throw. */
+  abortInstanceClaim?: ((ctx: RequestContext, instance: NovaObject) => void) | undefined;
 }
 
 /** What the shelve's snapshot moves the task through, for the driver's image_* states (update_task_state). */
@@ -219,7 +223,7 @@ export class ShelveActions {
       { power_state: powerState, vm_state: VmState.SHELVED_OFFLOADED, task_state: null },
       [TaskState.SHELVING, TaskState.SHELVING_OFFLOADING],
     );
-    this.d.usageChanged?.(ctx);
+    this.d.usageChanged?.(ctx, instance);
     // no RPC reaches this instance through a host from now on
     await this.store.save(ctx, instance, nilHostAndNode());
     this.notifyScheduler(ctx, uuid, () => this.d.scheduler.deleteInstanceInfo(ctx, this.d.host, uuid));
@@ -292,9 +296,12 @@ export class ShelveActions {
     const allocations = await this.d.placement.getAllocations(ctx, uuid);
     // without an image (a volume-backed instance in Nova) the image it was booted from
     const imageMeta = imageMetaOf(image, instance.str('image_ref'));
+    let claimed = false;
     try {
       // rt.instance_claim: the instance is this host's from here on
       await this.store.save(ctx, instance, { host: this.d.host, node, launched_on: this.d.host });
+      claimed = true;
+      this.d.instanceClaim?.(ctx, instance);
       await this.d.driver.spawn(
         driverContext(ctx),
         { ...this.store.spec(instance), image_ref: imageMeta.id },
@@ -306,6 +313,7 @@ export class ShelveActions {
       );
     } catch (err) {
       this.store.log('error', `Instance failed to spawn: ${errorMessage(err)}`, ctx, uuid);
+      if (claimed) this.d.abortInstanceClaim?.(ctx, instance);
       // the scheduler's allocations here, claimed or not: the instance stays SHELVED_OFFLOADED, on no host
       await this.d.placement
         .deleteAllocations(ctx, uuid)

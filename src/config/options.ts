@@ -663,6 +663,14 @@ export const OPTIONS = [
     default: '/var/lib/docker',
     help: 'Docker root directory, used to report disk usage.',
   },
+  {
+    group: 'docker',
+    name: 'build_failure_disable_threshold',
+    type: 'int',
+    default: 0,
+    min: 0,
+    help: '(nova-docker) Disable this compute service after this many failed builds in a row (a success starts the count again), with the reason "Auto-disabled due to N build failures", as nova-compute did before Rocky; the operator re-enables it with `openstack compute service set --enable`. 0 (the default, as Nova since Rocky) never disables it: the scheduler\'s BuildFailureWeigher then avoids the host by the failed_builds it reports ([compute] consecutive_build_service_disable_threshold).',
+  },
 
   // ------------------------------------------------------------------ [glance]
   { group: 'glance', name: 'api_servers', type: 'list', default: [], help: 'List of glance api servers endpoints.' },
@@ -740,6 +748,20 @@ export const OPTIONS = [
       '0 means connection is attempted only once. Setting it to any positive integer means that on failure ' +
       'connection is retried that many times e.g. setting it to 3 means total attempts to connect will be 4. ' +
       '(nova-docker retries calls whose connection failed.)',
+  },
+
+  // ---------------------------------------------------------- [compute]
+  {
+    group: 'compute',
+    name: 'consecutive_build_service_disable_threshold',
+    type: 'int',
+    default: 10,
+    help:
+      'Enables reporting of build failures to the scheduler. Any nonzero value will enable sending build failure ' +
+      'statistics to the scheduler for use by the BuildFailureWeigher. Possible values: any positive integer ' +
+      'enables reporting build failures; zero to disable reporting build failures. Related options: ' +
+      '[filter_scheduler]/build_failure_weight_multiplier. (As in Nova since Rocky, this no longer disables the ' +
+      'service; [docker] build_failure_disable_threshold does.)',
   },
 
   // ---------------------------------------------------------- [upgrade_levels]

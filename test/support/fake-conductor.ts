@@ -61,6 +61,10 @@ export class FakeConductor implements Conductor {
   readonly deleteOnSave = new Set<string>();
   /** ComputeNode rows by uuid (ComputeNode.create, get_by_uuid, get_by_host_and_nodename). */
   readonly nodes = new Map<string, Record<string, unknown>>();
+  /** The Service row (create, then every save's fields applied), as Service.get_by_host_and_binary finds it. */
+  service: Record<string, unknown> | undefined;
+  /** Service saves with their changed fields (report_state's and any other). */
+  readonly serviceWrites: Array<Record<string, unknown>> = [];
   /** ComputeNode create/save calls: the method and the fields it sent. */
   readonly computeNodeWrites: Array<{ method: string; fields: Record<string, unknown> }> = [];
   /** Soft-deleted rows (deleted_at set): what read_deleted="yes" still finds. */
@@ -129,6 +133,10 @@ export class FakeConductor implements Conductor {
       // as loaded from the DB: nothing changed yet
       return Promise.resolve(new NovaObject('Instance', '2.7', { ...row }));
     }
+    if (objname === 'Service' && objmethod === 'get_by_host_and_binary') {
+      const row = this.service;
+      return Promise.resolve(row && row.host === args[0] ? new NovaObject('Service', '1.22', { ...row }) : null);
+    }
     if (objname === 'ComputeNode') {
       const found = [...this.nodes.values()].find((n) =>
         objmethod === 'get_by_uuid' ? n.uuid === args[0] : n.host === args[0] && n.hypervisor_hostname === args[1],
@@ -164,9 +172,13 @@ export class FakeConductor implements Conductor {
     kwargs: Record<string, unknown> = {},
   ): Promise<null> {
     if (obj.name === 'Service' || obj.name === 'ComputeNode') {
-      if (obj.name === 'Service')
+      if (obj.name === 'Service') {
         this.calls.push(`Service.${objmethod} report_count=${String(obj.get('report_count'))}`);
-      else
+        const fields = Object.fromEntries(obj.changes.map((c) => [c, obj.get(c)]));
+        this.serviceWrites.push(fields);
+        if (objmethod === 'create') this.service = { id: 1, disabled: false, ...obj.toPrimitive()['nova_object.data'] };
+        else Object.assign(this.service ?? {}, fields);
+      } else
         this.computeNodeWrites.push({
           method: objmethod,
           fields: Object.fromEntries(obj.changes.map((c) => [c, obj.get(c)])),
