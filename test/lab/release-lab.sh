@@ -715,6 +715,7 @@ neutron_db_sync() {
   say "neutron DB at heads"
 }
 neutron_server_up() {
+  command -v ovs-vsctl >/dev/null || die "Open vSwitch is not installed on this machine (install.sh --test-deps)"
   stop neutron-stub     # what this lab ran on $P_NEUTRON before it had Neutron
   ovs_up "$R$LOG/ovs-ctl.out" "$INT_BRIDGE" "$PHYS_BRIDGE"
   mount_ovs
