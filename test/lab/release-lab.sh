@@ -320,7 +320,7 @@ stop() {   # stop NAME: SIGTERM the saved PID's process group, wait up to 20 s, 
     kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid"
     for _ in $(seq 40); do pgrep -g "$pid" >/dev/null || break; sleep 0.5; done
     if pgrep -g "$pid" >/dev/null; then kill -KILL -- "-$pid" 2>/dev/null || true; fi
-    echo "stopped $1 (pid $pid)"
+    say "stopped $1 (pid $pid)"
   fi
   rm -f "$f"
 }
