@@ -522,6 +522,12 @@ print("keystone catalog ok")
 EOF
   say "catalog done"
 
+  # ---------------- neutron: early, so that its start overlaps the other
+  # services' DB syncs; the agents in the background, once the RPC server consumes
+  neutron_server_up
+  neutron_agents_up 9>&- &
+  local agents_job=$!
+
   # ---------------- glance (configured now, started with the rest)
   in_glance_root glance_configure
 
@@ -608,14 +614,11 @@ EOF
     free_port docker-registry "$P_REG"
     start docker-registry docker-registry docker-registry serve "$ETC/registry.yml"
   fi
-  # ---------------- neutron server (the agents once it consumes RPC)
-  neutron_server_up
 
   wait_for glance-api 60 curl -sf -m 3 "http://127.0.0.1:$P_GLANCE/versions"
   wait_for placement-api 60 http_up "http://127.0.0.1:$P_PLACEMENT/"
   wait_for nova-api 90 curl -sf -m 3 "http://127.0.0.1:$P_NOVA/"
   if has_registry; then wait_for docker-registry 30 curl -sf -m 3 "http://127.0.0.1:$P_REG/v2/"; fi
-  neutron_agents_up
 
   # ---------------- flavors
   in_root python3 - <<EOF
@@ -629,6 +632,7 @@ for fid, name, ram, vcpus, disk in (("1", "m1.tiny", 512, 1, 1), ("2", "m1.small
 print("flavors:", sorted(f.name for f in c.compute.flavors()))
 EOF
   wait_for "nova-conductor+scheduler" 90 nova_svcs_up
+  wait "$agents_job" || die "the neutron agents did not start (logs: $LOGLINK)"
   neutron_network_up
   say "ALL SERVICES READY ($REL: nova $(nova_version), keystone $KS/v3)"
 }
