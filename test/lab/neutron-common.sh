@@ -202,8 +202,16 @@ EOF
 # dhcp_cleanup ROOT IN...: ROOT = the agents' root directory ("" on this
 # machine), IN = the command prefix that runs `ip` where the agents run
 dhcp_cleanup() {
-  local root=$1 f ns; shift
-  for f in "$root"/var/lib/neutron/dhcp/*/pid; do [ -s "$f" ] && stop_pid "$(cat "$f")"; rm -f "$f"; done
+  local root=$1 f ns pid; shift
+  for f in "$root"/var/lib/neutron/dhcp/*/pid; do
+    # only a dnsmasq under ROOT: a PID file that outlived its process may name another one now
+    pid=$(cat "$f" 2>/dev/null) || continue
+    if [[ $pid =~ ^[0-9]+$ ]] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = dnsmasq ] &&
+      [ "$(readlink "/proc/$pid/root")" = "${root:-/}" ]; then
+      stop_pid "$pid"
+    fi
+    rm -f "$f"
+  done
   for ns in $("$@" ip netns list | awk '$1 ~ /^qdhcp-/ {print $1}'); do
     for f in $("$@" ip -n "$ns" -o link show | awk -F': ' '$2 ~ /^ns-/ {sub(/@.*/, "", $2); print $2}'); do
       ovs-vsctl --timeout=10 --if-exists del-port "$INT_BRIDGE" "tap${f#ns-}"
