@@ -5,7 +5,7 @@ No nova-docker code: it does by hand what the agent does for a server on the lab
 1. a network + subnet, two ports bound to host nova-docker-net (device_owner
    compute:nova, a made-up instance uuid as device_id), VIF type "ovs";
 2. each port plugged as Nova/os-vif plugs an "ovs" VIF: veth tap<port[:11]> in
-   br-int with external_ids iface-id, iface-status=active, attached-mac, vm-uuid;
+   the integration bridge (br-int) with external_ids iface-id, iface-status=active, attached-mac, vm-uuid;
    the other end (eth0) in a fresh netns with the port's MAC and IP; TX
    checksum/TSO/GSO offload off on both ends (netdev datapath + veth);
 3. waits for both ports to go ACTIVE (timed from the plug) and for Neutron's
@@ -17,6 +17,9 @@ No nova-docker code: it does by hand what the agent does for a server on the lab
 Prints timings; exit 0 and NETLAB-CHECK PASSED, or exit 1 and the reason.
 
     neutron-lab-check.py [--keep]     (--keep: leave everything for a look)
+
+The defaults are the Zed lab's (neutron-lab.sh); release-lab.sh check passes its
+release's Keystone, agent host, integration bridge, nova-api log and subnet.
 """
 import argparse
 import os
@@ -29,8 +32,6 @@ import uuid
 
 import openstack
 
-HOST = "nova-docker-net"
-NOVA_API_OUT = "/var/log/lab/nova-api.out"   # the shared lab's uwsgi request log
 TAG = "netlab-check-%d" % os.getpid()
 T0 = time.monotonic()
 
@@ -64,28 +65,28 @@ def poll(desc, timeout, fn, interval=0.2):
         time.sleep(interval)
 
 
-def external_events_posts():
+def external_events_posts(nova_api_out):
     try:
-        with open(NOVA_API_OUT, errors="replace") as f:
+        with open(nova_api_out, errors="replace") as f:
             return re.findall(r"POST /v2\.1/os-server-external-events .*\(HTTP/1\.1 (\d+)\)", f.read())
     except FileNotFoundError:
         return None
 
 
-def plug(port, mtu, ns, vm_uuid):
+def plug(port, mtu, ns, vm_uuid, bridge, prefixlen):
     """What os-vif's ovs plugin + nova-docker's vif driver do for VIF type ovs."""
     dev = "tap" + port.id[:11]
     ip = port.fixed_ips[0]["ip_address"]
     sh("ip", "netns", "add", ns)
     sh("ip", "link", "add", dev, "mtu", str(mtu), "type", "veth", "peer", "name", "eth0", "mtu", str(mtu), "netns", ns)
     sh("ip", "-n", ns, "link", "set", "eth0", "address", port.mac_address)
-    sh("ip", "-n", ns, "addr", "add", ip + "/24", "dev", "eth0")
+    sh("ip", "-n", ns, "addr", "add", "%s/%d" % (ip, prefixlen), "dev", "eth0")
     for args, where in ((("-K", dev), None), (("-K", "eth0"), ns)):
         sh("ethtool", *args, "tx", "off", "tso", "off", "gso", "off", ns=where)
     sh("ip", "-n", ns, "link", "set", "lo", "up")
     sh("ip", "-n", ns, "link", "set", "eth0", "up")
     sh("ip", "link", "set", dev, "up")
-    sh("ovs-vsctl", "--timeout=10", "--", "--may-exist", "add-port", "br-int", dev,
+    sh("ovs-vsctl", "--timeout=10", "--", "--may-exist", "add-port", bridge, dev,
        "--", "set", "Interface", dev,
        "external_ids:iface-id=" + port.id, "external_ids:iface-status=active",
        "external_ids:attached-mac=" + port.mac_address, "external_ids:vm-uuid=" + vm_uuid)
@@ -102,22 +103,29 @@ def ping(ns, ip, count=3):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--keep", action="store_true", help="leave what the check made")
+    ap.add_argument("--auth-url", default="http://127.0.0.1:5000/v3", help="the lab's Keystone")
+    ap.add_argument("--host", default="nova-docker-net", help="the agents' host (binding:host_id)")
+    ap.add_argument("--bridge", default="br-int", help="the OVS agent's integration bridge")
+    ap.add_argument("--nova-api-log", default="/var/log/lab/nova-api.out", help="nova-api's uwsgi request log")
+    ap.add_argument("--cidr", default="10.252.0.0/24", help="the check network's subnet")
     args = ap.parse_args()
+    host = args.host
+    prefixlen = int(args.cidr.split("/")[1])
     if os.geteuid() != 0:
         sys.exit("neutron-lab-check: run as root")
-    c = openstack.connect(auth_url="http://127.0.0.1:5000/v3", username="admin", password="labadmin",
+    c = openstack.connect(auth_url=args.auth_url, username="admin", password="labadmin",
                           project_name="admin", user_domain_name="Default", project_domain_name="Default",
                           region_name="RegionOne")
     n = c.network
     made = {"ports": [], "devs": [], "ns": [], "procs": [], "sg": None, "net": None, "tmp": None}
     timings = {}
     try:
-        agents = {a.agent_type for a in n.agents(host=HOST) if a.is_alive}
+        agents = {a.agent_type for a in n.agents(host=host) if a.is_alive}
         if not {"Open vSwitch agent", "DHCP agent"} <= agents:
-            raise CheckFailed("agents alive on %s: %s (neutron-lab.sh up?)" % (HOST, sorted(agents)))
+            raise CheckFailed("agents alive on %s: %s (neutron-lab.sh up?)" % (host, sorted(agents)))
         t = time.monotonic()
         net = made["net"] = n.create_network(name=TAG)
-        n.create_subnet(name=TAG, network_id=net.id, ip_version=4, cidr="10.252.0.0/24",
+        n.create_subnet(name=TAG, network_id=net.id, ip_version=4, cidr=args.cidr,
                         gateway_ip=None, enable_dhcp=True)
         net = n.get_network(net.id)
         say("network %s: %s/%s seg %s, mtu %s" % (TAG, net.provider_network_type, net.provider_physical_network,
@@ -126,7 +134,7 @@ def main():
         ports = []
         for i, vm in enumerate(vms):
             p = n.create_port(network_id=net.id, name="%s-%d" % (TAG, i), device_owner="compute:nova",
-                              device_id=vm, binding_host_id=HOST)
+                              device_id=vm, binding_host_id=host)
             made["ports"].append(p)
             if p.binding_vif_type != "ovs":
                 raise CheckFailed("port %s: binding:vif_type %s (want ovs; vif_details %s)"
@@ -135,24 +143,24 @@ def main():
         timings["network+subnet+2 ports"] = time.monotonic() - t
         say("ports bound: vif_type ovs, vif_details %s" % ports[0].binding_vif_details)
 
-        posts_before = external_events_posts()
+        posts_before = external_events_posts(args.nova_api_log)
         addrs, plugged_at = [], []
         for i, (p, vm) in enumerate(zip(ports, vms)):
             ns = "%s-%s" % (TAG, "ab"[i])
             made["ns"].append(ns)
-            dev, ip = plug(p, net.mtu, ns, vm)
+            dev, ip = plug(p, net.mtu, ns, vm, args.bridge, prefixlen)
             made["devs"].append(dev)
             plugged_at.append(time.monotonic())
             addrs.append((ns, ip))
-            say("plugged %s (%s %s) into br-int, eth0 in %s" % (dev, p.mac_address, ip, ns))
+            say("plugged %s (%s %s) into %s, eth0 in %s" % (dev, p.mac_address, ip, args.bridge, ns))
         for i, p in enumerate(ports):
             poll("port %s ACTIVE" % p.id, 90, lambda: n.get_port(p.id).status == "ACTIVE")
             timings["plug -> ACTIVE, port %s" % "ab"[i]] = time.monotonic() - plugged_at[i]
         say("both ports ACTIVE")
         if posts_before is not None:
             _, dt = poll("network-vif-plugged POSTs to nova-api", 30,
-                         lambda: len(external_events_posts()) > len(posts_before))
-            codes = external_events_posts()[len(posts_before):]
+                         lambda: len(external_events_posts(args.nova_api_log)) > len(posts_before))
+            codes = external_events_posts(args.nova_api_log)[len(posts_before):]
             say("Neutron POSTed os-server-external-events to nova-api %.1fs after ACTIVE (HTTP %s: "
                 "unknown instance, as expected)" % (dt, ",".join(codes)))
 
@@ -213,14 +221,14 @@ def main():
         if args.keep:
             say("--keep: left %s" % {k: v for k, v in made.items() if v})
         else:
-            cleanup(n, made)
+            cleanup(n, made, args.bridge)
     for k, v in timings.items():
         print("  %-36s %6.2f s" % (k, v))
     say("NETLAB-CHECK PASSED" if return_code == 0 else "NETLAB-CHECK FAILED")
     return return_code
 
 
-def cleanup(n, made):
+def cleanup(n, made, bridge):
     errors = []
 
     def attempt(fn, *a, **kw):
@@ -233,7 +241,7 @@ def cleanup(n, made):
         p.terminate()
         attempt(p.wait, 10)
     for dev in made["devs"]:
-        attempt(sh, "ovs-vsctl", "--timeout=10", "--if-exists", "del-port", "br-int", dev)
+        attempt(sh, "ovs-vsctl", "--timeout=10", "--if-exists", "del-port", bridge, dev)
         attempt(sh, "ip", "link", "del", dev, check=False)
     for ns in made["ns"]:
         attempt(sh, "ip", "netns", "del", ns)

@@ -28,10 +28,14 @@ KS=http://127.0.0.1:5000
 SVC_PASS=labservice DB_PASS=labdb
 TRANSPORT="rabbit://openstack:labrabbit@127.0.0.1:5672/"
 NET_NAME=nova-docker-lab-net SUBNET_NAME=nova-docker-lab-subnet SUBNET_CIDR=10.251.0.0/24
-PHYSNET=physnet1 PHYS_BRIDGE=br-phys VLAN_RANGE=100:199
+PHYSNET=physnet1 INT_BRIDGE=br-int PHYS_BRIDGE=br-phys VLAN_RANGE=100:199
+NEUTRON_DB="mysql+pymysql://neutron:$DB_PASS@127.0.0.1/neutron?charset=utf8"
 PKGS="neutron-api neutron-rpc-server neutron-openvswitch-agent neutron-dhcp-agent openvswitch-switch
  ethtool busybox-static iproute2 util-linux curl"
 OVS_RUN=/var/run/openvswitch
+
+# shellcheck source-path=SCRIPTDIR source=neutron-common.sh
+. "$HERE/neutron-common.sh"
 
 T0=$(date +%s%N)
 say() { local ds=$(( ($(date +%s%N) - T0) / 100000000 )); echo "[netlab $((ds/10)).$((ds%10))s] $*"; }
@@ -52,13 +56,6 @@ alive() {       # alive NAME
   pid=$(cat "$f")
   kill -0 "$pid" 2>/dev/null && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$(cat "$RUN/$1.prog" 2>/dev/null)"
 }
-stop_pid() {    # stop_pid PID: TERM, up to 20 s, then KILL
-  local pid=$1
-  kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 40); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.5; done
-  kill -KILL "$pid" 2>/dev/null || true
-}
 stop_svc() {    # stop_svc NAME
   if alive "$1"; then stop_pid "$(cat "$RUN/$1.pid")"; say "stopped $1"; fi
   rm -f "$RUN/$1.pid" "$RUN/$1.hash"
@@ -78,7 +75,6 @@ start_svc() {
   echo $! > "$RUN/$name.pid"; echo "$hash" > "$RUN/$name.hash"
   say "started $name (pid $!)"
 }
-conf_hash() { cat "$@" | sha256sum | cut -c1-16; }
 
 # ---------------------------------------------------------------- packages
 install_packages() {
@@ -93,26 +89,6 @@ install_packages() {
   apt-get install "${opts[@]}" "${missing[@]}" >"$LOG/apt.log" 2>&1 ||
     { apt-get update -q >>"$LOG/apt.log" 2>&1 && apt-get install "${opts[@]}" "${missing[@]}" >>"$LOG/apt.log" 2>&1; } ||
     { tail -20 "$LOG/apt.log" >&2; die "apt-get install failed"; }
-}
-
-# ---------------------------------------------------------------- open vswitch (userspace datapath)
-# No openvswitch.ko here: ovs-vswitchd runs with --disable-system and every
-# bridge is datapath_type=netdev.  Started only when not answering; never restarted.
-ovs_up() {
-  mkdir -p $OVS_RUN /var/log/openvswitch
-  if ! ovs-vsctl --timeout=5 show >/dev/null 2>&1; then
-    say "starting ovsdb-server"
-    /usr/share/openvswitch/scripts/ovs-ctl --no-ovs-vswitchd --system-id=random start >>"$LOG/ovs-ctl.out" 2>&1
-  fi
-  if ! ovs-appctl --timeout=5 -t ovs-vswitchd version >/dev/null 2>&1; then
-    say "starting ovs-vswitchd --disable-system"
-    ovs-vswitchd --disable-system --pidfile --detach --log-file "unix:$OVS_RUN/db.sock" >>"$LOG/ovs-ctl.out" 2>&1
-  fi
-  wait_for ovs-vswitchd 30 ovs-appctl --timeout=5 -t ovs-vswitchd version
-  local br
-  for br in br-int $PHYS_BRIDGE; do
-    ovs-vsctl --timeout=10 --may-exist add-br "$br" -- set Bridge "$br" datapath_type=netdev
-  done
 }
 
 # ---------------------------------------------------------------- configs
@@ -130,103 +106,6 @@ password = $SVC_PASS
 region_name = RegionOne
 EOF
 }
-write_configs() {
-  write_conf /etc/neutron/neutron.conf <<EOF
-# written by nova-docker test/lab/neutron-lab.sh
-[DEFAULT]
-core_plugin = ml2
-# no router, metering or qos: tenant networks stay inside this host's namespaces
-service_plugins =
-auth_strategy = keystone
-bind_host = 127.0.0.1
-bind_port = $API_PORT
-api_workers = 1
-rpc_workers = 1
-rpc_state_report_workers = 1
-transport_url = $TRANSPORT
-state_path = /var/lib/neutron
-# network-vif-plugged / -unplugged / -changed to nova-api (os-server-external-events)
-notify_nova_on_port_status_changes = true
-notify_nova_on_port_data_changes = true
-send_events_interval = 2
-dhcp_agents_per_network = 1
-interface_driver = openvswitch
-[agent]
-# agents run as root: no sudo/rootwrap round trip per command
-root_helper =
-[database]
-connection = mysql+pymysql://neutron:$DB_PASS@127.0.0.1/neutron?charset=utf8
-[keystone_authtoken]
-www_authenticate_uri = $KS
-auth_url = $KS
-auth_type = password
-project_domain_name = Default
-user_domain_name = Default
-project_name = service
-username = neutron
-password = $SVC_PASS
-service_token_roles_required = true
-$(ksa nova nova)
-endpoint_type = public
-[oslo_concurrency]
-lock_path = /var/lib/neutron/lock
-EOF
-  write_conf /etc/neutron/plugins/ml2/ml2_conf.ini <<EOF
-# written by nova-docker test/lab/neutron-lab.sh
-[ml2]
-type_drivers = flat,vlan
-# one host, no uplink: VLANs of $PHYSNET on the netdev bridge $PHYS_BRIDGE (no ports but the
-# agent's patch); traffic between ports of a network never leaves br-int
-tenant_network_types = vlan
-mechanism_drivers = openvswitch
-extension_drivers = port_security
-[ml2_type_vlan]
-network_vlan_ranges = $PHYSNET:$VLAN_RANGE
-[ml2_type_flat]
-flat_networks = $PHYSNET
-[securitygroup]
-firewall_driver = openvswitch
-enable_security_group = true
-EOF
-  write_conf /etc/neutron/plugins/ml2/openvswitch_agent.ini <<EOF
-# written by nova-docker test/lab/neutron-lab.sh
-[DEFAULT]
-host = $AGENT_HOST
-[ovs]
-integration_bridge = br-int
-# userspace datapath (no openvswitch.ko): VIF type stays "ovs" (no dpdkvhostuser iface type)
-datapath_type = netdev
-bridge_mappings = $PHYSNET:$PHYS_BRIDGE
-ovsdb_connection = unix:$OVS_RUN/db.sock
-of_listen_address = 127.0.0.1
-[agent]
-tunnel_types =
-l2_population = false
-[securitygroup]
-# security groups as OpenFlow rules + userspace conntrack
-firewall_driver = openvswitch
-enable_security_group = true
-enable_ipset = false
-EOF
-  write_conf /etc/neutron/dhcp_agent.ini <<EOF
-# written by nova-docker test/lab/neutron-lab.sh
-[DEFAULT]
-host = $AGENT_HOST
-interface_driver = openvswitch
-# a veth pair (tap in br-int, ns- in the qdhcp namespace) instead of an OVS internal
-# port, which the netdev datapath cannot serve from another namespace; with
-# datapath_type = netdev the agent also turns TX/RX checksum offload off on the ns- end
-ovs_use_veth = true
-enable_isolated_metadata = false
-force_metadata = false
-dnsmasq_local_resolv = false
-[ovs]
-integration_bridge = br-int
-datapath_type = netdev
-ovsdb_connection = unix:$OVS_RUN/db.sock
-EOF
-}
-
 # ---------------------------------------------------------------- db + keystone
 setup_db() {
   mysqladmin ping >/dev/null 2>&1 || die "MariaDB is not answering: run the shared lab's openstack-up.sh first"
@@ -300,58 +179,11 @@ start_stub() {
   wait_for neutron-stub 30 curl -sf -m 3 http://127.0.0.1:$API_PORT/
 }
 
-# ---------------------------------------------------------------- network for tests
-# One shared tenant network (VLAN from the range, no router, gateway address
-# unanswered) that any project can boot on; tests that need isolation make their own.
-shared_network() {
-  python3 - "$NET_NAME" "$SUBNET_NAME" "$SUBNET_CIDR" "$AGENT_HOST" <<'EOF'
-import sys, time
-import openstack
-net_name, subnet_name, cidr, host = sys.argv[1:]
-c = openstack.connect(auth_url="http://127.0.0.1:5000/v3", username="admin", password="labadmin",
-                      project_name="admin", user_domain_name="Default", project_domain_name="Default",
-                      region_name="RegionOne")
-n = c.network
-# the agents have reported in (the server answers before they do)
-deadline = time.time() + 90
-while True:
-    alive = {a.agent_type for a in n.agents(host=host) if a.is_alive}
-    if {"Open vSwitch agent", "DHCP agent"} <= alive:
-        break
-    if time.time() > deadline:
-        sys.exit(f"agents on {host} not alive: {sorted(alive)}")
-    time.sleep(1)
-net = n.find_network(net_name) or n.create_network(name=net_name, is_shared=True)
-if not n.find_subnet(subnet_name, network_id=net.id):
-    n.create_subnet(name=subnet_name, network_id=net.id, ip_version=4, cidr=cidr, enable_dhcp=True,
-                    dns_nameservers=[])
-print(f"network {net_name} ({net.id}, {net.provider_network_type} {net.provider_physical_network}"
-      f" {net.provider_segmentation_id}) subnet {cidr}")
-EOF
-}
-
-# ---------------------------------------------------------------- commands
-# ---------------------------------------------------------------- fast paths (a warm `up` in a few seconds)
-token() {       # token USER PROJECT PASSWORD: a keystone token, or fail
-  curl -sf -m 10 -D - -o /dev/null -H 'Content-Type: application/json' \
-    -d '{"auth":{"identity":{"methods":["password"],"password":{"user":{"name":"'"$1"'","domain":{"name":"Default"},"password":"'"$3"'"}}},"scope":{"project":{"name":"'"$2"'","domain":{"name":"Default"}}}}}' \
-    $KS/v3/auth/tokens | awk -F': ' 'tolower($1)=="x-subject-token" {sub(/\r$/, "", $2); print $2; ok=1} END {exit !ok}'
-}
-# both agents alive and the shared network there, as a previous `up` left them
-lab_ready() {
-  local tok
-  tok=$(token admin admin labadmin) || return 1
-  curl -sf -m 10 -H "X-Auth-Token: $tok" "http://127.0.0.1:$API_PORT/v2.0/agents?host=$AGENT_HOST" |
-    python3 -c 'import json,sys; a={x["agent_type"] for x in json.load(sys.stdin)["agents"] if x["alive"]}; sys.exit(not {"Open vSwitch agent","DHCP agent"} <= a)' || return 1
-  curl -sf -m 10 -H "X-Auth-Token: $tok" "http://127.0.0.1:$API_PORT/v2.0/subnets?name=$SUBNET_NAME" |
-    python3 -c 'import json,sys; sys.exit(not json.load(sys.stdin)["subnets"])'
-}
-
 cmd_up() {
   [ "$(id -u)" = 0 ] || die "run as root"
   install_packages
-  ovs_up
-  write_configs
+  ovs_up "$LOG/ovs-ctl.out" "$INT_BRIDGE" "$PHYS_BRIDGE"
+  neutron_write_configs "nova-docker test/lab/neutron-lab.sh"
   setup_db
   if [ -e "$RUN/keystone.done" ] && token neutron service "$SVC_PASS" >/dev/null; then :; else
     keystone_user; touch "$RUN/keystone.done"; say "keystone user neutron ok"
@@ -384,14 +216,7 @@ cmd_down() {
   for s in neutron-dhcp-agent neutron-openvswitch-agent neutron-server; do stop_svc $s & done
   wait
   # dnsmasq of the DHCP agent, and its namespaces/ports (the agent leaves them behind)
-  local f ns
-  for f in /var/lib/neutron/dhcp/*/pid; do [ -s "$f" ] && stop_pid "$(cat "$f")"; rm -f "$f"; done
-  for ns in $(ip netns list | awk '$1 ~ /^qdhcp-/ {print $1}'); do
-    for f in $(ip -n "$ns" -o link show | awk -F': ' '$2 ~ /^ns-/ {sub(/@.*/, "", $2); print $2}'); do
-      ovs-vsctl --timeout=10 --if-exists del-port br-int "tap${f#ns-}"
-    done
-    ip netns delete "$ns"
-  done
+  dhcp_cleanup "" env
   start_stub
   say "neutron lab down, stub restored"
 }
@@ -407,17 +232,8 @@ cmd_status() {
 }
 
 cmd_env() {
-  cat <<EOF
-NETLAB_NEUTRON_URL=http://127.0.0.1:$API_PORT
-NETLAB_AGENT_HOST=$AGENT_HOST
-NETLAB_INTEGRATION_BRIDGE=br-int
-NETLAB_DATAPATH_TYPE=netdev
-NETLAB_NETWORK=$NET_NAME
-NETLAB_SUBNET=$SUBNET_NAME
-NETLAB_SUBNET_CIDR=$SUBNET_CIDR
-NETLAB_PHYSNET=$PHYSNET
-NETLAB_LOG_DIR=$LOG
-EOF
+  neutron_env
+  echo "NETLAB_LOG_DIR=$LOG"
 }
 
 mkdir -p "$LOG" "$RUN"

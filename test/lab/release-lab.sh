@@ -8,7 +8,8 @@
 #   release-lab.sh up RELEASE           build if needed, configure, start; idempotent
 #   release-lab.sh down RELEASE         stop what `up` started (PID files), unmount; data kept
 #   release-lab.sh status RELEASE       daemons, ports, mounts
-#   release-lab.sh env RELEASE          `export` lines for the admin and the tests
+#   release-lab.sh env RELEASE          `export` lines for the admin and the tests (NETLAB_*: Neutron)
+#   release-lab.sh check RELEASE [--keep]  the lab's Neutron self-test (neutron-lab-check.py)
 #   release-lab.sh exec RELEASE CMD...  CMD inside the rootfs, as root, admin env set
 #   release-lab.sh fake-compute RELEASE start|stop|status
 #                                       the release's real nova-compute, fake driver,
@@ -23,6 +24,10 @@
 # Ports: the Zed lab's standard ports + 100 (2025.1) or + 200 (2026.1), all on 127.0.0.1.
 # Credentials are the Zed lab's: admin/labadmin, service users */labservice,
 # rabbit openstack/labrabbit, DB users */labdb.
+# Neutron (ML2/OVS, as neutron-lab.sh runs it for Zed): neutron-api (uwsgi) and
+# neutron-rpc-server in the rootfs, the OVS and DHCP agents in it as root with
+# host nova-docker-net-2025-1 / -2026-1, on this machine's one Open vSwitch with bridges
+# of their own (br-int25/br-phys25, br-int26/br-phys26).
 #
 # Layout (host paths):
 #   /var/cache/nova-docker-lab/RELEASE/rootfs   the root filesystem (DBs, images, configs inside)
@@ -32,9 +37,8 @@ set -euo pipefail
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin      # Debian's tools, not pyenv's python
 export DEBIAN_FRONTEND=noninteractive
 LAB_DIR=$(cd "$(dirname "$0")" && pwd)
-REPO_DIR=$(cd "$LAB_DIR/../.." && pwd)
 
-usage() { sed -n '7,22p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '7,23p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 CMD=${1:-}
 REL=${2:-}
 case $REL in
@@ -65,14 +69,32 @@ KS=http://127.0.0.1:$P_KS
 TRANSPORT="rabbit://openstack:${RABBIT_PASS}@127.0.0.1:$P_AMQP/"
 RABBIT_NODE=rabbit${REL//./}@localhost     # rabbit20251@localhost: not the Zed broker's name
 COMPUTE_HOST=lab-compute-$REL
+# Neutron (names and config shared with neutron-lab.sh: neutron-common.sh).
+# The host's one ovs-vswitchd serves every lab: each OVS agent gets bridges of
+# its own (two agents on one integration bridge delete each other's flows),
+# its own OpenFlow controller port, and the shared network its own subnet
+# (all netdev bridges share one datapath, whose conntrack zones are the
+# agents' local VLAN numbers)
+# (a host name, as oslo.config's HostAddress wants it: no all-digit last label)
+AGENT_HOST=nova-docker-net-${REL//./-}
+INT_BRIDGE=br-int${REL:2:2} PHYS_BRIDGE=br-phys${REL:2:2}
+PHYSNET=physnet1 VLAN_RANGE=100:199
+OF_PORT=$((6633 + OFF)) API_PORT=$P_NEUTRON OVS_RUN=/var/run/openvswitch
+NEUTRON_DB="mysql+pymysql://neutron:$DB_PASS@127.0.0.1:$P_DB/neutron?charset=utf8"
+NET_NAME=nova-docker-lab-net SUBNET_NAME=nova-docker-lab-subnet SUBNET_CIDR=10.251.$OFF.0/24
+CHECK_CIDR=10.252.$OFF.0/24
+NEUTRON_DAEMONS="neutron-api neutron-rpc-server neutron-openvswitch-agent neutron-dhcp-agent"
 PKGS="mariadb-server rabbitmq-server keystone placement-api nova-api
- nova-conductor nova-scheduler python3-openstackclient python3-novaclient python3-amqp curl"
+ nova-conductor nova-scheduler python3-openstackclient python3-novaclient python3-amqp curl
+ neutron-api neutron-rpc-server neutron-openvswitch-agent neutron-dhcp-agent ethtool"
 [ "$GR" != "$R" ] || PKGS=${PKGS/keystone /keystone glance-api }
 # docker-registry is added when the suite has it (see pkgs_wanted)
 T0=$(date +%s%N)
 say() { local ds=$((($(date +%s%N) - T0) / 100000000)); echo "[$((ds / 10)).$((ds % 10))s] $*"; }
 die() { echo "release-lab: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "run as root (debootstrap, chroot, mounts)"
+# shellcheck source-path=SCRIPTDIR source=neutron-common.sh
+. "$LAB_DIR/neutron-common.sh"
 
 # ---------------------------------------------------------------- running things inside the rootfs
 # a clean environment: nothing of the host's (pyenv PATH, OS_* variables) leaks in
@@ -106,6 +128,13 @@ mysql_() { in_root mysql "$@"; }
 MOUNTS="proc sys dev dev/pts dev/shm run"
 mounted() { mountpoint -q "$R/$1"; }
 mount_all() {
+  # the rootfs a mount point of its own: `ip netns exec` (the DHCP agent's)
+  # makes / a slave mount in its new mount namespace, which fails (EINVAL)
+  # where / is a mere directory
+  if ! mountpoint -q "$R"; then
+    if mounted proc; then die "$R has mounts but is no mount point (an older release-lab.sh's up): run down $REL first"; fi
+    mount --bind "$R" "$R"
+  fi
   mounted proc || mount -t proc proc "$R/proc"
   mounted sys || mount -t sysfs -o ro sysfs "$R/sys"
   mounted dev || mount --bind /dev "$R/dev"
@@ -121,12 +150,13 @@ mount_all() {
     mounted "${LOG#/}" || mount --bind "$MAIN_R$LOG" "$R$LOG"
   fi
 }
+# umount_all: every mount at or below the rootfs, children first: mount_all's,
+# Glance's log directory, what Neutron mounted below /run (the host's Open
+# vSwitch run directory, the agents' network namespaces), the rootfs itself
 umount_all() {
-  local m rc=0 list=$MOUNTS
-  [ "$R" = "$MAIN_R" ] || list="$MOUNTS ${LOG#/}"
-  for m in $(echo "$list" | tr ' ' '\n' | tac); do
-    if mounted "$m"; then umount "$R/$m" || { echo "could not unmount $R/$m" >&2; rc=1; }; fi
-  done
+  local m rc=0 list=()
+  mapfile -t list < <(awk -v r="$R" '$2 == r || index($2, r "/") == 1 {print $2}' /proc/mounts | sort -r)
+  for m in "${list[@]}"; do umount "$m" || { echo "could not unmount $m" >&2; rc=1; }; done
   return $rc
 }
 
@@ -201,6 +231,8 @@ EOF
     return 0
   fi
   say "apt-get update + install in the rootfs (log: $CACHE/apt-install.log)"
+  # no maintainer script (openvswitch-switch's) may reach this machine's Open vSwitch
+  if mounted run/openvswitch; then umount "$R/run/openvswitch"; fi
   local t=$SECONDS
   in_root apt-get update -q >"$CACHE/apt-install.log" 2>&1 || { tail -20 "$CACHE/apt-install.log" >&2; die "apt-get update failed"; }
   # the OpenStack packages' debconf defaults are already "do not configure
@@ -210,9 +242,10 @@ EOF
     glance/configure_db glance/configure_rabbit glance/configure_ksat glance/configure_api-endpoint \
     placement/configure_db placement/configure_ksat placement/configure_api-endpoint \
     nova/configure_db novaapi/configure_db nova/configure_rabbit nova/configure_ksat \
-    nova/configure_neutron nova/configure_placement nova/configure_api-endpoint; do
+    nova/configure_neutron nova/configure_placement nova/configure_api-endpoint \
+    neutron/configure_db neutron/configure_rabbit neutron/configure_ksat neutron/configure_api-endpoint; do
     echo "${q%%/*} $q boolean false"
-  done | sed 's/^novaapi /nova-api /; s/^nova /nova-common /; s/^glance /glance-common /; s/^placement /placement-common /' |
+  done | sed 's/^novaapi /nova-api /; s/^nova /nova-common /; s/^glance /glance-common /; s/^placement /placement-common /; s/^neutron \(neutron\/configure_api\)/neutron-api \1/; s/^neutron /neutron-common /' |
     in_root debconf-set-selections
   want=$(pkgs_wanted)
   # shellcheck disable=SC2086 # word splitting of the package list is intended
@@ -287,7 +320,7 @@ stop() {   # stop NAME: SIGTERM the saved PID's process group, wait up to 20 s, 
     kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid"
     for _ in $(seq 40); do pgrep -g "$pid" >/dev/null || break; sleep 0.5; done
     if pgrep -g "$pid" >/dev/null; then kill -KILL -- "-$pid" 2>/dev/null || true; fi
-    echo "stopped $1 (pid $pid)"
+    say "stopped $1 (pid $pid)"
   fi
   rm -f "$f"
 }
@@ -334,8 +367,8 @@ region_name = RegionOne
 EOF
 }
 dbc() { echo "mysql+pymysql://$1:$DB_PASS@127.0.0.1:$P_DB/$2?charset=utf8"; }
-# uwsgi_ini NAME PORT USER WSGI: small uwsgi app server (1 process) for a
-# WSGI script path or a python module:callable
+# uwsgi_ini NAME PORT USER WSGI [EXTRA]: small uwsgi app server (1 process) for a
+# WSGI script path or a python module:callable; EXTRA: more ini lines
 uwsgi_ini() {
   local app
   case $4 in /*) app="wsgi-file = $4" ;; *) app="module = $4" ;; esac
@@ -359,7 +392,8 @@ http-chunked-input = true
 http-raw-body = true
 wsgi-manage-chunked-input = true
 add-header = Connection: close
-chdir = /var/lib/$3
+chdir = /var/lib/$3${5:+
+$5}
 EOF
 }
 # wsgi_app CANDIDATE...: the first WSGI script that exists in the rootfs, or
@@ -402,7 +436,7 @@ EOF
   start mariadb root /usr/sbin/mariadbd --user=mysql
   wait_for mariadb 60 in_root mysqladmin ping
   local db u
-  for db in keystone glance placement nova_api nova nova_cell0; do
+  for db in keystone glance placement nova_api nova nova_cell0 neutron; do
     u=${db%%_*}
     mysql_ -e "CREATE DATABASE IF NOT EXISTS $db;
       CREATE USER IF NOT EXISTS '$u'@'localhost' IDENTIFIED BY '$DB_PASS';
@@ -468,7 +502,7 @@ idn = c.identity
 svc_proj = idn.find_project("service") or idn.create_project(name="service", domain_id="default")
 for role in ("service", "reader", "member"):
     idn.find_role(role) or idn.create_role(name=role)
-for name in ("glance", "nova", "placement"):
+for name in ("glance", "nova", "placement", "neutron"):
     u = idn.find_user(name) or idn.create_user(name=name, password="$SVC_PASS", domain_id="default")
     idn.update_user(u, password="$SVC_PASS")
     for role in ("admin", "service"):   # 'service' for service tokens
@@ -476,7 +510,7 @@ for name in ("glance", "nova", "placement"):
 catalog = [("glance", "image", "http://127.0.0.1:$P_GLANCE"),
            ("placement", "placement", "http://127.0.0.1:$P_PLACEMENT"),
            ("nova", "compute", "http://127.0.0.1:$P_NOVA/v2.1"),
-           ("neutron", "network", "http://127.0.0.1:$P_NEUTRON")]   # = neutron-stub.py
+           ("neutron", "network", "http://127.0.0.1:$P_NEUTRON")]
 for name, typ, url in catalog:
     s = next((x for x in idn.services() if x.type == typ), None) \
         or idn.create_service(name=name, type=typ, is_enabled=True)
@@ -487,6 +521,12 @@ for name, typ, url in catalog:
 print("keystone catalog ok")
 EOF
   say "catalog done"
+
+  # ---------------- neutron: early, so that its start overlaps the other
+  # services' DB syncs; the agents in the background, once the RPC server consumes
+  neutron_server_up
+  neutron_agents_up 9>&- &
+  local agents_job=$!
 
   # ---------------- glance (configured now, started with the rest)
   in_glance_root glance_configure
@@ -574,16 +614,11 @@ EOF
     free_port docker-registry "$P_REG"
     start docker-registry docker-registry docker-registry serve "$ETC/registry.yml"
   fi
-  # neutron stand-in (nova has no neutron-less mode), the rootfs's python
-  install -D -m 755 "$REPO_DIR/scripts/neutron-stub.py" "$R/usr/local/lib/lab/neutron-stub.py"
-  free_port neutron-stub "$P_NEUTRON"
-  start neutron-stub nobody python3 /usr/local/lib/lab/neutron-stub.py --host 127.0.0.1 --port "$P_NEUTRON" --log "$LOG/neutron-stub.log"
 
   wait_for glance-api 60 curl -sf -m 3 "http://127.0.0.1:$P_GLANCE/versions"
   wait_for placement-api 60 http_up "http://127.0.0.1:$P_PLACEMENT/"
   wait_for nova-api 90 curl -sf -m 3 "http://127.0.0.1:$P_NOVA/"
   if has_registry; then wait_for docker-registry 30 curl -sf -m 3 "http://127.0.0.1:$P_REG/v2/"; fi
-  wait_for neutron-stub 30 curl -sf -m 3 "http://127.0.0.1:$P_NEUTRON/"
 
   # ---------------- flavors
   in_root python3 - <<EOF
@@ -597,6 +632,8 @@ for fid, name, ram, vcpus, disk in (("1", "m1.tiny", 512, 1, 1), ("2", "m1.small
 print("flavors:", sorted(f.name for f in c.compute.flavors()))
 EOF
   wait_for "nova-conductor+scheduler" 90 nova_svcs_up
+  wait "$agents_job" || die "the neutron agents did not start (logs: $LOGLINK)"
+  neutron_network_up
   say "ALL SERVICES READY ($REL: nova $(nova_version), keystone $KS/v3)"
 }
 # glance_configure / glance_start: run through in_glance_root (file store;
@@ -644,6 +681,104 @@ glance_start() {
 glance_mode() {
   if in_root python3 -c 'import glance.cmd.api' >/dev/null 2>&1 && [ -x "$R/usr/bin/glance-api" ]; then echo eventlet; else echo uwsgi; fi
 }
+# ---------------------------------------------------------------- neutron
+# The rootfs's own Neutron: neutron-api (uwsgi, as Debian runs it) and
+# neutron-rpc-server as user neutron; the OVS and DHCP agents as root, on this
+# machine's Open vSwitch (its run directory bind-mounted into the rootfs's
+# /run), their network namespaces in the rootfs's own /run/netns (not the
+# host's, where neutron-lab.sh down deletes every qdhcp- namespace).
+# The configuration is neutron-lab.sh's (neutron-common.sh), with this lab's
+# ports, host name and bridges.
+mount_ovs() {
+  mkdir -p "$R/run/openvswitch"
+  mounted run/openvswitch || mount --bind /var/run/openvswitch "$R/run/openvswitch"
+}
+# restart_if_changed NAME HASH: stop NAME if it runs with another config hash
+restart_if_changed() {
+  if alive "$1" && [ "$(cat "$RUN/$1.hash" 2>/dev/null)" != "$2" ]; then
+    say "$1: config changed, restarting"
+    stop "$1"
+  fi
+  echo "$2" >"$RUN/$1.hash"
+}
+# neutron_hash FILE...: hash of the rootfs's FILEs
+neutron_hash() { local f a=(); for f in "$@"; do a+=("$R$f"); done; conf_hash "${a[@]}"; }
+neutron_db_sync() {
+  # `upgrade heads` is slow: skipped while the schema is at the installed package's heads
+  local stamp=$R/var/lib/neutron/.lab-db-heads cur
+  # shellcheck disable=SC2016 # ${Version} is dpkg-query's
+  cur=$(in_root dpkg-query -W -f='${Version}' neutron-common)
+  if [ "$(cat "$stamp" 2>/dev/null)" = "$cur" ] && mysql_ -N neutron -e 'select count(*) from alembic_version' >/dev/null 2>&1; then
+    return 0
+  fi
+  say "neutron-db-manage upgrade heads"
+  as neutron neutron-db-manage --config-file /etc/neutron/neutron.conf \
+    --config-file /etc/neutron/plugins/ml2/ml2_conf.ini upgrade heads >>"$R$LOG/neutron-db-manage.out" 2>&1 ||
+    { tail -20 "$R$LOG/neutron-db-manage.out" >&2; die "neutron-db-manage failed"; }
+  echo "$cur" >"$stamp"
+  say "neutron DB at heads"
+}
+neutron_server_up() {
+  command -v ovs-vsctl >/dev/null || die "Open vSwitch is not installed on this machine (install.sh --test-deps)"
+  stop neutron-stub     # what this lab ran on $P_NEUTRON before it had Neutron
+  ovs_up "$R$LOG/ovs-ctl.out" "$INT_BRIDGE" "$PHYS_BRIDGE"
+  mount_ovs
+  neutron_write_configs "nova-docker test/lab/release-lab.sh ($REL)"
+  mkdir -p "$R/var/lib/neutron/lock" && in_root chown -R neutron:neutron /var/lib/neutron
+  neutron_db_sync
+  uwsgi_ini neutron-api "$P_NEUTRON" neutron "$(wsgi_app /usr/bin/neutron-api neutron.wsgi.api:application)" \
+    "pyargv = --log-file $LOG/neutron-api.log"
+  local srv=(/etc/neutron/neutron.conf /etc/neutron/plugins/ml2/ml2_conf.ini)
+  restart_if_changed neutron-api "$(neutron_hash "${srv[@]}" "$ETC/neutron-api-uwsgi.ini")"
+  free_port neutron-api "$P_NEUTRON"
+  start neutron-api root uwsgi --ini "$ETC/neutron-api-uwsgi.ini"
+  restart_if_changed neutron-rpc-server "$(neutron_hash "${srv[@]}")"
+  start neutron-rpc-server neutron neutron-rpc-server --config-file "${srv[0]}" --config-file "${srv[1]}" \
+    --log-file "$LOG/neutron-rpc-server.log"
+}
+# shellcheck disable=SC2317 # called through wait_for
+rpc_consuming() {     # neutron-rpc-server consumes the agents' RPC and state reports
+  rabbitmqctl -q list_queues name consumers |
+    awk '$1 == "q-plugin" && $2 > 0 {p = 1} $1 == "q-reports-plugin" && $2 > 0 {r = 1} END {exit !(p && r)}'
+}
+neutron_agents_up() {
+  wait_for neutron-api 120 curl -sf -m 3 "http://127.0.0.1:$P_NEUTRON/"
+  # agents once the RPC server consumes: an agent's first state report sent
+  # before that is lost, and the agent counts as dead until its RPC timeout
+  wait_for neutron-rpc-server 120 rpc_consuming
+  local ovs=(/etc/neutron/neutron.conf /etc/neutron/plugins/ml2/openvswitch_agent.ini)
+  local dhcp=(/etc/neutron/neutron.conf /etc/neutron/dhcp_agent.ini)
+  restart_if_changed neutron-openvswitch-agent "$(neutron_hash "${ovs[@]}")"
+  start neutron-openvswitch-agent root neutron-openvswitch-agent --config-file "${ovs[0]}" --config-file "${ovs[1]}" \
+    --log-file "$LOG/neutron-openvswitch-agent.log"
+  restart_if_changed neutron-dhcp-agent "$(neutron_hash "${dhcp[@]}")"
+  start neutron-dhcp-agent root neutron-dhcp-agent --config-file "${dhcp[0]}" --config-file "${dhcp[1]}" \
+    --log-file "$LOG/neutron-dhcp-agent.log"
+}
+# both agents alive, then the shared test network
+neutron_network_up() {
+  if lab_ready; then say "neutron agents alive, network $NET_NAME there"; else shared_network; fi
+  say "neutron ready (agents on host $AGENT_HOST, bridge $INT_BRIDGE)"
+}
+neutron_down() {
+  local s p
+  # in parallel: each takes seconds to exit on a loaded machine
+  for s in neutron-dhcp-agent neutron-openvswitch-agent neutron-rpc-server neutron-api; do stop $s & done
+  wait
+  rm -f "$RUN"/neutron-*.hash
+  mounted proc || return 0
+  # dnsmasq, the qdhcp- namespaces and their veths; the agents' privsep
+  # daemons (they detach from the agents' process groups)
+  dhcp_cleanup "$R" in_root
+  for p in $(procs_in_root); do
+    case $(cat "/proc/$p/comm" 2>/dev/null) in privsep-helper | dnsmasq) stop_pid "$p" ;; esac
+  done
+  # this lab's bridges (ports of servers left behind go with them); `up` makes them again
+  if ovs-vsctl --timeout=5 show >/dev/null 2>&1; then
+    ovs-vsctl --timeout=10 --if-exists del-br "$INT_BRIDGE" -- --if-exists del-br "$PHYS_BRIDGE"
+  fi
+}
+
 # conductor and scheduler are up once they registered in the services table
 # shellcheck disable=SC2317 # called through wait_for
 nova_svcs_up() {
@@ -666,11 +801,13 @@ pid_in_root() {
 }
 
 # ---------------------------------------------------------------- down / status
-DAEMONS="mariadb rabbitmq epmd keystone glance-api placement-api nova-api nova-conductor nova-scheduler docker-registry neutron-stub"
+DAEMONS="mariadb rabbitmq epmd keystone glance-api placement-api nova-api nova-conductor nova-scheduler docker-registry $NEUTRON_DAEMONS"
 cmd_down() {
   [ -d "$R" ] || { echo "no rootfs at $R"; return 0; }
   local s
-  for s in nova-compute neutron-stub docker-registry nova-scheduler nova-conductor nova-api \
+  stop nova-compute
+  neutron_down
+  for s in neutron-stub docker-registry nova-scheduler nova-conductor nova-api \
     placement-api glance-api keystone; do stop $s; done
   if alive rabbitmq; then rabbitmqctl -q stop >/dev/null 2>&1 || true; fi
   stop rabbitmq
@@ -704,7 +841,8 @@ cmd_status() {
   for port in $P_DB $P_AMQP $P_EPMD $P_DIST $P_KS $P_GLANCE $P_PLACEMENT $P_NOVA $P_NEUTRON $P_REG; do
     port_open "$port" && echo "port $port open" || echo "port $port closed"
   done
-  echo "mounts: $(for m in $MOUNTS; do mounted "$m" && printf '%s ' "$m"; done)"
+  echo "mounts: $(for m in $MOUNTS run/openvswitch; do mounted "$m" && printf '%s ' "$m"; done)"
+  echo "bridges: $(for b in $INT_BRIDGE $PHYS_BRIDGE; do ovs-vsctl --timeout=5 br-exists "$b" 2>/dev/null && printf '%s ' "$b"; done)"
 }
 cmd_env() {
   admin_env | sed 's/^/export /'
@@ -719,6 +857,15 @@ EOF
   # no registry package in the suite: the Zed lab's registry serves every release
   if has_registry; then echo "export NOVA_DOCKER_LAB_REGISTRY=127.0.0.1:$P_REG"
   else echo "export NOVA_DOCKER_LAB_REGISTRY=127.0.0.1:5042"; fi
+  # Neutron, as neutron-lab.sh env prints it for Zed: an agent under test
+  # wants host = NETLAB_AGENT_HOST for its ports to be bound
+  { neutron_env; echo "NETLAB_LOG_DIR=$LOGLINK"; } | sed 's/^/export /'
+}
+# cmd_check ARGS...: neutron-lab.sh check for this lab (neutron-lab-check.py)
+cmd_check() {
+  mounted proc || die "the $REL lab is not up (release-lab.sh up $REL)"
+  exec /usr/bin/python3 "$LAB_DIR/neutron-lab-check.py" --auth-url "$KS/v3" --host "$AGENT_HOST" \
+    --bridge "$INT_BRIDGE" --nova-api-log "$R$LOG/nova-api.out" --cidr "$CHECK_CIDR" "$@"
 }
 cmd_exec() {
   [ $# -gt 0 ] || usage
@@ -847,7 +994,7 @@ main() {
   mkdir -p "$CACHE" "$RUN"
   exec 9>"$CACHE/.lock"
   # one command at a time per release (exec and status do not need the lock)
-  case $CMD in exec | status | env | rabbitmqctl) ;; *) flock -w 600 9 || die "another release-lab.sh $REL command holds $CACHE/.lock" ;; esac
+  case $CMD in exec | status | env | rabbitmqctl | check) ;; *) flock -w 600 9 || die "another release-lab.sh $REL command holds $CACHE/.lock" ;; esac
   shift 2
   case $CMD in
     build) build_rootfs; umount_all_if_idle; in_glance_root build_rootfs; in_glance_root umount_all_if_idle ;;
@@ -855,6 +1002,7 @@ main() {
     down) cmd_down ;;
     status) cmd_status ;;
     env) cmd_env ;;
+    check) cmd_check "$@" ;;
     exec) cmd_exec "$@" ;;
     fake-compute) cmd_fake_compute "$@" ;;
     smoke) cmd_smoke ;;

@@ -34,6 +34,21 @@ export const LAB_ENDPOINTS = {
 };
 
 /**
+ * The lab's Neutron (ML2/OVS on this machine's Open vSwitch, userspace datapath): Zed's is
+ * test/lab/neutron-lab.sh, the others' release-lab.sh's (`env` prints the same as NETLAB_*).
+ * An agent whose ports are to be bound runs with `host = agentHost` (Neutron binds a port to the
+ * OVS agent of its binding:host_id); ports land on `integrationBridge` (binding:vif_details
+ * bridge_name); `network` is the shared test network each lab makes.
+ */
+export const LAB_NEUTRON = {
+  url: `http://127.0.0.1:${port(9696)}`,
+  agentHost: LAB_RELEASE === 'zed' ? 'nova-docker-net' : `nova-docker-net-${LAB_RELEASE.replace('.', '-')}`,
+  integrationBridge: LAB_RELEASE === 'zed' ? 'br-int' : `br-int${LAB_RELEASE.slice(2, 4)}`,
+  network: 'nova-docker-lab-net',
+  subnetCidr: `10.251.${OFFSETS[LAB_RELEASE]}.0/24`,
+};
+
+/**
  * Runs a command where the lab's control plane lives, as root: on this
  * machine for Zed, inside the release's root filesystem otherwise (e.g.
  * nova-manage, nova-status).
