@@ -1,5 +1,5 @@
 #!/bin/bash
-# neutron-lab.sh up|down|status|env|check -- a real Neutron (Zed, Debian 12's
+# neutron-lab.sh up|down|status|env|check|daemon -- a real Neutron (Zed, Debian 12's
 # packages) in place of the shared Zed lab's neutron-stub on 127.0.0.1:9696.
 #
 #   up      install what is missing, make Open vSwitch run (userspace datapath),
@@ -11,6 +11,8 @@
 #   down    stop what `up` started, clean the DHCP namespaces, restore the stub.
 #   status  what runs; exit 0 when the lab is up.
 #   env     shell assignments tests need (eval "$(neutron-lab.sh env)").
+#   daemon NAME stop|start   one of neutron-server, neutron-openvswitch-agent,
+#           neutron-dhcp-agent (e.g. the DHCP agent stopped for a plug-timeout test).
 #   check   self-test without nova-docker code (neutron-lab-check.py).
 #
 # Everything is bound to 127.0.0.1 or lives in network namespaces: the tenant
@@ -189,24 +191,48 @@ cmd_up() {
     keystone_user; touch "$RUN/keystone.done"; say "keystone user neutron ok"
   fi
   stop_stub
-  local srv_cfg=(/etc/neutron/neutron.conf /etc/neutron/plugins/ml2/ml2_conf.ini)
-  local ovs_cfg=(/etc/neutron/neutron.conf /etc/neutron/plugins/ml2/openvswitch_agent.ini)
-  local dhcp_cfg=(/etc/neutron/neutron.conf /etc/neutron/dhcp_agent.ini)
   mkdir -p /var/lib/neutron/lock && chown -R neutron:neutron /var/lib/neutron
   if ! alive neutron-server && port_open $API_PORT; then
     die "port $API_PORT is taken by something this script did not start (not the lab's stub)"
   fi
-  start_svc neutron-server neutron "$(conf_hash "${srv_cfg[@]}")" \
-    neutron-server --config-file "${srv_cfg[0]}" --config-file "${srv_cfg[1]}" --log-file "$LOG/neutron-server.log"
+  start_daemon neutron-server
   # agents after the server answers: a state report sent before its RPC workers
   # consume is lost, and the agent then counts as down for ~30-60 s
   wait_for neutron-server 120 curl -sf -m 3 http://127.0.0.1:$API_PORT/
-  start_svc neutron-openvswitch-agent root "$(conf_hash "${ovs_cfg[@]}")" \
-    neutron-openvswitch-agent --config-file "${ovs_cfg[0]}" --config-file "${ovs_cfg[1]}" --log-file "$LOG/neutron-openvswitch-agent.log"
-  start_svc neutron-dhcp-agent root "$(conf_hash "${dhcp_cfg[@]}")" \
-    neutron-dhcp-agent --config-file "${dhcp_cfg[0]}" --config-file "${dhcp_cfg[1]}" --log-file "$LOG/neutron-dhcp-agent.log"
+  start_daemon neutron-openvswitch-agent
+  start_daemon neutron-dhcp-agent
   if lab_ready; then say "agents alive, network $NET_NAME there"; else shared_network; fi
   say "NETLAB-UP (neutron-server on 127.0.0.1:$API_PORT, agents on host $AGENT_HOST)"
+}
+
+# start_daemon NAME: one of the three, with its config files (see start_svc)
+start_daemon() {
+  local cfg
+  case $1 in
+    neutron-server) cfg=(/etc/neutron/neutron.conf /etc/neutron/plugins/ml2/ml2_conf.ini) ;;
+    neutron-openvswitch-agent) cfg=(/etc/neutron/neutron.conf /etc/neutron/plugins/ml2/openvswitch_agent.ini) ;;
+    neutron-dhcp-agent) cfg=(/etc/neutron/neutron.conf /etc/neutron/dhcp_agent.ini) ;;
+    *) die "unknown daemon $1 (neutron-server, neutron-openvswitch-agent, neutron-dhcp-agent)" ;;
+  esac
+  local user=root; [ "$1" = neutron-server ] && user=neutron
+  start_svc "$1" $user "$(conf_hash "${cfg[@]}")" \
+    "$1" --config-file "${cfg[0]}" --config-file "${cfg[1]}" --log-file "$LOG/$1.log"
+}
+
+# daemon NAME stop|start: one daemon of a lab that is up, e.g. the DHCP agent
+# stopped so no port's DHCP provisioning block clears (a network-vif-plugged
+# that never comes); `start` reuses the config `up` wrote.
+cmd_daemon() {
+  [ "$(id -u)" = 0 ] || die "run as root"
+  local name=${1:-} action=${2:-}
+  case $action in
+    stop) case $name in
+            neutron-server|neutron-openvswitch-agent|neutron-dhcp-agent) stop_svc "$name" ;;
+            *) die "unknown daemon $name" ;;
+          esac ;;
+    start) [ -e /etc/neutron/neutron.conf.dist ] || die "run up first"; start_daemon "$name" ;;
+    *) die "usage: daemon NAME stop|start" ;;
+  esac
 }
 
 cmd_down() {
@@ -238,13 +264,13 @@ cmd_env() {
 
 mkdir -p "$LOG" "$RUN"
 case ${1:-} in
-  up|down)
+  up|down|daemon)
     exec 9>"$RUN/lock"
-    flock -w 900 9 || die "another neutron-lab.sh up/down holds $RUN/lock"
+    flock -w 900 9 || die "another neutron-lab.sh up/down/daemon holds $RUN/lock"
     chown neutron: "$LOG" 2>/dev/null || true
-    "cmd_$1" ;;
+    "cmd_$1" "${@:2}" ;;
   status) cmd_status ;;
   env) cmd_env ;;
   check) exec python3 "$HERE/neutron-lab-check.py" "${@:2}" ;;
-  *) echo "usage: $0 up|down|status|env|check" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|status|env|check|daemon NAME stop|start" >&2; exit 2 ;;
 esac

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { pollUntil } from '../../src/common/poll.js';
@@ -84,6 +84,17 @@ region_name = RegionOne
 [glance]
 api_servers = ${LAB_ENDPOINTS.glance}
 
+# Neutron (test/lab/neutron-lab.sh, or the lab's stub): only builds with ports use it
+[neutron]
+auth_type = password
+auth_url = ${LAB_ENDPOINTS.keystone}
+project_domain_name = Default
+user_domain_name = Default
+project_name = service
+username = nova
+password = labservice
+region_name = RegionOne
+
 [docker]
 registry_url = ${LAB_ENDPOINTS.registry}
 ${extra}`;
@@ -122,9 +133,9 @@ export function spawnAgent(host: string, extraConf = '', nodeFlags: string[] = [
   proc.stdout?.on('data', (d: Buffer) => (log += d.toString()));
   proc.stderr?.on('data', (d: Buffer) => (log += d.toString()));
   const exited = new Promise<number | null>((r) => proc.once('exit', (c) => r(c)));
-  // NOVA_DOCKER_E2E_LOG=FILE keeps the agent's log for a look after the run
+  // NOVA_DOCKER_E2E_LOG=FILE keeps the agents' logs for a look after the run (each appended as it exits)
   const keep = process.env.NOVA_DOCKER_E2E_LOG;
-  if (keep) void exited.then(() => writeFileSync(keep, log));
+  if (keep) void exited.then(() => appendFileSync(keep, `==== agent ${host} (${conf}) ====\n${log}`));
   return {
     proc,
     log: () => log,
@@ -311,9 +322,26 @@ export interface BootOptions {
    */
   wait?: boolean;
   timeoutMs?: number;
+  /** `--network NET` each, in order (names or ids). */
+  networks?: readonly string[];
+  /** `--port PORT` each, after the networks. */
+  ports?: readonly string[];
+  /** `--security-group SG` each (the ports the build creates get them). */
+  securityGroups?: readonly string[];
+  /** `--nic none` or `--nic auto` when no network or port is given: `none` unless said. */
+  nic?: 'none' | 'auto';
 }
 
-/** `openstack server create` of `image` (`--nic none`) forced onto compute host `host`. */
+/** The `server create` arguments of BootOptions' networks, ports, security groups or `--nic`. */
+export function nicArgs(opts: BootOptions): string[] {
+  const nets = (opts.networks ?? []).flatMap((n) => ['--network', n]);
+  const ports = (opts.ports ?? []).flatMap((p) => ['--port', p]);
+  const groups = (opts.securityGroups ?? []).flatMap((g) => ['--security-group', g]);
+  const nics = nets.length + ports.length > 0 ? [...nets, ...ports] : ['--nic', opts.nic ?? 'none'];
+  return [...nics, ...groups];
+}
+
+/** `openstack server create` of `image` (`--nic none` unless BootOptions say otherwise) forced onto `host`. */
 export async function bootServer(
   image: string,
   host: string,
@@ -328,8 +356,7 @@ export async function bootServer(
       image,
       '--flavor',
       opts.flavor ?? 'm1.tiny',
-      '--nic',
-      'none',
+      ...nicArgs(opts),
       '--availability-zone',
       `nova:${host}`,
       ...(opts.wait === false ? [] : ['--wait']),
