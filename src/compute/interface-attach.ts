@@ -22,7 +22,8 @@ import { networkInfoOf } from './network-info.js';
 export interface InterfaceAttachDeps {
   store: InstanceStore;
   driver: ComputeDriver;
-  network: NetworkAPI;
+  /** Absent when `[neutron]` is not configured: attach and detach fail with NetworkErrors.notConfigured. */
+  network: NetworkAPI | undefined;
   events: InstanceEvents;
   /** The host ports are bound to (driver.network_binding_host_id: the instance's host, this one). */
   host: string;
@@ -47,6 +48,7 @@ export class InterfaceAttach {
     const uuid = instance.str('uuid') ?? '';
     let result: Vif | undefined;
     await store.decorated(ctx, instance, 'attach_interface', { revertsTaskState: false }, async () => {
+      if (!network) throw NetworkErrors.notConfigured();
       const attach = driver.attachInterface?.bind(driver);
       if (!driver.capabilities.supports_attach_interface || !attach) {
         throw new NovaError(
@@ -118,6 +120,7 @@ export class InterfaceAttach {
     const uuid = instance.str('uuid') ?? '';
     const portId = typeof args.port_id === 'string' ? args.port_id : '';
     await store.decorated(ctx, instance, 'detach_interface', { revertsTaskState: false }, async () => {
+      if (!network) throw NetworkErrors.notConfigured();
       await network.refreshInfoCache(ctx, instance);
       const condemned = networkInfoOf(instance).find((v) => v.id === portId);
       if (!condemned) throw NetworkErrors.portNotAttached(portId);

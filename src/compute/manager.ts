@@ -115,7 +115,6 @@ export const UNSUPPORTED_CALLS = [
   'set_admin_password',
   'host_power_action',
   'host_maintenance_mode',
-  'attach_interface',
   'reserve_block_device_name',
   'check_can_live_migrate_destination',
   'check_can_live_migrate_source',
@@ -141,7 +140,6 @@ export const UNSUPPORTED_INSTANCE_CASTS = [
   'rescue_instance',
   'unrescue_instance',
   'live_migration',
-  'detach_interface',
   'detach_volume',
   'attach_volume',
   'swap_volume',
@@ -179,7 +177,7 @@ export class ComputeManager {
   private readonly externalEvents: ExternalEvents;
   /** Nova's network API (Neutron); undefined when `[neutron]` is not configured: only `--nic none` builds. */
   private readonly network: NetworkAPI | undefined;
-  private readonly interfaces: InterfaceAttach | undefined;
+  private readonly interfaces: InterfaceAttach;
   /** The conductor's compute_task API (a reschedule's build_instances); undefined: failed builds end in ERROR. */
   private readonly computeTask: ComputeTaskCaster | undefined;
   /** Nova's ResourceTracker: the ComputeNode's usage and stats between and at the periodic updates. */
@@ -228,17 +226,15 @@ export class ComputeManager {
       network: services.network,
       logger,
     });
-    this.interfaces = services.network
-      ? new InterfaceAttach({
-          store: this.store,
-          driver,
-          network: services.network,
-          events: this.instanceEvents,
-          host: opts.host,
-          vifPlugging: this.vifPlugging,
-          logger,
-        })
-      : undefined;
+    this.interfaces = new InterfaceAttach({
+      store: this.store,
+      driver,
+      network: services.network,
+      events: this.instanceEvents,
+      host: opts.host,
+      vifPlugging: this.vifPlugging,
+      logger,
+    });
     this.actions = new InstanceActions(this.store, driver, services.glance);
     this.powerSync = new PowerStateSync(this.store, driver, opts.host);
     this.snapshots = new SnapshotActions(this.store, driver, services.glance);
@@ -827,8 +823,7 @@ export class ComputeManager {
     Object.assign(methods, this.shelves.methods());
     Object.assign(methods, diagnosticsMethods(this.store, this.driver));
     Object.assign(methods, this.externalEvents.methods());
-    // with [neutron] configured these replace the unsupported answers of UNSUPPORTED_CALLS/_INSTANCE_CASTS
-    if (this.interfaces) Object.assign(methods, this.interfaces.methods());
+    Object.assign(methods, this.interfaces.methods());
     return { namespace: null, version: this.opts.release.computeRpcVersion, methods };
   }
 
