@@ -5,28 +5,10 @@
  * answers, and gives up at once on what waiting cannot fix.
  */
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
-import winston from 'winston';
 import { UnavailableError } from '../../../src/clients/errors.js';
 import { HypervisorRefusedError, hypervisorUnavailable } from '../../../src/virt/errors.js';
+import { capturingLogger } from '../../support/capture-log.js';
 import { HOST, setup } from '../../support/fake-nova.js';
-
-/** A logger whose lines (`level message`) the test reads. */
-function capturingLogger(level = 'debug'): { logger: winston.Logger; lines: string[] } {
-  const lines: string[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      lines.push(chunk.toString().trimEnd());
-      cb();
-    },
-  });
-  const logger = winston.createLogger({
-    level,
-    format: winston.format.printf((info) => `${info.level.toUpperCase()} ${String(info.message)}`),
-    transports: [new winston.transports.Stream({ stream: sink })],
-  });
-  return { logger, lines };
-}
 
 const noAnswer = (code: string) =>
   hypervisorUnavailable(
