@@ -29,17 +29,19 @@ conf_hash() { cat "$@" | sha256sum | cut -c1-16; }
 # No openvswitch.ko here: ovs-vswitchd runs with --disable-system and every
 # bridge is datapath_type=netdev.  This machine's one ovsdb-server/ovs-vswitchd
 # serve every lab; started only when not answering, never restarted.
-# ovs_up LOGFILE BRIDGE...: OVS answering, BRIDGE... there (netdev)
+# ovs_up LOGFILE BRIDGE...: OVS answering, BRIDGE... there (netdev).  9>&-: the
+# daemons outlive the caller and must not hold its lock (fd 9) forever, or every
+# later `neutron-lab.sh daemon` waits on it (CI's fresh machine starts OVS here).
 ovs_up() {
   local out=$1 br; shift
   mkdir -p /var/run/openvswitch /var/log/openvswitch
   if ! ovs-vsctl --timeout=5 show >/dev/null 2>&1; then
     say "starting ovsdb-server"
-    /usr/share/openvswitch/scripts/ovs-ctl --no-ovs-vswitchd --system-id=random start >>"$out" 2>&1
+    /usr/share/openvswitch/scripts/ovs-ctl --no-ovs-vswitchd --system-id=random start >>"$out" 2>&1 9>&-
   fi
   if ! ovs-appctl --timeout=5 -t ovs-vswitchd version >/dev/null 2>&1; then
     say "starting ovs-vswitchd --disable-system"
-    ovs-vswitchd --disable-system --pidfile --detach --log-file "unix:/var/run/openvswitch/db.sock" >>"$out" 2>&1
+    ovs-vswitchd --disable-system --pidfile --detach --log-file "unix:/var/run/openvswitch/db.sock" >>"$out" 2>&1 9>&-
   fi
   wait_for ovs-vswitchd 30 ovs-appctl --timeout=5 -t ovs-vswitchd version
   for br in "$@"; do
