@@ -94,6 +94,13 @@ export class InstanceStore {
     });
   }
 
+  /** A scheduler instance-info cast in the background: it only helps the scheduler, so a failure is only logged. */
+  tellScheduler(ctx: RequestContext, uuid: string, send: () => Promise<void>): void {
+    void send().catch((err: unknown) =>
+      this.log('warn', `could not tell the scheduler: ${errorMessage(err)}`, ctx, uuid),
+    );
+  }
+
   /** The RPC `instance` argument as an Instance object. */
   instanceArg(args: Record<string, unknown>): NovaObject {
     return NovaObject.fromPrimitive(args.instance, 'Instance');

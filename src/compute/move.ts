@@ -124,11 +124,11 @@ export class MoveActions {
     });
   }
 
+  /** The scheduler's view of the instance after a move: a failure is only logged. */
   private notifyScheduler(ctx: RequestContext, instance: NovaObject): void {
-    const uuid = instance.str('uuid') ?? '';
-    void this.d.scheduler
-      .updateInstanceInfo(ctx, this.d.host, instance)
-      .catch((err: unknown) => this.store.log('warn', `could not tell the scheduler: ${errorMessage(err)}`, ctx, uuid));
+    this.store.tellScheduler(ctx, instance.str('uuid') ?? '', () =>
+      this.d.scheduler.updateInstanceInfo(ctx, this.d.host, instance),
+    );
   }
 
   // ------------------------------------------------------------------ rebuild

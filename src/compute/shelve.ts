@@ -141,12 +141,6 @@ export class ShelveActions {
     return await currentPowerState(this.d.driver, this.store.spec(instance));
   }
 
-  private notifyScheduler(ctx: RequestContext, uuid: string, send: () => Promise<void>): void {
-    void send().catch((err: unknown) =>
-      this.store.log('warn', `could not tell the scheduler: ${errorMessage(err)}`, ctx, uuid),
-    );
-  }
-
   // ------------------------------------------------------------------ shelve
 
   /** shelve_instance: the API set task shelving and created the Glance image `image_id`. */
@@ -226,7 +220,7 @@ export class ShelveActions {
     this.d.usageChanged?.(ctx, instance);
     // no RPC reaches this instance through a host from now on
     await this.store.save(ctx, instance, nilHostAndNode());
-    this.notifyScheduler(ctx, uuid, () => this.d.scheduler.deleteInstanceInfo(ctx, this.d.host, uuid));
+    this.store.tellScheduler(ctx, uuid, () => this.d.scheduler.deleteInstanceInfo(ctx, this.d.host, uuid));
     this.store.log('info', 'Shelve offloaded: container removed, host freed', ctx, uuid);
   }
 
@@ -344,7 +338,7 @@ export class ShelveActions {
       }
       throw err;
     }
-    this.notifyScheduler(ctx, uuid, () => this.d.scheduler.updateInstanceInfo(ctx, this.d.host, instance));
+    this.store.tellScheduler(ctx, uuid, () => this.d.scheduler.updateInstanceInfo(ctx, this.d.host, instance));
     this.store.log('info', `Unshelved from image ${imageMeta.id}`, ctx, uuid);
   }
 }
