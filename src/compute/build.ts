@@ -120,6 +120,8 @@ export class BuildActions {
     let networkAllocated = false;
     /** Set once the instance is this host's (rt.instance_claim): a failure from then on takes the claim back. */
     let claimed = false;
+    /** The driver's image_ready mark: before it, the driver has made nothing of the instance's on this host. */
+    let imageReady = false;
     const untilNetworking = (async () => {
       await this.store.eventStart(ctx, uuid, event);
       await this.store.save(ctx, instance, { vm_state: VmState.BUILDING, task_state: null }, [
@@ -172,6 +174,7 @@ export class BuildActions {
         readyToStart: saves,
         waitForInstanceEvents: eventWaiter(this.d.events, instance, { ...this.d.vifPlugging, logger: this.d.logger }),
         onProgress: (mark) => {
+          if (mark === 'image_ready') imageReady = true;
           timing[mark] = performance.now() - t0;
         },
       },
@@ -212,7 +215,7 @@ export class BuildActions {
     } catch (err) {
       // network_info.wait(do_raise=False): the allocation has settled before anything is cleaned up
       await networkInfo.catch(() => undefined);
-      await this.buildFailed(ctx, instance, err, { args, requested, claimed });
+      await this.buildFailed(ctx, instance, err, { args, requested, claimed, imageReady });
       await this.d.buildFinished(ctx, false);
       await this.store.eventFinish(ctx, uuid, event, err);
     } finally {
@@ -231,13 +234,16 @@ export class BuildActions {
    * retry information (reschedule); else ERROR with a fault, ports deleted
    * (or unbound when the user brought them), allocations gone. A guest that
    * could not be removed is never rescheduled (Nova: "Could not clean up
-   * failed build, not rescheduling"). Returns whether it was rescheduled.
+   * failed build, not rescheduling"), unless the spawn failed before its
+   * image was ready: then there is no guest (a dead dockerd fails both the
+   * image lookup and the cleanup, and is exactly what another host may not
+   * have). Returns whether it was rescheduled.
    */
   private async buildFailed(
     ctx: RequestContext,
     instance: NovaObject,
     error: unknown,
-    build: { args: RpcArgs; requested: NetworkRequestList | null; claimed: boolean },
+    build: { args: RpcArgs; requested: NetworkRequestList | null; claimed: boolean; imageReady: boolean },
   ): Promise<boolean> {
     const uuid = instance.str('uuid') ?? '';
     const deleteAllocations = () =>
@@ -254,6 +260,16 @@ export class BuildActions {
     await this.d.driver
       .destroy(driverContext(ctx), this.store.spec(instance), networkInfoOf(instance))
       .catch((e: unknown) => {
+        // before image_ready the driver made nothing here: a cleanup that cannot run leaves nothing behind
+        if (!build.imageReady) {
+          this.store.log(
+            'info',
+            `The spawn failed before its image was ready; cleanup skipped: ${errorMessage(e)}`,
+            ctx,
+            uuid,
+          );
+          return;
+        }
         cleanupError = e;
         this.store.log('error', `cleanup after a failed build failed: ${errorMessage(e)}`, ctx, uuid);
       });

@@ -92,7 +92,11 @@ export interface DriverContext {
   onProgress?: (mark: SpawnMark) => void;
 }
 
-/** Steps of a spawn before the guest starts: the image is local, the guest exists (not started). */
+/**
+ * Steps of a spawn before the guest starts: the image is local, the guest exists (not started).
+ * A driver makes nothing of the instance's on the host (guest, network, files) before image_ready:
+ * a build that fails earlier has nothing to clean up, so a failed cleanup does not stop a reschedule.
+ */
 export type SpawnMark = 'image_ready' | 'guest_created';
 
 export type RebootType = 'SOFT' | 'HARD';

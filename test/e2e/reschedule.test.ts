@@ -9,9 +9,17 @@
  * host; after `[docker] build_failure_disable_threshold` (2) failures in a
  * row the broken host's service is disabled with Nova's reason, shown by
  * `openstack compute service list --long`, and the scheduler leaves it out.
+ * Then the other way a host breaks: its dockerd goes away after the host
+ * joined (the agent's Engine API runs through a socket this test closes):
+ * its builds fail before anything is made, go back to the conductor and end
+ * ACTIVE on the healthy host.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { connect, createServer, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { RegistryClient } from '../../src/clients/registry/index.js';
 import { pollUntil } from '../../src/common/poll.js';
 import { LAB_ENDPOINTS } from '../support/lab-env.js';
@@ -39,6 +47,41 @@ const REGISTRY = LAB_ENDPOINTS.registry;
 const BAD_CONF = `registry_url = 127.0.0.1:9
 build_failure_disable_threshold = 2
 `;
+
+/**
+ * A unix socket forwarding to the lab's dockerd; close() is dockerd dying under the agent that uses it:
+ * the listener goes and every open connection (the event stream included) is cut.
+ */
+async function dockerProxy(): Promise<{ url: string; close: () => void }> {
+  const dir = mkdtempSync(join(tmpdir(), 'nd-dockerd-'));
+  const path = join(dir, 'docker.sock');
+  const open = new Set<Socket>();
+  const server = createServer((client) => {
+    const engine = connect('/var/run/docker.sock');
+    for (const [a, b] of [
+      [client, engine],
+      [engine, client],
+    ] as const) {
+      open.add(a);
+      a.pipe(b);
+      a.on('error', () => b.destroy());
+      a.on('close', () => {
+        open.delete(a);
+        b.destroy();
+      });
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(path, resolve));
+  return {
+    url: `unix://${path}`,
+    close: () => {
+      if (!server.listening) return;
+      server.close();
+      for (const c of open) c.destroy();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
 
 interface ServiceRow {
   ID: string | number;
@@ -212,5 +255,50 @@ describe('e2e: a broken host among healthy ones: reschedule, failed builds, auto
     const row = await computeService(BAD);
     assert.equal(row.Status, 'enabled');
     assert.ok(!row['Disabled Reason'], JSON.stringify(row));
+  });
+
+  it('a host whose dockerd dies after it joined: its builds are rescheduled and end ACTIVE on the healthy host', async () => {
+    const proxy = await dockerProxy();
+    lab.cleanup.defer(() => Promise.resolve(proxy.close()));
+    // the broken host again, now with a working registry and its Engine API through the proxy
+    await lab.stop(BAD);
+    await lab.start(BAD, `host_url = ${proxy.url}\n`);
+    assert.equal((await computeService(BAD)).Status, 'enabled');
+    const from = lab.agent(BAD).log().length;
+    proxy.close();
+
+    const ids: string[] = [];
+    for (let i = 1; i <= 3; i++) {
+      const s = await openstackJson<LabServer>([
+        'server',
+        'create',
+        '--image',
+        imageId,
+        '--flavor',
+        'm1.tiny',
+        '--nic',
+        'none',
+        '--availability-zone',
+        AZ,
+        `nd-hosts-${RUN}-c-${i}`,
+      ]);
+      ids.push(lab.cleanup.server(s.id));
+    }
+    const done = await Promise.all(
+      ids.map((id) => waitServer(id, (s) => ['ACTIVE', 'ERROR'].includes(s.status), 'ACTIVE or ERROR', 300_000)),
+    );
+    const where = done.map((s: LabServer) => `${s.id} ${s.status} ${String(s['OS-EXT-SRV-ATTR:host'])}`).join('\n');
+    for (const s of done) {
+      assert.equal(s.status, 'ACTIVE', `${JSON.stringify(s.fault)}\n${where}`);
+      assert.equal(s['OS-EXT-SRV-ATTR:host'], OK, where);
+    }
+    const badLog = lab.agent(BAD).log().slice(from);
+    const rescheduled = (badLog.match(/Build rescheduled: /g) ?? []).length;
+    console.log(`    dockerd gone on ${BAD}: ${rescheduled} of 3 builds rescheduled, all ACTIVE on ${OK}`);
+    // the scheduler prefers the emptier host (RAM weigher): the first build at least went there
+    assert.ok(rescheduled >= 1, `a build reached ${BAD}\n${where}`);
+    assert.doesNotMatch(badLog, /Could not clean up failed build/);
+    for (const id of ids) assert.equal((await consumerAllocations(id)).length, 1, `${id}: one provider`);
+    assert.deepEqual(await hostContainers(BAD), [], `nothing left on ${BAD}`);
   });
 });

@@ -377,7 +377,7 @@ describe('compute/manager: reschedule (_do_build_and_run_instance RescheduledExc
     }
   });
 
-  it('HypervisorUnavailable from the spawn is rescheduled; a guest that cannot be removed is not (Could not clean up failed build)', async () => {
+  it('HypervisorUnavailable from the spawn is rescheduled, also when the cleanup cannot reach it (dockerd dead)', async () => {
     const env = await started();
     try {
       const down = hypervisorUnavailable(HOST);
@@ -385,10 +385,30 @@ describe('compute/manager: reschedule (_do_build_and_run_instance RescheduledExc
       const a = newInstance(env.conductor, BUILDING);
       await env.manager.buildAndRunInstance(ctx, buildArgs(a.primitive));
       assert.equal(env.computeTask.casts.length, 1);
+      // dockerd gone: the image lookup failed (no image_ready mark), so did the cleanup; nothing was made here
       env.driver.destroy = () => Promise.reject(hypervisorUnavailable(HOST));
       const b = newInstance(env.conductor, BUILDING);
       await env.manager.buildAndRunInstance(ctx, buildArgs(b.primitive));
-      assert.equal(env.computeTask.casts.length, 1, 'not rescheduled');
+      assert.equal(env.computeTask.casts.length, 2, 'rescheduled');
+      assert.equal(b.row().host, null, 'off this host');
+      assert.notEqual(b.row().vm_state, 'error');
+      assert.equal(env.conductor.faults.length, 0);
+    } finally {
+      env.manager.stop();
+    }
+  });
+
+  it('a guest that may exist (the spawn got past image_ready) and cannot be removed is not rescheduled (Could not clean up failed build)', async () => {
+    const env = await started();
+    try {
+      env.driver.spawn = (dctx) => {
+        dctx.onProgress?.('image_ready');
+        return Promise.reject(hypervisorUnavailable(HOST));
+      };
+      env.driver.destroy = () => Promise.reject(hypervisorUnavailable(HOST));
+      const b = newInstance(env.conductor, BUILDING);
+      await env.manager.buildAndRunInstance(ctx, buildArgs(b.primitive));
+      assert.equal(env.computeTask.casts.length, 0, 'not rescheduled');
       assert.equal(b.row().vm_state, 'error');
       assert.match(
         String(env.conductor.faults[0]?.message),
