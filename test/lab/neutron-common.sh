@@ -57,8 +57,9 @@ neutron_write_configs() {
 # written by $marker
 [DEFAULT]
 core_plugin = ml2
-# no router, metering or qos: tenant networks stay inside this host's namespaces
-service_plugins =
+# routers as API objects only (Tempest's per-project networks ask for one): no L3
+# agent runs, so no gateway or NAT; tenant networks stay inside this host's namespaces
+service_plugins = router
 auth_strategy = keystone
 bind_host = 127.0.0.1
 bind_port = $API_PORT

@@ -6,6 +6,9 @@
 #   REGEX    the test selection (default: the compute API, ^tempest\.api\.compute\.)
 #
 # Slow (tens of minutes on 2 cores): on demand, not part of `npm test`.
+# Networks are on: the lab's Neutron, Tempest's own network, subnet and router
+# per project (dynamic credentials), the agent as the lab's OVS agent host;
+# TEMPEST_NEUTRON=0 runs without Neutron (every server --nic none).
 # Environment: TEMPEST_CONCURRENCY (2), TEMPEST_KEEP_AGENT=1 leaves the agent
 # running afterwards.  Prints passed/failed/skipped and every failure's test
 # id and first error line; the whole subunit stream stays in the workspace
@@ -17,13 +20,16 @@ REGEX=${2:-'^tempest\.api\.compute\.'}
 cd "$(dirname "$0")/../.."
 REPO=$PWD
 LAB=(bash "$REPO/test/lab/release-lab.sh")
-HOST=tempest-compute-$REL
+NEUTRON=${TEMPEST_NEUTRON:-1}
 WS=/var/lib/lab/tempest                  # inside the rootfs
 STATE=/var/lib/nova-docker-tempest/$REL  # on the host: the agent's conf, log and state_path
 say() { echo "[tempest.sh] $*"; }
 
 "${LAB[@]}" up "$REL" >/dev/null
 eval "$("${LAB[@]}" env "$REL")"
+# ports are bound to the host of the lab's OVS agent: with networks the agent is that host
+if [ "$NEUTRON" = 1 ]; then HOST=$NETLAB_AGENT_HOST; else HOST=tempest-compute-$REL; fi
+onoff() { if [ "$NEUTRON" = 1 ]; then echo true; else echo false; fi; }
 inlab() { "${LAB[@]}" exec "$REL" "$@"; }
 [ -e dist/src/cli.js ] || npm run build >/dev/null
 
@@ -56,6 +62,19 @@ api_servers = $NOVA_DOCKER_LAB_GLANCE
 [docker]
 registry_url = $NOVA_DOCKER_LAB_REGISTRY
 EOF
+if [ "$NEUTRON" = 1 ]; then cat >>"$STATE/nova.conf" <<EOF
+[neutron]
+auth_type = password
+auth_url = $NOVA_DOCKER_LAB_KEYSTONE
+project_domain_name = Default
+user_domain_name = Default
+project_name = service
+username = nova
+password = labservice
+region_name = RegionOne
+ovs_bridge = $NETLAB_INTEGRATION_BRIDGE
+EOF
+fi
 AGENT_PID=
 if [ -s "$STATE/agent.pid" ] && kill -0 "$(cat "$STATE/agent.pid")" 2>/dev/null; then
   AGENT_PID=$(cat "$STATE/agent.pid")
@@ -106,7 +125,8 @@ log_file = tempest.log
 lock_path = $WS/lock
 [auth]
 use_dynamic_credentials = true
-create_isolated_networks = false
+# a network, subnet and router of its own per project (the lab's Neutron has no external network)
+create_isolated_networks = $(onoff)
 admin_username = admin
 admin_password = labadmin
 admin_project_name = admin
@@ -122,7 +142,7 @@ api_v2 = false
 nova = true
 glance = true
 placement = true
-neutron = false
+neutron = $(onoff)
 cinder = false
 swift = false
 horizon = false
@@ -149,7 +169,7 @@ live_migration = false
 rescue = false
 stable_rescue = false
 change_password = false
-interface_attach = false
+interface_attach = $(onoff)
 vnc_console = false
 spice_console = false
 serial_console = false
@@ -165,6 +185,10 @@ hostname_fqdn_sanitization = true
 run_validation = false
 [image-feature-enabled]
 api_v2 = true
+[network]
+# tempest's project networks: clear of the labs' own 10.251.x and the e2e tests' 10.253/10.254
+project_network_cidr = 10.120.0.0/16
+project_network_mask_bits = 28
 [network-feature-enabled]
 ipv6 = false
 EOF
