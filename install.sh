@@ -20,6 +20,8 @@
 #   ./install.sh --build      node dependencies and build only (in this checkout)
 #   ./install.sh --install-agent  the agent --build built, into /usr/lib/nova-docker
 #                             (below) and nothing else (the DevStack plugin, as root)
+#   ./install.sh --install-node   the node the others would use (below; fetched
+#                             when there is none new enough), its path printed last
 #   ./install.sh --all-in-one node dependencies and build, then a single-node
 #                             OpenStack control plane on this machine, the agent
 #                             running against it and a busybox image in Glance
@@ -614,6 +616,7 @@ main() {
       --test-deps) mode=test-deps ;;
       --build) mode=build ;;
       --install-agent) mode=install-agent ;;
+      --install-node) mode=install-node ;;
       --all-in-one) mode=all-in-one ;;
       --stop) mode=stop ;;
       --no-start) start=0 ;;
@@ -631,6 +634,7 @@ main() {
     test-deps) install_test_deps; install_node; link_node_on_path; build ;;
     build) install_node; build ;;
     install-agent) install_node; install_agent ;;
+    install-node) install_node; node_bin ;;
     # all-in-one.sh runs with Debian's PATH: it (and the install.sh it calls) must use this node
     all-in-one) install_node; build; install_agent
                 NOVA_DOCKER_NODE=$(node_bin) bash "$SRC_DIR/scripts/all-in-one.sh" ;;

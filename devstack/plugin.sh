@@ -37,6 +37,14 @@ function nova_docker_node {
     command -v "$NOVA_DOCKER_NODE" || echo "$NOVA_DOCKER_NODE"
 }
 
+# NOVA_DOCKER_NODE runs and is >= 20.12 (install.sh's NODE_MIN)
+function nova_docker_node_suitable {
+    local node version
+    node=$(command -v "$NOVA_DOCKER_NODE") || return 1
+    version=$("$node" -p 'process.versions.node' 2>/dev/null) || return 1
+    printf '%s\n%s\n' 20.12 "$version" | sort -C -V
+}
+
 # The node in use comes with its own npm (a Node.js build's bin/npm, which
 # install.sh uses), or there is one on PATH.
 function nova_docker_has_npm {
@@ -45,13 +53,22 @@ function nova_docker_has_npm {
     [[ -e $(dirname "$node")/npm || -e $(dirname "$(readlink -f "$node")")/npm ]] || command -v npm >/dev/null
 }
 
-# Docker Engine and node from the distribution (npm only when the node has
-# none), the stack user in group docker (systemd gives service processes their
-# user's groups), the build in this checkout, then the built agent installed
-# where n-cpu runs it from (root's, readable by all).
+# Docker Engine from the distribution; node: NOVA_DOCKER_NODE when it is new
+# enough, else the one install.sh --install-node picks or installs (a node
+# >= 20.12 on PATH, else Node.js 22 from the npm registry under
+# NOVA_DOCKER_PREFIX: Debian 12's nodejs is 18, too old); npm only when the node
+# has none; the stack user in group docker (systemd gives service processes
+# their user's groups), the build in this checkout, then the built agent
+# installed where n-cpu runs it from (root's, readable by all).
 function install_nova_docker {
     command -v dockerd >/dev/null || install_package docker.io
-    command -v "$NOVA_DOCKER_NODE" >/dev/null || install_package nodejs
+    if ! nova_docker_node_suitable; then
+        # its last line is the node's path; the unsuitable one is not passed on (install.sh would refuse it)
+        NOVA_DOCKER_NODE=$(sudo env NOVA_DOCKER_NODE= NOVA_DOCKER_PREFIX="$NOVA_DOCKER_PREFIX" \
+            bash "$NOVA_DOCKER_DIR/install.sh" --install-node | tail -n 1)
+        nova_docker_node_suitable ||
+            die $LINENO "nova-docker: no node >= 20.12 (install.sh --install-node gave '$NOVA_DOCKER_NODE')"
+    fi
     nova_docker_has_npm || install_package npm
     add_user_to_group "$STACK_USER" "$DOCKER_GROUP"
     start_service docker

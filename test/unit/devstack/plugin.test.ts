@@ -128,6 +128,33 @@ for (const release of RELEASES) {
       assert.deepEqual(named(present, 'install_package'), []);
     });
 
+    it('stack install: a node older than 20.12 (Debian 12 nodejs 18) is not used: install.sh --install-node gives one', () => {
+      const old = tmp.write('old/bin/node', `#!/bin/sh\necho 18.19.0\n`);
+      chmodSync(old, 0o755);
+      const fetched = tmp.write('fetched/bin/node', `#!/bin/sh\nexec ${process.execPath} "$@"\n`);
+      chmodSync(fetched, 0o755);
+      tmp.write('fetched/bin/npm', '#!/bin/sh\n');
+      tmp.write(
+        'repo/install.sh',
+        `#!/bin/bash\necho "install.sh $* NOVA_DOCKER_NODE=$NOVA_DOCKER_NODE" >> ${tmp.dir}/install.log\n` +
+          `if [ "$1" = --install-node ]; then echo "install.sh: fetching Node.js"; echo ${fetched}; fi\n`,
+      );
+      const calls = run(['stack:install'], { NOVA_DOCKER_NODE: old });
+      assert.deepEqual(named(calls, 'install_package'), [], 'no nodejs package');
+      assert.deepEqual(
+        named(calls, 'sudo').map((c) => c.slice(1, 3)),
+        [
+          ['env', 'NOVA_DOCKER_NODE='],
+          ['env', `NOVA_DOCKER_NODE=${fetched}`],
+        ],
+      );
+      assert.equal(
+        ini('install.log'),
+        `install.sh --install-node NOVA_DOCKER_NODE=\n` +
+          `install.sh --build NOVA_DOCKER_NODE=${fetched}\ninstall.sh --install-agent NOVA_DOCKER_NODE=${fetched}\n`,
+      );
+    });
+
     it("stack install: a node's own npm is used, no npm package even with none on PATH", () => {
       const node = tmp.write('node/bin/node', `#!/bin/sh\nexec ${process.execPath} "$@"\n`);
       chmodSync(node, 0o755);

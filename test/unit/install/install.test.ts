@@ -81,7 +81,16 @@ describe('install.sh', function () {
   it('prints its modes on --help and rejects unknown options and mixed modes', () => {
     const help = bash(`bash ${INSTALL} --help`);
     assert.equal(help.status, 0);
-    for (const mode of ['--test-deps', '--no-start', '--restart', '--stop', '--build', '--all-in-one', '--dry-run']) {
+    for (const mode of [
+      '--test-deps',
+      '--no-start',
+      '--restart',
+      '--stop',
+      '--build',
+      '--install-node',
+      '--all-in-one',
+      '--dry-run',
+    ]) {
       assert.match(help.stdout, new RegExp(`^\\s*(\\./install\\.sh )?${mode}\\b`, 'm'), mode);
     }
     const bad = bash(`bash ${INSTALL} --frobnicate`);
@@ -527,6 +536,13 @@ describe('install.sh: the Node.js it fetches when the host has none new enough',
     assert.match(debian13.stdout, new RegExp(`^NODE=${tmp.path('path-20.19.2/node')}$`, 'm'));
     assert.doesNotMatch(debian13.stdout, /--use-system-ca/);
     assert.doesNotMatch(debian13.stdout, /fetching/);
+    // --install-node (the DevStack plugin's way to a node on Debian 12): the same pick, its path printed last
+    const plugin = spawnSync('bash', [INSTALL, '--install-node', '--dry-run'], {
+      encoding: 'utf8',
+      env: { ...process.env, ...env, ...onPath('20.19.2'), NOVA_DOCKER_NODE: '' },
+    });
+    assert.equal(plugin.status, 0, plugin.stderr);
+    assert.equal(plugin.stdout.trim().split('\n').at(-1), tmp.path('path-20.19.2/node'));
     const debian12 = steps(probe(pins, false), { ...env, ...onPath('18.20.4') });
     assert.equal(debian12.status, 0, debian12.stderr);
     assert.match(debian12.stdout, /node 18\.20\.4 at \S+ is older than 20\.12: using Node\.js 22\.23\.5/);
