@@ -35,9 +35,10 @@ import http from 'node:http';
 import { dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleepRaw } from 'node:timers/promises';
+import { logTime } from '../test/support/agent-log.js';
 import { discoverHosts, dockerSave, startAgent, stopFakeCompute, type AgentProcess } from '../test/support/lab.js';
 import { labAdminToken, labRequest, type RestReply } from '../test/support/nova-api.js';
-import { logTime, row } from './support.js';
+import { row } from './support.js';
 
 // ---------------------------------------------------------------- arguments
 
