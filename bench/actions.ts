@@ -27,6 +27,7 @@ import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DockerClient } from '../src/clients/docker/client.js';
 import { pollUntil } from '../src/common/poll.js';
+import { logTime } from '../test/support/agent-log.js';
 import {
   bootServer,
   discoverHosts,
@@ -38,7 +39,7 @@ import {
   type AgentProcess,
 } from '../test/support/lab.js';
 import { labAdminToken, labRequest, type RestReply } from '../test/support/nova-api.js';
-import { buildBigImage, logTime, row as printRow, settledLog } from './support.js';
+import { buildBigImage, row as printRow, settledLog } from './support.js';
 
 const N = Number(process.argv[2] ?? 5);
 const MB = Number(process.argv[3] ?? 200);

@@ -2,7 +2,7 @@
  * Boot latency through the lab's real Nova Zed control plane with our agent as
  * the compute host, next to raw Engine API create+start, plus the agent's idle RSS.
  *
- *   node dist/bench/boot.js [N=10] [--idle 60|300] [--spawn-check-ms MS]
+ *   node dist/bench/boot.js [N=10] [--idle 60|300] [--spawn-check-ms MS] [--network NAME]
  *
  * Nova is driven over HTTP (Keystone token, compute API 2.37), not the CLI,
  * whose 5 s polling hides the timing. Phases:
@@ -24,48 +24,78 @@
  * The agent's own share of every boot comes from its `boot timing` debug line
  * (ms since build_and_run_instance arrived); the API → agent part from the
  * timestamp of its "Starting instance..." line against the POST's wall clock.
- * Everything created (servers, Glance image, its docker tag, raw containers)
- * is removed and the agent stopped with SIGTERM at the end, also on failure
- * or Ctrl-C. Talks only to 127.0.0.1 and /var/run/docker.sock.
+ *
+ * --network NAME (needs test/lab/neutron-lab.sh up; run it under
+ * `flock /tmp/nova-docker-net.lock`, as only one agent may serve that host):
+ * the agent runs as the lab's Neutron agent host (nova-docker-net), where
+ * ports bind, and every boot phase boots one-port servers next to the
+ * `--nic none` ones: network NAME (used and kept when it exists, else created
+ * with a /24 subnet, and hosted by the DHCP agent before any boot) and a
+ * security group of the run's own (`networks: [{uuid}]`, `security_groups`
+ * in the POST). One warm-up one-port boot; each serial round boots (and
+ * deletes) one `--nic none` and one one-port server after its raw pair; the
+ * concurrent phase runs a `--nic none` batch, then a one-port batch. For the
+ * port boots the agent's log also gives its plug time and plug →
+ * network-vif-plugged received (test/support/agent-log.ts).
+ *
+ * Everything created (servers, Glance image, its docker tag, raw containers;
+ * with --network the ports, the security group and a network made for the
+ * run, deleted once its ports are gone) is removed and the agent stopped with
+ * SIGTERM at the end, also on failure or Ctrl-C. Talks only to 127.0.0.1 and
+ * /var/run/docker.sock.
  */
-import { LAB_ENDPOINTS } from '../test/support/lab-env.js';
-import { randomUUID } from 'node:crypto';
+import { LAB_ENDPOINTS, LAB_NEUTRON } from '../test/support/lab-env.js';
+import { randomInt, randomUUID } from 'node:crypto';
 import { readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { dirname } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleepRaw } from 'node:timers/promises';
+import { logTime, plugTiming, type PlugTiming } from '../test/support/agent-log.js';
 import { discoverHosts, dockerSave, startAgent, stopFakeCompute, type AgentProcess } from '../test/support/lab.js';
 import { labAdminToken, labRequest, type RestReply } from '../test/support/nova-api.js';
-import { logTime, row } from './support.js';
+import { row, type Stat } from './support.js';
 
 // ---------------------------------------------------------------- arguments
 
-function parseArgs(argv: string[]): { n: number; idle: number[]; spawnCheckMs: number | undefined } {
+interface Args {
+  n: number;
+  idle: number[];
+  spawnCheckMs: number | undefined;
+  /** --network NAME: one-port boots on that Neutron network next to the `--nic none` ones. */
+  network: string | undefined;
+}
+
+function parseArgs(argv: string[]): Args {
   let n = 10;
   let idleS = 60;
   let spawnCheckMs: number | undefined;
+  let network: string | undefined;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--idle') idleS = Number(argv[++i]);
     else if (a === '--spawn-check-ms') spawnCheckMs = Number(argv[++i]);
+    else if (a === '--network') network = argv[++i];
     else n = Number(a);
   }
   if (!Number.isInteger(n) || n < 1) throw new Error(`bad N: ${n}`);
   if (!Number.isFinite(idleS) || idleS < 0) throw new Error(`bad --idle: ${idleS}`);
+  if (network !== undefined && !/^[\w.-]+$/.test(network)) throw new Error(`bad --network: ${network}`);
   // RSS is read at 60 s, and also at the --idle mark when it is later.
   const idle = idleS > 60 ? [60, idleS] : [idleS];
-  return { n, idle, spawnCheckMs };
+  return { n, idle, spawnCheckMs, network };
 }
 
 const ARGS = parseArgs(process.argv.slice(2));
 const N = ARGS.n;
-const HOST = 'nova-docker-bench';
+// ports bind only on the host the lab's OVS agent reports (Neutron binds a port to binding:host_id's agent)
+const HOST = ARGS.network === undefined ? 'nova-docker-bench' : LAB_NEUTRON.agentHost;
 const RUN = randomUUID().slice(0, 8);
 const PREFIX = `nd-bench-${RUN}`;
 // the lab NOVA_DOCKER_LAB names (zed, 2025.1, 2026.1): the same bench on every release
 const NOVA = LAB_ENDPOINTS.nova;
 const GLANCE = LAB_ENDPOINTS.glance;
+const NEUTRON = `${LAB_NEUTRON.url}/v2.0`;
 const MICROVERSION = { 'OpenStack-API-Version': 'compute 2.37', 'X-OpenStack-Nova-API-Version': '2.37' };
 const POLL_MS = 50;
 const WAIT_MS = 180_000;
@@ -109,6 +139,9 @@ function expect(r: Reply, ok: number[], what: string): Reply {
 
 const nova = (method: string, path: string, body?: unknown): Promise<Reply> =>
   call(method, `${NOVA}${path}`, body, MICROVERSION);
+
+const neutron = (method: string, path: string, body?: unknown): Promise<Reply> =>
+  call(method, `${NEUTRON}${path}`, body);
 
 interface ServerView {
   id: string;
@@ -182,8 +215,15 @@ interface BootTiming {
   ok: boolean;
 }
 
+interface AgentTimings {
+  timings: Map<string, BootTiming>;
+  received: Map<string, number>;
+  /** The port boots' plug (test/support/agent-log.ts), filled by waitTimings. */
+  plugs: Map<string, PlugTiming>;
+}
+
 /** boot timing lines and the wall-clock time of each "Starting instance..." line, by instance uuid. */
-function parseAgentLog(log: string): { timings: Map<string, BootTiming>; received: Map<string, number> } {
+function parseAgentLog(log: string): AgentTimings {
   const timings = new Map<string, BootTiming>();
   const received = new Map<string, number>();
   for (const line of log.split('\n')) {
@@ -197,13 +237,17 @@ function parseAgentLog(log: string): { timings: Map<string, BootTiming>; receive
     const at = m ? logTime(line) : undefined;
     if (m && at !== undefined) received.set(m[1]!, at);
   }
-  return { timings, received };
+  return { timings, received, plugs: new Map() };
 }
 
 // ---------------------------------------------------------------- one boot
 
+/** `--nic none`, or one port on the --network network (with the run's security group). */
+type Nic = 'none' | 'port';
+
 interface Boot {
   id: string;
+  nic: Nic;
   postWall: number;
   t0: number;
   postMs: number;
@@ -213,19 +257,24 @@ interface Boot {
 
 const live = new Set<string>();
 
-async function post(name: string, imageRef: string): Promise<Boot> {
+async function post(name: string, imageRef: string, nic: Nic = 'none'): Promise<Boot> {
+  const nics =
+    nic === 'none'
+      ? { networks: 'none' }
+      : { networks: [{ uuid: mustNet().networkId }], security_groups: [{ name: mustNet().securityGroupId }] };
   const postWall = Date.now();
   const t0 = performance.now();
   const r = expect(
     await nova('POST', '/servers', {
-      server: { name, imageRef, flavorRef: '1', networks: 'none', availability_zone: `nova:${HOST}` },
+      server: { name, imageRef, flavorRef: '1', ...nics, availability_zone: `nova:${HOST}` },
     }),
     [202],
     `POST /servers (${name})`,
   );
   const id = (r.body as { server: { id: string } }).server.id;
   live.add(id);
-  return { id, postWall, t0, postMs: performance.now() - t0 };
+  if (nic === 'port') mustNet().servers.add(id);
+  return { id, nic, postWall, t0, postMs: performance.now() - t0 };
 }
 
 /** GET /servers/{id} every 50 ms (start to start) until ACTIVE; ERROR throws with the fault. */
@@ -363,6 +412,140 @@ async function removeImage(): Promise<void> {
   }
 }
 
+// ---------------------------------------------------------------- Neutron (--network)
+
+/** The --network set-up; what is set is undone at the end. */
+const net: {
+  networkId?: string;
+  /** Made for this run (deleted at the end), not an existing network of that name (kept). */
+  created: boolean;
+  securityGroupId?: string;
+  /** Every server POSTed with a port: their ports must be gone before the network and the group can go. */
+  servers: Set<string>;
+} = { created: false, servers: new Set() };
+
+function mustNet(): { networkId: string; securityGroupId: string; servers: Set<string> } {
+  if (net.networkId === undefined || net.securityGroupId === undefined) throw new Error('--network is not set up');
+  return { networkId: net.networkId, securityGroupId: net.securityGroupId, servers: net.servers };
+}
+
+interface PortView {
+  id: string;
+  device_id: string;
+  device_owner: string;
+}
+
+/** Checks `check` every 500 ms until it gives a value; throws after `timeoutMs`. */
+async function until<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>): Promise<T> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const v = await check();
+    if (v !== undefined) return v;
+    if (performance.now() > deadline) throw new Error(`${what}: not after ${timeoutMs} ms`);
+    await sleep(500);
+  }
+}
+
+/**
+ * Network `name` (used when it exists, else made with a /24 subnet), hosted by the DHCP agent, and a
+ * security group of the run's own that lets ICMP in from its members (the e2e file's first rule).
+ */
+async function setUpNetwork(name: string): Promise<void> {
+  const agentType = encodeURIComponent('Open vSwitch agent');
+  const agents = expect(
+    await neutron('GET', `/agents?host=${encodeURIComponent(HOST)}&agent_type=${agentType}`),
+    [200],
+    'GET /v2.0/agents',
+  ).body as { agents: Array<{ alive: boolean }> };
+  if (!agents.agents.some((a) => a.alive)) {
+    throw new Error(`no live Open vSwitch agent on host ${HOST}: is test/lab/neutron-lab.sh up?`);
+  }
+  const found = (
+    expect(await neutron('GET', `/networks?name=${encodeURIComponent(name)}`), [200], 'GET /v2.0/networks').body as {
+      networks: Array<{ id: string; subnets: string[] }>;
+    }
+  ).networks;
+  if (found.length > 1) throw new Error(`${found.length} networks are named ${name}: give one that is unique`);
+  if (found[0]) {
+    if (found[0].subnets.length === 0) throw new Error(`network ${name} has no subnet`);
+    net.networkId = found[0].id;
+    console.log(`network ${name} (${net.networkId}) exists: used as it is, and kept`);
+  } else {
+    const r = expect(await neutron('POST', '/networks', { network: { name } }), [201], 'POST /v2.0/networks');
+    net.networkId = (r.body as { network: { id: string } }).network.id;
+    net.created = true;
+    // 10.248.R: the e2e files' subnets are 10.250–10.254, the lab's own 10.251/10.252
+    const cidr = `10.248.${randomInt(0, 250)}.0/24`;
+    const subnet = { name: `${name}-sub`, network_id: net.networkId, ip_version: 4, cidr };
+    expect(await neutron('POST', '/subnets', { subnet }), [201], 'POST /v2.0/subnets');
+    console.log(`network ${name} (${net.networkId}) made for the run, subnet ${cidr}`);
+  }
+  // a compute port goes ACTIVE (and Nova hears network-vif-plugged) once the DHCP agent lifts its provisioning
+  // block: the network must be on that agent first
+  const networkId = net.networkId;
+  await until(`network ${name} hosted by a DHCP agent`, 90_000, async () => {
+    const r = expect(await neutron('GET', `/networks/${networkId}/dhcp-agents`), [200], 'GET dhcp-agents');
+    return (r.body as { agents: unknown[] }).agents.length > 0 ? true : undefined;
+  });
+  const sg = expect(
+    await neutron('POST', '/security-groups', { security_group: { name: `${PREFIX}-sg` } }),
+    [201],
+    'POST /v2.0/security-groups',
+  );
+  const sgId = (sg.body as { security_group: { id: string } }).security_group.id;
+  net.securityGroupId = sgId;
+  const rule = { security_group_id: sgId, direction: 'ingress', ethertype: 'IPv4', protocol: 'icmp' };
+  expect(
+    await neutron('POST', '/security-group-rules', { security_group_rule: { ...rule, remote_group_id: sgId } }),
+    [201],
+    'POST /v2.0/security-group-rules',
+  );
+}
+
+/**
+ * After the servers' deletes: their ports gone (the agent deletes the ports Nova made; one still there after
+ * 60 s is a leak, reported and deleted here), then a network made for the run, then the security group.
+ */
+async function tearDownNetwork(errors: unknown[]): Promise<void> {
+  const networkId = net.networkId;
+  if (networkId !== undefined) {
+    const ours = async (): Promise<PortView[]> => {
+      const r = expect(await neutron('GET', `/ports?network_id=${networkId}`), [200], 'GET /v2.0/ports');
+      // on a network of its own every port but the DHCP agent's is the run's
+      return (r.body as { ports: PortView[] }).ports.filter(
+        (p) => net.servers.has(p.device_id) || (net.created && !p.device_owner.startsWith('network:')),
+      );
+    };
+    const left = await until('the ports of the deleted servers gone', 60_000, async () => {
+      const ports = await ours();
+      return ports.length === 0 ? [] : undefined;
+    }).catch(async () => await ours());
+    for (const p of left) {
+      errors.push(new Error(`port ${p.id} (device ${p.device_id || 'none'}) left after the deletes: deleting it`));
+      const r = await neutron('DELETE', `/ports/${p.id}`);
+      if (r.status !== 204 && r.status !== 404) errors.push(new Error(`DELETE port ${p.id}: HTTP ${r.status}`));
+    }
+    if (net.created) {
+      // 409 while Neutron still counts a port in use (the DHCP agent's goes with the network)
+      await until(`network ${networkId} deleted`, 60_000, async () => {
+        const r = await neutron('DELETE', `/networks/${networkId}`);
+        if (r.status === 204 || r.status === 404) return true;
+        if (r.status === 409) return undefined;
+        throw new Error(`DELETE network ${networkId}: HTTP ${r.status} ${r.text.slice(0, 300)}`);
+      });
+    }
+  }
+  const sgId = net.securityGroupId;
+  if (sgId !== undefined) {
+    await until(`security group ${sgId} deleted`, 60_000, async () => {
+      const r = await neutron('DELETE', `/security-groups/${sgId}`);
+      if (r.status === 204 || r.status === 404) return true;
+      if (r.status === 409) return undefined;
+      throw new Error(`DELETE security group ${sgId}: HTTP ${r.status} ${r.text.slice(0, 300)}`);
+    });
+  }
+}
+
 // ---------------------------------------------------------------- misc
 
 function rssKb(pid: number): number {
@@ -374,12 +557,20 @@ function mb(kb: number): string {
   return `${(kb / 1024).toFixed(1)} MB`;
 }
 
-async function waitTimings(agent: AgentProcess, boots: Boot[]): Promise<ReturnType<typeof parseAgentLog>> {
+async function waitTimings(agent: AgentProcess, boots: Boot[]): Promise<AgentTimings> {
   const deadline = Date.now() + 30_000;
   for (;;) {
-    const parsed = parseAgentLog(agent.log());
-    if (boots.every((b) => parsed.timings.has(b.id) && parsed.received.has(b.id))) return parsed;
-    if (Date.now() > deadline) throw new Error('no boot timing line in the agent log for some boots');
+    const log = agent.log();
+    const parsed = parseAgentLog(log);
+    for (const b of boots) {
+      const plug = b.nic === 'port' ? plugTiming(log, b.id) : undefined;
+      if (plug) parsed.plugs.set(b.id, plug);
+    }
+    const complete = (b: Boot): boolean =>
+      parsed.timings.has(b.id) && parsed.received.has(b.id) && (b.nic === 'none' || parsed.plugs.has(b.id));
+    if (boots.every(complete)) return parsed;
+    if (Date.now() > deadline)
+      throw new Error('no boot timing (or, for a port boot, plug) line in the agent log for some boots');
     await sleep(50);
   }
 }
@@ -394,13 +585,25 @@ interface RawSeries {
  * the concurrent phase, where nova-api answers the POSTs one after another so
  * the agent's builds overlap far less than the raw burst does.
  */
+/** One series' headline figures, for the --network summary. */
+interface Headline {
+  title: string;
+  total: Stat;
+  agent: Stat;
+  deleted: Stat;
+  plug?: Stat;
+  plugToEvent?: Stat;
+}
+
+/** `vs`: the `--nic none` series of the same phase, which a one-port series is compared with. */
 function report(
   title: string,
   boots: Boot[],
-  parsed: ReturnType<typeof parseAgentLog>,
+  parsed: AgentTimings,
   raws: RawSeries[],
   baseline: RawSeries | undefined,
-): void {
+  vs?: Headline,
+): Headline {
   console.log(`\n${title}`);
   const t = boots.map((b) => parsed.timings.get(b.id)!);
   const failed = t.filter((x) => !x.ok);
@@ -431,11 +634,39 @@ function report(
     '    spawned → active (the ACTIVE save)',
     t.map((x) => x.active - x.spawned),
   );
+  let plug: Stat | undefined;
+  let plugToEvent: Stat | undefined;
+  const ported = boots.filter((b) => b.nic === 'port');
+  if (ported.length > 0) {
+    const plugs = ported.map((b) => ({ b, p: parsed.plugs.get(b.id)! }));
+    // log times, ms since "Starting instance..." (its own log time)
+    const since = (b: Boot, at: number): number => at - parsed.received.get(b.id)!;
+    row(
+      '    received → VIF plugged (port made + bound ∥ image, holder, plug)',
+      plugs.map(({ b, p }) => since(b, p.pluggedAt)),
+    );
+    plug = row(
+      '      plug (veth pair, OVS port, addresses inside)',
+      plugs.map(({ p }) => p.plugMs),
+    );
+    const evented = plugs.filter(({ p }) => p.plugToEventMs !== undefined);
+    plugToEvent = row(
+      '    plug → network-vif-plugged received',
+      evented.map(({ p }) => p.plugToEventMs!),
+    );
+    row(
+      '    network-vif-plugged received → ACTIVE saved',
+      evented.map(({ b, p }) => parsed.timings.get(b.id)!.active - since(b, p.pluggedAt + p.plugToEventMs!)),
+    );
+    if (evented.length < plugs.length) {
+      console.log(`  ${plugs.length - evented.length} port boot(s) logged no network-vif-plugged`);
+    }
+  }
   row(
     '  agent ACTIVE → client saw it (poll lag + GET)',
     boots.map((b) => b.activeMs! - received(b) - parsed.timings.get(b.id)!.active),
   );
-  row(
+  const deleted = row(
     'API delete → gone (404) (client)',
     boots.map((b) => b.deleteMs!),
   );
@@ -444,12 +675,67 @@ function report(
     if (r !== baseline) continue;
     console.log(`  agent share p50 − raw p50 (${r.what}) = ${(agent.p50 - st.p50).toFixed(1)} ms (goal ≤ 50 ms)`);
   }
-  if (!baseline) {
+  if (!baseline && raws.length > 0) {
     console.log(
       "  (agent vs raw not comparable here: nova-api answers the POSTs one after another, so the agent's builds overlap far less than the raw burst)",
     );
   }
   console.log(`  agent share / client total p50 = ${((100 * agent.p50) / total.p50).toFixed(0)}%`);
+  if (vs) {
+    const d = (a: Stat, b: Stat): string => `${a.p50 - b.p50 >= 0 ? '+' : ''}${(a.p50 - b.p50).toFixed(1)} ms`;
+    console.log(
+      `  one port − --nic none, p50: API → ACTIVE ${d(total, vs.total)}, agent share ${d(agent, vs.agent)}, ` +
+        `delete → gone ${d(deleted, vs.deleted)}`,
+    );
+  }
+  return { title, total, agent, deleted, ...(plug ? { plug } : {}), ...(plugToEvent ? { plugToEvent } : {}) };
+}
+
+/** The --network run's headline figures side by side, p50 / p95. */
+function summary(lines: Headline[]): void {
+  const s = (x: Stat | undefined): string =>
+    x ? `${(x.p50 / 1000).toFixed(2)} / ${(x.p95 / 1000).toFixed(2)} s` : '—';
+  const ms = (x: Stat | undefined): string => (x ? `${x.p50.toFixed(0)} / ${x.p95.toFixed(0)} ms` : '—');
+  console.log('\nsummary, p50 / p95');
+  const cols = ['series', 'API → ACTIVE', 'agent share', 'delete → gone', 'plug', 'plug → vif-plugged'];
+  const rows = lines.map((l) => [l.title, s(l.total), s(l.agent), s(l.deleted), ms(l.plug), ms(l.plugToEvent)]);
+  const width = cols.map((c, i) => Math.max(c.length, ...rows.map((r) => r[i]!.length)));
+  for (const r of [cols, ...rows]) console.log(`  ${r.map((c, i) => c.padEnd(width[i]!)).join('  ')}`);
+}
+
+/** One serial boot: POST, ACTIVE, DELETE, gone. */
+async function bootAndDelete(name: string, image: string, nic: Nic): Promise<Boot> {
+  const b = await post(name, image, nic);
+  await waitActive(b);
+  await deleteAndWait(b);
+  return b;
+}
+
+/** M boots POSTed at once and polled to ACTIVE (one list GET per tick), then all deleted at once, polled to gone. */
+async function concurrentBatch(M: number, image: string, nic: Nic): Promise<Boot[]> {
+  const tag = nic === 'none' ? 'c' : 'cp';
+  const conc = await Promise.all(Array.from({ length: M }, (_, i) => post(`${PREFIX}-${tag}${i}`, image, nic)));
+  await pollList(
+    conc,
+    (s) => s?.status === 'ACTIVE',
+    (b, now) => (b.activeMs = now - b.t0),
+  );
+  const delStarts = new Map<string, number>();
+  await Promise.all(
+    conc.map(async (b) => {
+      delStarts.set(b.id, performance.now());
+      expect(await nova('DELETE', `/servers/${b.id}`), [204], `DELETE /servers/${b.id}`);
+    }),
+  );
+  await pollList(
+    conc,
+    (s) => s === undefined,
+    (b, now) => {
+      b.deleteMs = now - delStarts.get(b.id)!;
+      live.delete(b.id);
+    },
+  );
+  return conc;
 }
 
 /** Runs fn while GET /servers/{target} is polled every 50 ms, as during a boot (nova-api and the neutron stub busy). */
@@ -476,6 +762,7 @@ async function main(): Promise<void> {
   console.log(
     `boot bench: N=${N}, host ${HOST}, run ${RUN}, idle ${ARGS.idle.join('+')} s` +
       (ARGS.spawnCheckMs === undefined ? '' : `, [docker] spawn_check_ms = ${ARGS.spawnCheckMs}`) +
+      (ARGS.network === undefined ? '' : `, one-port boots on network ${ARGS.network} next to --nic none`) +
       ' (2-core shared lab VM: numbers are noisy)',
   );
   let agent: AgentProcess | undefined;
@@ -495,15 +782,17 @@ async function main(): Promise<void> {
     await discoverHosts();
     token = (await labAdminToken()).token;
 
-    // leftovers of an earlier, killed run on this bench host
+    // leftovers of an earlier, killed run on this bench host (the Neutron host is shared: only the benches' there)
     const old = expect(await nova('GET', `/servers/detail?host=${HOST}&all_tenants=1`), [200], 'GET leftovers');
-    for (const s of (old.body as { servers: ServerView[] }).servers) {
+    const mine = (s: ServerView): boolean => ARGS.network === undefined || (s.name ?? '').startsWith('nd-bench-');
+    for (const s of (old.body as { servers: ServerView[] }).servers.filter(mine)) {
       console.log(`removing leftover server ${s.id} (${s.name ?? ''}) on ${HOST}`);
-      await deleteAndWait({ id: s.id, postWall: 0, t0: 0, postMs: 0 });
+      await deleteAndWait({ id: s.id, nic: 'none', postWall: 0, t0: 0, postMs: 0 });
     }
 
     const image = await uploadBusybox();
     console.log(`glance image ${image} uploaded`);
+    if (ARGS.network !== undefined) await setUpNetwork(ARGS.network);
 
     // warm-up: the first boot loads the image into docker
     // (kept ACTIVE through the serial phase as the target of the raw-under-poll-load variant)
@@ -514,32 +803,55 @@ async function main(): Promise<void> {
       await rawCreateStart(`warm${i}`);
       await removeRawContainers();
     }
+    if (ARGS.network !== undefined) {
+      // the first port on the network (OVS flows for its local VLAN, the DHCP agent's first host entry)
+      const warmPort = await post(`${PREFIX}-warmp`, image, 'port');
+      await waitActive(warmPort);
+      await deleteAndWait(warmPort);
+      console.log(`warm-up one-port boot ${(warmPort.activeMs! / 1000).toFixed(2)} s`);
+    }
+    const headlines: Headline[] = [];
+    const suffix = (nic: Nic): string =>
+      ARGS.network === undefined ? '' : nic === 'none' ? ', --nic none' : `, one port on ${ARGS.network}`;
 
     // serial: raw create+start (quiet, then with the client's 50 ms GET poll running as during a
     // boot: it keeps nova-api and the neutron stub busy on the same 2 cores), one Nova boot + delete
+    // (with --network, then one one-port boot + delete)
     const rawQuiet: RawSeries = { what: 'raw Engine API create+start (busybox, net none)', ms: [] };
     const rawPolled: RawSeries = { what: 'raw create+start, GET /servers/{id} poll running', ms: [] };
     const serial: Boot[] = [];
+    const serialPort: Boot[] = [];
     for (let i = 0; i < N; i++) {
       rawQuiet.ms.push(await rawCreateStart(`q${i}`));
       await removeRawContainers();
       rawPolled.ms.push(await underPollLoad(warm.id, () => rawCreateStart(`p${i}`)));
       await removeRawContainers();
-      const b = await post(`${PREFIX}-s${i}`, image);
-      await waitActive(b);
-      await deleteAndWait(b);
-      serial.push(b);
+      serial.push(await bootAndDelete(`${PREFIX}-s${i}`, image, 'none'));
+      if (ARGS.network !== undefined) serialPort.push(await bootAndDelete(`${PREFIX}-sp${i}`, image, 'port'));
     }
     await deleteAndWait(warm);
-    report(
-      `serial (N=${N}, GET /servers/{id} every 50 ms)`,
+    const serialNone = report(
+      `serial (N=${N}, GET /servers/{id} every 50 ms)${suffix('none')}`,
       serial,
       await waitTimings(agent, serial),
       [rawQuiet, rawPolled],
       rawPolled,
     );
+    headlines.push({ ...serialNone, title: 'serial, --nic none' });
+    if (serialPort.length > 0) {
+      const h = report(
+        `serial (N=${N}, GET /servers/{id} every 50 ms)${suffix('port')}`,
+        serialPort,
+        await waitTimings(agent, serialPort),
+        [],
+        undefined,
+        serialNone,
+      );
+      headlines.push({ ...h, title: 'serial, one port' });
+    }
 
-    // concurrent: N raw at once, then N boots POSTed at once, then N deletes at once
+    // concurrent: N raw at once, then N boots POSTed at once, then N deletes at once (with --network, then
+    // the same with one port each)
     // (the lab's admin quota is 10 instances, shared with whatever else runs: fewer if taken)
     const room = await headroom();
     const M = Math.min(N, room);
@@ -548,34 +860,28 @@ async function main(): Promise<void> {
       console.log(`\nquota: only ${room} instance(s) free in project admin, so ${M} concurrent boots, not ${N}`);
     const rawConc = await Promise.all(Array.from({ length: M }, (_, i) => rawCreateStart(`c${i}`)));
     await removeRawContainers();
-    const conc = await Promise.all(Array.from({ length: M }, (_, i) => post(`${PREFIX}-c${i}`, image)));
-    await pollList(
-      conc,
-      (s) => s?.status === 'ACTIVE',
-      (b, now) => (b.activeMs = now - b.t0),
-    );
-    const delStarts = new Map<string, number>();
-    await Promise.all(
-      conc.map(async (b) => {
-        delStarts.set(b.id, performance.now());
-        expect(await nova('DELETE', `/servers/${b.id}`), [204], `DELETE /servers/${b.id}`);
-      }),
-    );
-    await pollList(
-      conc,
-      (s) => s === undefined,
-      (b, now) => {
-        b.deleteMs = now - delStarts.get(b.id)!;
-        live.delete(b.id);
-      },
-    );
-    report(
-      `concurrent (N=${M} POSTed at once, one GET /servers/detail every 50 ms)`,
+    const conc = await concurrentBatch(M, image, 'none');
+    const concNone = report(
+      `concurrent (N=${M} POSTed at once, one GET /servers/detail every 50 ms)${suffix('none')}`,
       conc,
       await waitTimings(agent, conc),
       [{ what: `raw create+start, ${M} at once`, ms: rawConc }],
       undefined,
     );
+    headlines.push({ ...concNone, title: `concurrent ${M}, --nic none` });
+    if (ARGS.network !== undefined) {
+      const concPort = await concurrentBatch(M, image, 'port');
+      const h = report(
+        `concurrent (N=${M} POSTed at once, one GET /servers/detail every 50 ms)${suffix('port')}`,
+        concPort,
+        await waitTimings(agent, concPort),
+        [],
+        undefined,
+        concNone,
+      );
+      headlines.push({ ...h, title: `concurrent ${M}, one port` });
+      summary(headlines);
+    }
 
     // idle RSS
     const idleStart = performance.now();
@@ -599,6 +905,8 @@ async function main(): Promise<void> {
         }),
       );
     }
+    // while the agent runs: it deletes the ports of the servers it deleted
+    await tearDownNetwork(errors).catch((e: unknown) => errors.push(e));
     await removeRawContainers().catch((e: unknown) => errors.push(e));
     if (agent) {
       const code = await agent.stop();

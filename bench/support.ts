@@ -1,8 +1,8 @@
 /**
  * What the lab benches (boot, actions, image-load) share: percentiles and the
  * row they print, incompressible test data and the busybox + N MB image built
- * from it, and the agent's log timestamps. REST and the lab's agent come from
- * test/support (nova-api.ts, lab.ts), as the e2e tests and the fault suite use them.
+ * from it, and waiting for the agent's log to settle. REST, the lab's agent and its log lines come from
+ * test/support (nova-api.ts, lab.ts, agent-log.ts), as the e2e tests and the fault suite use them.
  */
 import { createWriteStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -79,14 +79,6 @@ export async function buildBigImage(ref: string, mb: number, changes: string[] =
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
-}
-
-/** The epoch ms of an agent log line (`YYYY-MM-DD HH:MM:SS.mmm …`, local time), or undefined. */
-export function logTime(line: string): number | undefined {
-  const m = /^(\d{4})-(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d)\.(\d{3})/.exec(line);
-  if (!m) return undefined;
-  const [y, mo, d, h, mi, s, ms] = m.slice(1).map(Number) as [number, number, number, number, number, number, number];
-  return new Date(y, mo - 1, d, h, mi, s, ms).getTime();
 }
 
 /**

@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { randomInt, randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { pollUntil } from '../../src/common/poll.js';
+import { plugTiming } from '../support/agent-log.js';
 import { execFileP, REPO_ROOT, SYSTEM_ENV } from '../support/broker.js';
 import {
   discoverHosts,
@@ -147,21 +148,6 @@ function uuidsIn(text: string, instance: string): string[] {
   );
 }
 
-/** Seconds between the agent's "plugged ... VIF(s)" and "Received event network-vif-plugged" for `uuid`. */
-function plugToEvent(log: string, uuid: string): number | undefined {
-  const at = (re: RegExp): number | undefined => {
-    for (const line of log.split('\n')) {
-      if (!line.includes(uuid) || !re.test(line)) continue;
-      const m = /^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d\.\d+)/.exec(line);
-      if (m) return Date.parse(`${m[1]}T${m[2]}Z`);
-    }
-    return undefined;
-  };
-  const plugged = at(/plugged \d+ VIF\(s\)/);
-  const event = at(/Received event network-vif-plugged/);
-  return plugged !== undefined && event !== undefined ? (event - plugged) / 1000 : undefined;
-}
-
 describe('e2e: Neutron ports through the real Nova (neutron-lab)', function () {
   this.timeout(900_000);
 
@@ -290,8 +276,8 @@ describe('e2e: Neutron ports through the real Nova (neutron-lab)', function () {
       assert.deepEqual(addressesOn(shown, NET), ips, `server show addresses: ${JSON.stringify(shown.addresses)}`);
       const eth0 = await guestLink(s.id, 'eth0');
       assert.deepEqual(eth0, { mac: port.mac_address, ips }, `eth0 of ${s.id}`);
-      const t = plugToEvent(lab.agent().log(), s.id);
-      if (t !== undefined) timing(`${s.id.slice(0, 8)}: plug -> network-vif-plugged received`, t * 1000);
+      const t = plugTiming(lab.agent().log(), s.id)?.plugToEventMs;
+      if (t !== undefined) timing(`${s.id.slice(0, 8)}: plug -> network-vif-plugged received`, t);
     }
     await assertReaches(a, fixedIps(portOf[b]!)[0]!, 'a -> b');
     await assertReaches(b, fixedIps(portOf[a]!)[0]!, 'b -> a');
