@@ -565,6 +565,7 @@ async function endCheck(): Promise<void> {
         left: report.live.length,
         containers: report.containers.length,
         allocations: consumers.length,
+        service: await serviceStatus(h.s.host),
       };
     } catch (err) {
       const msg = (err as Error).message;
@@ -582,8 +583,26 @@ async function endCheck(): Promise<void> {
 
 const endState = {
   untracked: 0,
-  hosts: {} as Record<string, { servers: number; left: number; containers: number; allocations: number }>,
+  hosts: {} as Record<
+    string,
+    { servers: number; left: number; containers: number; allocations: number; service: string }
+  >,
 };
+
+/** `enabled`, or `disabled: <reason>` (a host auto-disables after consecutive failed builds, as nova-compute). */
+async function serviceStatus(host: string): Promise<string> {
+  const rows = await openstackJson<Array<{ Status: string; 'Disabled Reason'?: string | null }>>([
+    'compute',
+    'service',
+    'list',
+    '--long',
+    '--service',
+    'nova-compute',
+    '--host',
+    host,
+  ]).catch(() => []);
+  return rows.map((r) => (r.Status === 'enabled' ? r.Status : `${r.Status}: ${r['Disabled Reason'] ?? ''}`)).join(',');
+}
 
 // ---------------------------------------------------------------- report
 
