@@ -12,7 +12,8 @@ import { pollUntil } from '../../src/common/poll.js';
 import { execFileP, REPO_ROOT, SYSTEM_ENV } from './broker.js';
 import { LAB_ENDPOINTS, labExec } from './lab-env.js';
 
-export const LAB = `${REPO_ROOT}../shared/lab`;
+/** ../shared/lab next to the checkout; NOVA_DOCKER_SHARED_LAB elsewhere (a worktree), as test/lab/neutron-lab.sh. */
+export const LAB = process.env.NOVA_DOCKER_SHARED_LAB ?? `${REPO_ROOT}../shared/lab`;
 
 /** admin-openrc, as an environment. */
 export const OS_ENV: NodeJS.ProcessEnv = {
