@@ -12,7 +12,8 @@ import { pollUntil } from '../../src/common/poll.js';
 import { execFileP, REPO_ROOT, SYSTEM_ENV } from './broker.js';
 import { LAB_ENDPOINTS, labExec } from './lab-env.js';
 
-export const LAB = `${REPO_ROOT}../shared/lab`;
+/** ../shared/lab next to the checkout; NOVA_DOCKER_SHARED_LAB elsewhere (a worktree), as test/lab/neutron-lab.sh. */
+export const LAB = process.env.NOVA_DOCKER_SHARED_LAB ?? `${REPO_ROOT}../shared/lab`;
 
 /** admin-openrc, as an environment. */
 export const OS_ENV: NodeJS.ProcessEnv = {
@@ -282,6 +283,60 @@ export async function providerUsage(host: string): Promise<Record<string, number
     rps[0].uuid,
   ]);
   return Object.fromEntries(rows.filter((r) => r.usage !== 0).map((r) => [r.resource_class, r.usage]));
+}
+
+/** The uuid of compute host `host`'s resource provider (polled: a new agent reports its node shortly after it starts). */
+export async function providerUuid(host: string): Promise<string> {
+  return await pollUntil(
+    async () => {
+      const rows = await openstackJson<Array<{ uuid: string; name: string }>>([
+        'resource',
+        'provider',
+        'list',
+        '--name',
+        host,
+      ]);
+      return rows[0]?.uuid;
+    },
+    { timeoutMs: 60_000, intervalMs: 1000, what: `the resource provider of ${host}` },
+  );
+}
+
+/**
+ * Sets the traits `change` makes of provider `rp`'s (a generation race with the agent's own trait sync is
+ * retried). A flavor requiring a CUSTOM_ trait only one host has keeps the scheduler off the other agents.
+ */
+export async function setProviderTraits(rp: string, change: (t: string[]) => string[]): Promise<void> {
+  await pollUntil(
+    async () => {
+      const cur = await openstackJson<Array<{ name: string }>>([
+        '--os-placement-api-version',
+        '1.6',
+        'resource',
+        'provider',
+        'trait',
+        'list',
+        rp,
+      ]);
+      const want = change(cur.map((t) => t.name));
+      try {
+        await openstack([
+          '--os-placement-api-version',
+          '1.6',
+          'resource',
+          'provider',
+          'trait',
+          'set',
+          ...want.flatMap((t) => ['--trait', t]),
+          rp,
+        ]);
+        return true;
+      } catch {
+        return undefined;
+      }
+    },
+    { timeoutMs: 30_000, intervalMs: 500, what: 'setting the provider traits' },
+  );
 }
 
 // ---- the lab registry (127.0.0.1:5042) ---------------------------------------
