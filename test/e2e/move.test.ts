@@ -16,6 +16,8 @@ import {
   docker,
   openstack,
   openstackJson,
+  providerUuid,
+  setProviderTraits,
   useE2eLab,
   waitServer,
   type LabServer,
@@ -63,56 +65,6 @@ async function migrations(server: string): Promise<MigrationRow[]> {
   ]);
 }
 
-async function providerUuid(): Promise<string> {
-  return await pollUntil(
-    async () => {
-      const rows = await openstackJson<Array<{ uuid: string; name: string }>>([
-        'resource',
-        'provider',
-        'list',
-        '--name',
-        HOST,
-      ]);
-      return rows[0]?.uuid;
-    },
-    { timeoutMs: 60_000, intervalMs: 1000, what: `the resource provider of ${HOST}` },
-  );
-}
-
-/** Sets `traits` on the provider (a generation race with the agent's own trait sync is retried). */
-async function setTraits(rp: string, change: (t: string[]) => string[]): Promise<void> {
-  await pollUntil(
-    async () => {
-      const cur = await openstackJson<Array<{ name: string }>>([
-        '--os-placement-api-version',
-        '1.6',
-        'resource',
-        'provider',
-        'trait',
-        'list',
-        rp,
-      ]);
-      const want = change(cur.map((t) => t.name));
-      try {
-        await openstack([
-          '--os-placement-api-version',
-          '1.6',
-          'resource',
-          'provider',
-          'trait',
-          'set',
-          ...want.flatMap((t) => ['--trait', t]),
-          rp,
-        ]);
-        return true;
-      } catch {
-        return undefined;
-      }
-    },
-    { timeoutMs: 30_000, intervalMs: 500, what: 'setting the provider traits' },
-  );
-}
-
 describe('e2e: rebuild and resize (confirm, revert) on the real Nova', function () {
   this.timeout(1_200_000);
   const lab = useE2eLab(HOST, '\n[docker]\ncpu_hard_limit = true\n');
@@ -121,11 +73,11 @@ describe('e2e: rebuild and resize (confirm, revert) on the real Nova', function 
   let busybox = '';
 
   before(async () => {
-    rp = await providerUuid();
+    rp = await providerUuid(HOST);
     await openstack(['--os-placement-api-version', '1.6', 'trait', 'create', TRAIT]);
     lab.cleanup.defer(() => openstack(['--os-placement-api-version', '1.6', 'trait', 'delete', TRAIT]));
-    await setTraits(rp, (t) => [...t, TRAIT]);
-    lab.cleanup.defer(() => setTraits(rp, (t) => t.filter((x) => x !== TRAIT)));
+    await setProviderTraits(rp, (t) => [...t, TRAIT]);
+    lab.cleanup.defer(() => setProviderTraits(rp, (t) => t.filter((x) => x !== TRAIT)));
     for (const f of [SMALL, BIG]) {
       await openstack([
         'flavor',

@@ -3,7 +3,8 @@
  * OVS and DHCP agents on host nova-docker-net): the stock CLIs boot servers with ports through the lab's
  * real Nova, our agent plugs them, and the checks run from inside the guests (`docker exec`). Needs root
  * and the Neutron lab up; skipped otherwise. Only this file may run an agent with host nova-docker-net
- * while it runs (binding works only there).
+ * while it runs (binding works only there). Case 2e restarts the lab's dockerd, which stops every container
+ * on the machine: run the file alone on the lab.
  */
 import assert from 'node:assert/strict';
 import { randomInt, randomUUID } from 'node:crypto';
@@ -11,6 +12,7 @@ import { performance } from 'node:perf_hooks';
 import { pollUntil } from '../../src/common/poll.js';
 import { plugTiming } from '../support/agent-log.js';
 import { execFileP, REPO_ROOT, SYSTEM_ENV } from '../support/broker.js';
+import { dockerd } from '../support/dockerd.js';
 import {
   discoverHosts,
   docker,
@@ -18,12 +20,14 @@ import {
   nova,
   openstack,
   openstackJson,
+  providerUuid,
+  setProviderTraits,
   stopFakeCompute,
   useE2eLab,
   waitServer,
   type LabServer,
 } from '../support/lab.js';
-import { bridgePorts, deviceLeftovers } from '../support/ovs.js';
+import { bridgePorts, deviceLeftovers, linksWithAlias, ovsInterfacesOf } from '../support/ovs.js';
 
 /** The lab's agent host: the only one with an OVS agent, so the only one where ports bind. */
 const HOST = 'nova-docker-net';
@@ -113,6 +117,21 @@ async function assertReaches(from: string, ip: string, what: string): Promise<vo
   assert.match(h.out, /hello from lab\/httpd/, what);
 }
 
+/**
+ * Polls until `from` gets an answer from `ip` (after a replug Neutron's OVS agent takes a moment to wire the new
+ * tap), then assertReaches; returns how long the first answer took, ms.
+ */
+async function reachesWithin(from: string, ip: string, what: string, timeoutMs = 30_000): Promise<number> {
+  const t0 = performance.now();
+  await pollUntil(
+    async () => ((await inGuest(from, ['busybox', 'ping', '-c', '1', '-W', '1', ip])).ok ? true : undefined),
+    { timeoutMs, intervalMs: 250, what: `${what}: an answer from ${ip}` },
+  );
+  const waited = performance.now() - t0;
+  await assertReaches(from, ip, what);
+  return waited;
+}
+
 /** The guest's interface `dev`: MAC and IPv4 addresses (busybox ip). */
 async function guestLink(uuid: string, dev: string): Promise<{ mac: string; ips: string[] } | undefined> {
   const r = await inGuest(uuid, ['busybox', 'ip', '-o', 'addr', 'show', 'dev', dev]);
@@ -139,6 +158,56 @@ async function assertGone(uuid: string, portIds: string[]): Promise<void> {
   assert.deepEqual(await deviceLeftovers(uuid), [], 'no device marked as the instance');
   const names = await docker(['ps', '-a', '--format', '{{.Names}}']);
   assert.ok(!names.split('\n').some((n) => n.startsWith(`nova-${uuid}`)), `a container of ${uuid} left: ${names}`);
+}
+
+/** The containers of instance `uuid` (its guest, its holder), any state, sorted by name. */
+async function containersOfInstance(uuid: string): Promise<string[]> {
+  const names = await docker(['ps', '-a', '--format', '{{.Names}}']);
+  return names
+    .split('\n')
+    .filter((n) => n.startsWith(`nova-${uuid}`))
+    .sort();
+}
+
+/**
+ * Port `port` of instance `uuid` plugged once: eth0 inside with its MAC and address; one tap on the host and in
+ * br-int, and no other device or OVS interface marked as the instance's (no stale veth or OVS port); one guest
+ * container and one holder.
+ */
+async function assertPluggedOnce(uuid: string, port: Port, what: string): Promise<void> {
+  const tap = `tap${port.id.slice(0, 11)}`;
+  assert.deepEqual(
+    await guestLink(uuid, 'eth0'),
+    { mac: port.mac_address, ips: fixedIps(port) },
+    `${what}: eth0 of ${uuid}`,
+  );
+  assert.deepEqual(
+    (await bridgePorts('br-int')).filter((p) => p === tap),
+    [tap],
+    `${what}: ${tap} in br-int`,
+  );
+  assert.deepEqual(
+    (await ovsInterfacesOf(uuid)).map((r) => r.name),
+    [tap],
+    `${what}: the OVS interfaces marked as ${uuid}`,
+  );
+  assert.deepEqual(linksWithAlias(`nova-docker:${uuid}`), [tap], `${what}: the host devices marked as ${uuid}`);
+  assert.deepEqual(
+    await containersOfInstance(uuid),
+    [`nova-${uuid}`, `nova-${uuid}-net`],
+    `${what}: the containers of ${uuid}`,
+  );
+}
+
+/** Polls until Neutron shows port `id` ACTIVE, bound to `host` (a replug takes it DOWN for a moment). */
+async function waitPortActive(id: string, host: string): Promise<Port> {
+  return await pollUntil(
+    async () => {
+      const p = await openstackJson<Port>(['port', 'show', id]);
+      return p.status === 'ACTIVE' && (p.binding_host_id ?? p['binding:host_id']) === host ? p : undefined;
+    },
+    { timeoutMs: 60_000, intervalMs: 1000, what: `port ${id} ACTIVE on ${host}` },
+  );
 }
 
 /** The uuids a fault message names, other than the instance's own. */
@@ -283,31 +352,184 @@ describe('e2e: Neutron ports through the real Nova (neutron-lab)', function () {
     await assertReaches(b, fixedIps(portOf[a]!)[0]!, 'b -> a');
   });
 
+  /** b as case 1 left it: a reaches it (ping, HTTP), its one port plugged once with the same MAC and address. */
+  async function assertBHolds(what: string): Promise<void> {
+    timing(`${what}: a -> b answering after`, await reachesWithin(a, fixedIps(portOf[b]!)[0]!, `${what}: a -> b`));
+    await assertPluggedOnce(b, portOf[b]!, what);
+  }
+
+  /** Set while case 2e has dockerd stopped: the hook starts it again when the case failed (the rest need it). */
+  let dockerdDown = false;
+  afterEach(async () => {
+    if (!dockerdDown) return;
+    await dockerd.ensureUp();
+    dockerdDown = false;
+  });
+
+  /** Whether b's httpd answers a: not while b is frozen (its kernel still acks the connection, nothing replies). */
+  async function bServes(): Promise<boolean> {
+    return (await httpGet(a, fixedIps(portOf[b]!)[0]!)).ok;
+  }
+
   it('2. still holds after stop/start, reboot --hard and an agent restart (one tap, one OVS port)', async () => {
     assert.ok(a && b, 'case 1 booted a and b');
-    const ipB = fixedIps(portOf[b]!)[0]!;
-    const tapB = `tap${portOf[b]!.id.slice(0, 11)}`;
-    const once = async (what: string) => {
-      await assertReaches(a, ipB, what);
-      const ports = await bridgePorts('br-int');
-      assert.equal(ports.filter((p) => p === tapB).length, 1, `${what}: one ${tapB} in br-int`);
-      assert.deepEqual(await guestLink(b, 'eth0'), { mac: portOf[b]!.mac_address, ips: [ipB] }, `${what}: eth0`);
-    };
-
     await openstack(['server', 'stop', b]);
     await waitServer(b, (s) => s.status === 'SHUTOFF', 'SHUTOFF');
     await openstack(['server', 'start', b]);
     await waitServer(b, (s) => s.status === 'ACTIVE', 'ACTIVE');
-    await once('after stop/start');
+    await assertBHolds('after stop/start');
 
     await openstack(['server', 'reboot', '--hard', '--wait', b]);
     await waitServer(b, (s) => s.status === 'ACTIVE', 'ACTIVE');
-    await once('after reboot --hard');
+    await assertBHolds('after reboot --hard');
 
     await lab.stop();
     await lab.start();
-    await once('after an agent restart');
+    await assertBHolds('after an agent restart');
     await assertReaches(b, fixedIps(portOf[a]!)[0]!, 'b -> a after an agent restart');
+  });
+
+  it('2b. pause/unpause and suspend/resume of b: its port stays plugged while frozen, b answers after each', async () => {
+    assert.ok(a && b, 'case 1 booted a and b');
+    const tapB = `tap${portOf[b]!.id.slice(0, 11)}`;
+    for (const [freeze, thaw, frozen] of [
+      ['pause', 'unpause', 'PAUSED'],
+      ['suspend', 'resume', 'SUSPENDED'],
+    ] as const) {
+      const t0 = performance.now();
+      await openstack(['server', freeze, b]);
+      await waitServer(b, (s) => s.status === frozen && !s['OS-EXT-STS:task_state'], frozen);
+      timing(`${freeze} of b -> ${frozen}`, performance.now() - t0);
+      assert.equal(await bServes(), false, `${frozen}: b's httpd is frozen`);
+      assert.deepEqual(linksWithAlias(`nova-docker:${b}`), [tapB], `${frozen}: b's tap stays`);
+      assert.ok((await bridgePorts('br-int')).includes(tapB), `${frozen}: ${tapB} stays in br-int`);
+      const t1 = performance.now();
+      await openstack(['server', thaw, b]);
+      await waitServer(b, (s) => s.status === 'ACTIVE' && !s['OS-EXT-STS:task_state'], 'ACTIVE');
+      timing(`${thaw} of b -> ACTIVE`, performance.now() - t1);
+      await assertBHolds(`after ${freeze}/${thaw}`);
+    }
+  });
+
+  it('2c. rebuild of b (same image): ACTIVE, a new guest on the same port, MAC and address, plugged once', async () => {
+    assert.ok(a && b, 'case 1 booted a and b');
+    const guestBefore = await docker(['inspect', '--format', '{{.Id}}', `nova-${b}`]);
+    const t0 = performance.now();
+    await openstack(['server', 'rebuild', '--image', image, '--wait', b], 300_000);
+    const s = await waitServer(
+      b,
+      (x) => (x.status === 'ACTIVE' && !x['OS-EXT-STS:task_state']) || x.status === 'ERROR',
+      'rebuilt',
+    );
+    timing('rebuild of b -> ACTIVE', performance.now() - t0);
+    assert.equal(s.status, 'ACTIVE', JSON.stringify(s.fault));
+    assert.equal(s['OS-EXT-SRV-ATTR:host'], HOST);
+    assert.notEqual(await docker(['inspect', '--format', '{{.Id}}', `nova-${b}`]), guestBefore, 'a new guest');
+    const port = await onePort(b);
+    assert.equal(port.id, portOf[b]!.id, 'the same port');
+    assert.equal(port.mac_address, portOf[b]!.mac_address);
+    assert.deepEqual(fixedIps(port), fixedIps(portOf[b]!));
+    await waitPortActive(port.id, HOST);
+    await assertBHolds('after rebuild');
+    await assertReaches(b, fixedIps(portOf[a]!)[0]!, 'b -> a after rebuild');
+  });
+
+  it('2d. resize of b on its host and confirm: VERIFY_RESIZE then ACTIVE with the new flavor, the same port, plugged once', async () => {
+    assert.ok(a && b, 'case 1 booted a and b');
+    // only this host has the trait the flavor requires: the scheduler cannot pick another agent of the lab
+    // (Neutron binds the port on this host only), and the lab's Nova allows a resize to the same host
+    const trait = `CUSTOM_ND_NET_${RAND.toUpperCase()}`;
+    const flavor = `nd-net-rs-${RAND}`;
+    const rp = await providerUuid(HOST);
+    await openstack(['--os-placement-api-version', '1.6', 'trait', 'create', trait]);
+    lab.cleanup.defer(() => openstack(['--os-placement-api-version', '1.6', 'trait', 'delete', trait]));
+    await setProviderTraits(rp, (t) => [...t, trait]);
+    lab.cleanup.defer(() => setProviderTraits(rp, (t) => t.filter((x) => x !== trait)));
+    await openstack([
+      'flavor',
+      'create',
+      '--ram',
+      '256',
+      '--vcpus',
+      '2',
+      '--disk',
+      '1',
+      '--property',
+      `trait:${trait}=required`,
+      flavor,
+    ]);
+    lab.cleanup.defer(() => openstack(['flavor', 'delete', flavor]));
+
+    const t0 = performance.now();
+    await openstack(['server', 'resize', '--flavor', flavor, b]);
+    const v = await waitServer(
+      b,
+      (x) => ['VERIFY_RESIZE', 'ERROR', 'ACTIVE'].includes(x.status) && !x['OS-EXT-STS:task_state'],
+      'VERIFY_RESIZE',
+      180_000,
+    );
+    timing('resize of b -> VERIFY_RESIZE', performance.now() - t0);
+    assert.equal(v.status, 'VERIFY_RESIZE', JSON.stringify(v.fault));
+    assert.equal(v['OS-EXT-SRV-ATTR:host'], HOST);
+    await assertBHolds('in VERIFY_RESIZE');
+    await openstack(['server', 'resize', 'confirm', b]);
+    const s = (await waitServer(
+      b,
+      (x) => ['ACTIVE', 'ERROR'].includes(x.status) && !x['OS-EXT-STS:task_state'],
+      'ACTIVE after confirm',
+    )) as Server & { flavor?: unknown };
+    assert.equal(s.status, 'ACTIVE', JSON.stringify(s.fault));
+    assert.match(JSON.stringify(s.flavor), new RegExp(flavor), 'the new flavor');
+    const limits = await docker(['inspect', '--format', '{{.HostConfig.Memory}}', `nova-${b}`]);
+    assert.equal(Number(limits), 256 * 1024 * 1024, "the guest's memory limit is the new flavor's");
+    const port = await onePort(b);
+    assert.equal(port.id, portOf[b]!.id, 'the same port');
+    assert.deepEqual(fixedIps(port), fixedIps(portOf[b]!));
+    await waitPortActive(port.id, HOST);
+    await assertBHolds('after resize confirm');
+  });
+
+  it('2e. a dockerd restart: a (running) ends SHUTOFF, b (suspended) stays SUSPENDED; start and resume plug them again', async () => {
+    assert.ok(a && b, 'case 1 booted a and b');
+    const ipA = fixedIps(portOf[a]!)[0]!;
+    await openstack(['server', 'suspend', b]);
+    await waitServer(b, (s) => s.status === 'SUSPENDED' && !s['OS-EXT-STS:task_state'], 'SUSPENDED');
+
+    const t0 = performance.now();
+    dockerdDown = true;
+    await dockerd.stop();
+    await dockerd.start();
+    dockerdDown = false;
+    timing('dockerd stop + start', performance.now() - t0);
+    // without live-restore the Engine stopped every container, holders included; no restart policy brings them back
+    for (const id of [a, b]) {
+      for (const name of [`nova-${id}`, `nova-${id}-net`]) {
+        assert.equal(await docker(['inspect', '--format', '{{.State.Running}}', name]), 'false', name);
+      }
+    }
+    const t1 = performance.now();
+    await waitServer(a, (s) => s.status === 'SHUTOFF' && !s['OS-EXT-STS:task_state'], 'SHUTOFF', 180_000);
+    timing('dockerd up -> a SHUTOFF', performance.now() - t1);
+    // Nova's power sync leaves a SUSPENDED instance so (its guest is gone: power state Shutdown)
+    const sb = await waitServer(
+      b,
+      (s) => [4, 'Shutdown'].includes(s['OS-EXT-STS:power_state'] ?? ''),
+      'power state Shutdown',
+      180_000,
+    );
+    assert.equal(sb.status, 'SUSPENDED');
+
+    const t2 = performance.now();
+    await openstack(['server', 'start', a]);
+    await openstack(['server', 'resume', b]);
+    for (const id of [a, b]) {
+      await waitServer(id, (s) => s.status === 'ACTIVE' && !s['OS-EXT-STS:task_state'], 'ACTIVE');
+    }
+    timing('start a + resume b -> both ACTIVE', performance.now() - t2);
+    for (const id of [a, b]) await waitPortActive(portOf[id]!.id, HOST);
+    await assertBHolds('after a dockerd restart');
+    await assertPluggedOnce(a, portOf[a]!, 'after a dockerd restart');
+    await reachesWithin(b, ipA, 'b -> a after a dockerd restart');
   });
 
   it('3. a security group rule change takes effect; a changed address gets no traffic (anti-spoofing)', async () => {

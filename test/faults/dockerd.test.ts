@@ -6,7 +6,8 @@
  * containers stay exited: Nova must show them SHUTOFF, not ACTIVE.
  */
 import assert from 'node:assert/strict';
-import { containersOf, dockerd, Scenario, secondsSince, settled, waitServer } from './fault-lab.js';
+import { dockerd } from '../support/dockerd.js';
+import { containersOf, Scenario, secondsSince, settled, waitServer } from './fault-lab.js';
 
 describe('faults: dockerd restart with instances running', function () {
   this.timeout(600_000);

@@ -2,13 +2,12 @@
  * Helpers of the fault suite (test/faults): a small REST client for Keystone,
  * Nova and Placement (the CLIs cost ~1.5 s a call on two cores), the
  * end-state invariants every scenario asserts, and the stop/start of the
- * shared lab services (RabbitMQ, dockerd, glance-api) the way the lab scripts
- * run them. The suite must run alone on the lab (`flock -x /tmp/lab.lock`).
+ * shared lab services (RabbitMQ, glance-api; dockerd's is ../support/dockerd.ts)
+ * the way the lab scripts run them. The suite must run alone on the lab (`flock -x /tmp/lab.lock`).
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { pollUntil } from '../../src/common/poll.js';
 import { execFileP, rabbitmqctl, REPO_ROOT, SYSTEM_ENV } from '../support/broker.js';
@@ -16,13 +15,13 @@ import { LAB_ENDPOINTS, LAB_RELEASE, labRabbitmqctl, releaseLabDaemon } from '..
 import {
   discoverHosts,
   docker,
-  LAB,
   openstack,
   removeGlanceCacheTags,
   startAgent,
   uploadDockerImage,
   type AgentProcess,
 } from '../support/lab.js';
+import { dockerd, pidFile, succeeds, terminate, until } from '../support/dockerd.js';
 import { labAdminToken, labRequest, type RestReply } from '../support/nova-api.js';
 
 const KEYSTONE = LAB_ENDPOINTS.keystone;
@@ -354,43 +353,6 @@ async function hostProblems(host: string, check: HostCheck): Promise<{ report: H
 
 // ---------------------------------------------------------------- lab services
 
-/** Polls `test()` until it resolves true. */
-async function until(test: () => Promise<boolean>, what: string, timeoutMs: number): Promise<void> {
-  await pollUntil(async () => ((await test()) ? true : undefined), { timeoutMs, intervalMs: 200, what });
-}
-
-const succeeds = (p: Promise<unknown>): Promise<boolean> =>
-  p.then(
-    () => true,
-    () => false,
-  );
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function pidFile(path: string): number | undefined {
-  if (!existsSync(path)) return undefined;
-  const pid = Number(readFileSync(path, 'utf8').trim());
-  return Number.isInteger(pid) && pid > 0 && pidAlive(pid) ? pid : undefined;
-}
-
-/** SIGTERM to `pid`, then waits for it to go (SIGKILL after `graceMs`). */
-async function terminate(pid: number, graceMs: number): Promise<void> {
-  process.kill(pid, 'SIGTERM');
-  try {
-    await until(() => Promise.resolve(!pidAlive(pid)), `pid ${pid} to exit`, graceMs);
-  } catch {
-    process.kill(pid, 'SIGKILL');
-    await until(() => Promise.resolve(!pidAlive(pid)), `pid ${pid} to die`, 10_000);
-  }
-}
-
 export const rabbit = {
   /** stop_app: every AMQP connection drops, the non-durable queues and their messages are gone. */
   async stop(): Promise<void> {
@@ -413,16 +375,6 @@ export const rabbit = {
   },
 };
 
-const DOCKERD_PID = '/run/lab/dockerd.pid';
-
-async function dockerdPid(): Promise<number | undefined> {
-  const fromFile = pidFile(DOCKERD_PID);
-  if (fromFile) return fromFile;
-  const { stdout } = await execFileP('pidof', ['dockerd'], { env: SYSTEM_ENV }).catch(() => ({ stdout: '' }));
-  const pid = Number(stdout.trim().split(/\s+/)[0]);
-  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
-}
-
 /** Resolves with performance.now() once a TCP connect to 127.0.0.1:`port` succeeds. */
 export async function portOpenAt(port: number, timeoutMs: number): Promise<number> {
   return await pollUntil(
@@ -438,26 +390,6 @@ export async function portOpenAt(port: number, timeoutMs: number): Promise<numbe
     { timeoutMs, intervalMs: 50, what: `port ${port} to accept` },
   );
 }
-
-const dockerAnswers = (): Promise<boolean> => succeeds(docker(['version'], 5000));
-
-export const dockerd = {
-  /** SIGTERM to the lab's dockerd (it stops the containers it runs); resolves once it is gone. */
-  async stop(): Promise<void> {
-    const pid = await dockerdPid();
-    assert.ok(pid, 'no dockerd to stop');
-    await terminate(pid, 60_000);
-    await until(async () => !(await dockerAnswers()), 'dockerd to stop answering', 10_000);
-  },
-  /** ../shared/lab/docker-up.sh: starts dockerd unless one answers (idempotent). */
-  async start(): Promise<void> {
-    await execFileP('bash', [`${LAB}/docker-up.sh`], { env: SYSTEM_ENV, timeout: 120_000 });
-    await until(dockerAnswers, 'dockerd to answer', 30_000);
-  },
-  async ensureUp(): Promise<void> {
-    if (!(await dockerAnswers())) await dockerd.start();
-  },
-};
 
 const GLANCE_PID = '/run/lab/glance-api.pid';
 const glanceAnswers = (): Promise<boolean> =>

@@ -285,6 +285,60 @@ export async function providerUsage(host: string): Promise<Record<string, number
   return Object.fromEntries(rows.filter((r) => r.usage !== 0).map((r) => [r.resource_class, r.usage]));
 }
 
+/** The uuid of compute host `host`'s resource provider (polled: a new agent reports its node shortly after it starts). */
+export async function providerUuid(host: string): Promise<string> {
+  return await pollUntil(
+    async () => {
+      const rows = await openstackJson<Array<{ uuid: string; name: string }>>([
+        'resource',
+        'provider',
+        'list',
+        '--name',
+        host,
+      ]);
+      return rows[0]?.uuid;
+    },
+    { timeoutMs: 60_000, intervalMs: 1000, what: `the resource provider of ${host}` },
+  );
+}
+
+/**
+ * Sets the traits `change` makes of provider `rp`'s (a generation race with the agent's own trait sync is
+ * retried). A flavor requiring a CUSTOM_ trait only one host has keeps the scheduler off the other agents.
+ */
+export async function setProviderTraits(rp: string, change: (t: string[]) => string[]): Promise<void> {
+  await pollUntil(
+    async () => {
+      const cur = await openstackJson<Array<{ name: string }>>([
+        '--os-placement-api-version',
+        '1.6',
+        'resource',
+        'provider',
+        'trait',
+        'list',
+        rp,
+      ]);
+      const want = change(cur.map((t) => t.name));
+      try {
+        await openstack([
+          '--os-placement-api-version',
+          '1.6',
+          'resource',
+          'provider',
+          'trait',
+          'set',
+          ...want.flatMap((t) => ['--trait', t]),
+          rp,
+        ]);
+        return true;
+      } catch {
+        return undefined;
+      }
+    },
+    { timeoutMs: 30_000, intervalMs: 500, what: 'setting the provider traits' },
+  );
+}
+
 // ---- the lab registry (127.0.0.1:5042) ---------------------------------------
 
 /** The lab registry's access log (../shared/lab/openstack-up.sh). */

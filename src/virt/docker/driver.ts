@@ -605,8 +605,32 @@ export class DockerDriver implements ComputeDriver {
     await this.freeze(instance, true);
   }
 
-  async resume(_ctx: DriverContext, instance: InstanceSpec, _networkInfo: NetworkInfo): Promise<void> {
-    await this.thaw(instance, 'resume');
+  /**
+   * Thaws the suspended guest. A guest whose processes died while suspended
+   * (dockerd restarted: the Engine stops paused containers too, and the
+   * holder with its namespace) starts afresh, as libvirt's resume defines the
+   * domain again with its VIFs plugged: holder and VIFs first, as at power
+   * on, since the guest joins the holder's namespace when it starts.
+   */
+  async resume(_ctx: DriverContext, instance: InstanceSpec, networkInfo: NetworkInfo): Promise<void> {
+    const c = await this.mustFind(instance.uuid);
+    if (c.State.Paused || c.State.Running) {
+      // the guest kept its namespace (a dead holder's lives on with the guest's processes): only lost taps come back
+      if (this.usesHolder(c)) {
+        await this.guard(instance.uuid, 'InstanceResumeFailure', async () => {
+          await this.networks.ensureUp(instance, networkInfo, false);
+        });
+      }
+      await this.thaw(instance, 'resume');
+      return;
+    }
+    void this.journal.note(instance.uuid, 'resume requested by Nova: the suspended guest is gone, starting it', c.Id);
+    await this.guard(instance.uuid, 'InstanceResumeFailure', async () => {
+      this.stopped.delete(instance.uuid);
+      this.suspended.delete(instance.uuid);
+      await this.networkUp(instance, c, networkInfo);
+      await this.docker.startContainer(c.Id);
+    });
   }
 
   async migrateDiskAndPowerOff(

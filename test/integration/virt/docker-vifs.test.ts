@@ -281,6 +281,46 @@ describe('DockerDriver networking (OVS userspace datapath, veth into a netns hol
     }
   });
 
+  it('resume brings the network up: a tap lost while suspended, and a guest and holder that died while suspended (dockerd restart)', async () => {
+    const a = makeInstance(HOST);
+    const b = makeInstance(HOST);
+    const va = [vifFor(50)];
+    const vb = [vifFor(51)];
+    const tapB = vb[0]!.devname;
+    await spawn(a, busybox, va);
+    await spawn(b, busybox, vb);
+    assert.ok(await pingOk(a, '10.88.0.51'));
+
+    // suspended, its tap lost: the guest keeps its namespace, resume plugs the tap back into it
+    await driver.suspend(ctx, b);
+    await hostRun(['ip', 'link', 'del', tapB]);
+    await driver.resume(ctx, b, vb);
+    assert.equal((await driver.getInfo(b)).power_state, PowerState.RUNNING);
+    assert.deepEqual(await pluggedPorts(b.uuid), [vb[0]!.id]);
+    assert.ok(await pingOk(a, '10.88.0.51'), 'B answers after the resume replugged its tap');
+
+    // suspended, then the Engine stopped guest and holder (what a dockerd restart without live-restore does)
+    await driver.suspend(ctx, b);
+    assert.equal((await driver.getInfo(b)).power_state, PowerState.SUSPENDED);
+    await dockerCli(['stop', '-t', '0', containerName(b.uuid), holderName(b.uuid)]);
+    await pollUntil(async () => ((await Promise.resolve(linkExists(tapB))) ? undefined : true), {
+      timeoutMs: 20_000,
+      intervalMs: 100,
+      what: 'the tap to go with the namespace',
+    });
+    assert.ok((await bridgePorts(BRIDGE)).includes(tapB), 'the OVS port of the dead tap is stale now');
+    await driver.resume(ctx, b, vb);
+    assert.equal((await driver.getInfo(b)).power_state, PowerState.RUNNING);
+    assert.ok(await pingOk(a, '10.88.0.51'), 'B answers in its new namespace');
+    assert.deepEqual(await pluggedPorts(b.uuid), [vb[0]!.id]);
+    assert.equal((await bridgePorts(BRIDGE)).filter((p) => p === tapB).length, 1, 'one port, no duplicate');
+    assert.match(await inside(b, 'ip', 'addr', 'show', 'eth0'), /inet 10\.88\.0\.51\/24/);
+
+    await driver.destroy(ctx, a, va);
+    await driver.destroy(ctx, b, vb);
+    assert.deepEqual([...(await deviceLeftovers(a.uuid)), ...(await deviceLeftovers(b.uuid))], []);
+  });
+
   it('a plug that fails inside the namespace leaves no holder, tap, veth or OVS port', async () => {
     const inst = makeInstance(HOST);
     // a gateway outside the subnet: the kernel refuses the default route, after the veth and OVS port exist
