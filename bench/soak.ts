@@ -55,7 +55,6 @@ import {
   createServer,
   deleteAndWaitGone,
   deleteServer,
-  dockerd,
   glance,
   portOpenAt,
   providerConsumers,
@@ -70,6 +69,7 @@ import {
   waitServer,
   type ServerView,
 } from '../test/faults/fault-lab.js';
+import { dockerd } from '../test/support/dockerd.js';
 import { LAB_ENDPOINTS } from '../test/support/lab-env.js';
 import {
   discoverHosts,
