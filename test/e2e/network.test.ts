@@ -4,12 +4,16 @@
  * real Nova, our agent plugs them, and the checks run from inside the guests (`docker exec`). Needs root
  * and the Neutron lab up; skipped otherwise. Only this file may run an agent with host nova-docker-net
  * while it runs (binding works only there).
+ * With NOVA_DOCKER_LAB=2025.1|2026.1 the same against that release lab's own Neutron (release-lab.sh: agents
+ * on host nova-docker-net-2025-1 / -2026-1, bridge br-int25 / br-int26; LAB_NEUTRON); release-e2e.sh runs
+ * cases 1, 4 and 5 there (mocha --grep: the case numbers are part of the titles it matches).
  */
 import assert from 'node:assert/strict';
 import { randomInt, randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { pollUntil } from '../../src/common/poll.js';
 import { execFileP, REPO_ROOT, SYSTEM_ENV } from '../support/broker.js';
+import { LAB_NEUTRON, LAB_RELEASE, RELEASE_LAB_SCRIPT } from '../support/lab-env.js';
 import {
   discoverHosts,
   docker,
@@ -25,13 +29,19 @@ import {
 import { bridgePorts, deviceLeftovers } from '../support/ovs.js';
 
 /** The lab's agent host: the only one with an OVS agent, so the only one where ports bind. */
-const HOST = 'nova-docker-net';
+const HOST = LAB_NEUTRON.agentHost;
+/** The lab's integration bridge, where the plug puts the ports (the binding's vif_details bridge_name). */
+const BR_INT = LAB_NEUTRON.integrationBridge;
 /** A compute host with no Neutron agent: its ports fail to bind. */
 const NONET = e2eHost('nova-docker-nonet');
 const NETLAB = `${REPO_ROOT}test/lab/neutron-lab.sh`;
 const RAND = randomUUID().slice(0, 6);
-/** Third octet of this run's subnets (10.253.R / 10.254.R / 10.250.R; the lab's own are 10.251/10.252). */
-const R = randomInt(0, 250);
+/**
+ * Third octet of this run's subnets (10.253.R / 10.254.R / 10.250.R; the labs' own are 10.251/10.252), from a
+ * range of each lab's own: every lab's netdev bridges share one userspace datapath whose conntrack zones are
+ * each OVS agent's local VLAN numbers, so two labs' runs at once must not share addresses.
+ */
+const R = { zed: 0, '2025.1': 84, '2026.1': 168 }[LAB_RELEASE] + randomInt(0, 82);
 
 interface Port {
   id: string;
@@ -52,9 +62,26 @@ function timing(what: string, ms: number): void {
   timings.push(`${what}: ${(ms / 1000).toFixed(2)} s`);
 }
 
-async function netlab(...args: string[]): Promise<string> {
-  const { stdout } = await execFileP('bash', [NETLAB, ...args], { env: SYSTEM_ENV, timeout: 300_000 });
-  return stdout;
+/**
+ * The lab's Neutron script: `neutron-lab.sh CMD ARGS` for Zed, `release-lab.sh CMD REL ARGS` for a release
+ * lab (the same `env`, `daemon NAME stop|start`; its `env` lines' `export ` dropped, as Zed prints them).
+ */
+async function netlab(cmd: string, ...args: string[]): Promise<string> {
+  const argv = LAB_RELEASE === 'zed' ? [NETLAB, cmd, ...args] : [RELEASE_LAB_SCRIPT, cmd, LAB_RELEASE, ...args];
+  const { stdout } = await execFileP('bash', argv, { env: SYSTEM_ENV, timeout: 300_000 });
+  return LAB_RELEASE === 'zed' ? stdout : stdout.replace(/^export /gm, '');
+}
+
+/** Whether the lab's Neutron runs: `neutron-lab.sh status` for Zed; a release lab's four Neutron daemons. */
+async function netlabUp(): Promise<boolean> {
+  try {
+    const out = await netlab('status');
+    if (LAB_RELEASE === 'zed') return true;
+    const daemons = ['neutron-api', 'neutron-rpc-server', 'neutron-openvswitch-agent', 'neutron-dhcp-agent'];
+    return daemons.every((d) => new RegExp(`^${d} +running`, 'm').test(out));
+  } catch {
+    return false;
+  }
 }
 
 /** `fixed_ips` as OSC prints it (a list, or a Python-ish string in older clients). */
@@ -125,11 +152,11 @@ async function hostLinks(): Promise<string> {
   return stdout;
 }
 
-/** Nothing of port `portId` on this host: no tap/veth, no OVS port in br-int. */
+/** Nothing of port `portId` on this host: no tap/veth, no OVS port in the integration bridge. */
 async function assertNoDevice(portId: string): Promise<void> {
   const tap = `tap${portId.slice(0, 11)}`;
   assert.doesNotMatch(await hostLinks(), new RegExp(`: ${tap}[@:]`), `host link ${tap} left`);
-  assert.ok(!(await bridgePorts('br-int')).includes(tap), `OVS port ${tap} left in br-int`);
+  assert.ok(!(await bridgePorts(BR_INT)).includes(tap), `OVS port ${tap} left in ${BR_INT}`);
 }
 
 async function assertGone(uuid: string, portIds: string[]): Promise<void> {
@@ -162,16 +189,12 @@ function plugToEvent(log: string, uuid: string): number | undefined {
   return plugged !== undefined && event !== undefined ? (event - plugged) / 1000 : undefined;
 }
 
-describe('e2e: Neutron ports through the real Nova (neutron-lab)', function () {
+describe(`e2e: Neutron ports through the real Nova (${LAB_RELEASE} lab)`, function () {
   this.timeout(900_000);
 
   before(async function () {
     if (process.getuid?.() !== 0) this.skip();
-    try {
-      await netlab('status');
-    } catch {
-      this.skip();
-    }
+    if (!(await netlabUp())) this.skip();
     await stopFakeCompute();
   });
   const lab = useE2eLab(HOST);
@@ -303,8 +326,8 @@ describe('e2e: Neutron ports through the real Nova (neutron-lab)', function () {
     const tapB = `tap${portOf[b]!.id.slice(0, 11)}`;
     const once = async (what: string) => {
       await assertReaches(a, ipB, what);
-      const ports = await bridgePorts('br-int');
-      assert.equal(ports.filter((p) => p === tapB).length, 1, `${what}: one ${tapB} in br-int`);
+      const ports = await bridgePorts(BR_INT);
+      assert.equal(ports.filter((p) => p === tapB).length, 1, `${what}: one ${tapB} in ${BR_INT}`);
       assert.deepEqual(await guestLink(b, 'eth0'), { mac: portOf[b]!.mac_address, ips: [ipB] }, `${what}: eth0`);
     };
 
