@@ -5,6 +5,9 @@
  * and the Neutron lab up; skipped otherwise. Only this file may run an agent with host nova-docker-net
  * while it runs (binding works only there). Case 2e restarts the lab's dockerd, which stops every container
  * on the machine: run the file alone on the lab.
+ * With NOVA_DOCKER_LAB=2025.1|2026.1 the same against that release lab's own Neutron (release-lab.sh: agents
+ * on host nova-docker-net-2025-1 / -2026-1, bridge br-int25 / br-int26; LAB_NEUTRON); release-e2e.sh runs
+ * cases 1, 4 and 5 there (mocha --grep: the case numbers are part of the titles it matches).
  */
 import assert from 'node:assert/strict';
 import { randomInt, randomUUID } from 'node:crypto';
@@ -13,6 +16,7 @@ import { pollUntil } from '../../src/common/poll.js';
 import { plugTiming } from '../support/agent-log.js';
 import { execFileP, REPO_ROOT, SYSTEM_ENV } from '../support/broker.js';
 import { dockerd } from '../support/dockerd.js';
+import { LAB_NEUTRON, LAB_RELEASE, RELEASE_LAB_SCRIPT } from '../support/lab-env.js';
 import {
   discoverHosts,
   docker,
@@ -30,13 +34,19 @@ import {
 import { bridgePorts, deviceLeftovers, linksWithAlias, ovsInterfacesOf } from '../support/ovs.js';
 
 /** The lab's agent host: the only one with an OVS agent, so the only one where ports bind. */
-const HOST = 'nova-docker-net';
+const HOST = LAB_NEUTRON.agentHost;
+/** The lab's integration bridge, where the plug puts the ports (the binding's vif_details bridge_name). */
+const BR_INT = LAB_NEUTRON.integrationBridge;
 /** A compute host with no Neutron agent: its ports fail to bind. */
 const NONET = e2eHost('nova-docker-nonet');
 const NETLAB = `${REPO_ROOT}test/lab/neutron-lab.sh`;
 const RAND = randomUUID().slice(0, 6);
-/** Third octet of this run's subnets (10.253.R / 10.254.R / 10.250.R; the lab's own are 10.251/10.252). */
-const R = randomInt(0, 250);
+/**
+ * Third octet of this run's subnets (10.253.R / 10.254.R / 10.250.R; the labs' own are 10.251/10.252), from a
+ * range of each lab's own: every lab's netdev bridges share one userspace datapath whose conntrack zones are
+ * each OVS agent's local VLAN numbers, so two labs' runs at once must not share addresses.
+ */
+const R = { zed: 0, '2025.1': 84, '2026.1': 168 }[LAB_RELEASE] + randomInt(0, 82);
 
 interface Port {
   id: string;
@@ -57,9 +67,26 @@ function timing(what: string, ms: number): void {
   timings.push(`${what}: ${(ms / 1000).toFixed(2)} s`);
 }
 
-async function netlab(...args: string[]): Promise<string> {
-  const { stdout } = await execFileP('bash', [NETLAB, ...args], { env: SYSTEM_ENV, timeout: 300_000 });
-  return stdout;
+/**
+ * The lab's Neutron script: `neutron-lab.sh CMD ARGS` for Zed, `release-lab.sh CMD REL ARGS` for a release
+ * lab (the same `env`, `daemon NAME stop|start`; its `env` lines' `export ` dropped, as Zed prints them).
+ */
+async function netlab(cmd: string, ...args: string[]): Promise<string> {
+  const argv = LAB_RELEASE === 'zed' ? [NETLAB, cmd, ...args] : [RELEASE_LAB_SCRIPT, cmd, LAB_RELEASE, ...args];
+  const { stdout } = await execFileP('bash', argv, { env: SYSTEM_ENV, timeout: 300_000 });
+  return LAB_RELEASE === 'zed' ? stdout : stdout.replace(/^export /gm, '');
+}
+
+/** Whether the lab's Neutron runs: `neutron-lab.sh status` for Zed; a release lab's four Neutron daemons. */
+async function netlabUp(): Promise<boolean> {
+  try {
+    const out = await netlab('status');
+    if (LAB_RELEASE === 'zed') return true;
+    const daemons = ['neutron-api', 'neutron-rpc-server', 'neutron-openvswitch-agent', 'neutron-dhcp-agent'];
+    return daemons.every((d) => new RegExp(`^${d} +running`, 'm').test(out));
+  } catch {
+    return false;
+  }
 }
 
 /** `fixed_ips` as OSC prints it (a list, or a Python-ish string in older clients). */
@@ -145,11 +172,11 @@ async function hostLinks(): Promise<string> {
   return stdout;
 }
 
-/** Nothing of port `portId` on this host: no tap/veth, no OVS port in br-int. */
+/** Nothing of port `portId` on this host: no tap/veth, no OVS port in the integration bridge. */
 async function assertNoDevice(portId: string): Promise<void> {
   const tap = `tap${portId.slice(0, 11)}`;
   assert.doesNotMatch(await hostLinks(), new RegExp(`: ${tap}[@:]`), `host link ${tap} left`);
-  assert.ok(!(await bridgePorts('br-int')).includes(tap), `OVS port ${tap} left in br-int`);
+  assert.ok(!(await bridgePorts(BR_INT)).includes(tap), `OVS port ${tap} left in ${BR_INT}`);
 }
 
 async function assertGone(uuid: string, portIds: string[]): Promise<void> {
@@ -182,9 +209,9 @@ async function assertPluggedOnce(uuid: string, port: Port, what: string): Promis
     `${what}: eth0 of ${uuid}`,
   );
   assert.deepEqual(
-    (await bridgePorts('br-int')).filter((p) => p === tap),
+    (await bridgePorts(BR_INT)).filter((p) => p === tap),
     [tap],
-    `${what}: ${tap} in br-int`,
+    `${what}: ${tap} in ${BR_INT}`,
   );
   assert.deepEqual(
     (await ovsInterfacesOf(uuid)).map((r) => r.name),
@@ -217,16 +244,12 @@ function uuidsIn(text: string, instance: string): string[] {
   );
 }
 
-describe('e2e: Neutron ports through the real Nova (neutron-lab)', function () {
+describe(`e2e: Neutron ports through the real Nova (${LAB_RELEASE} lab)`, function () {
   this.timeout(900_000);
 
   before(async function () {
     if (process.getuid?.() !== 0) this.skip();
-    try {
-      await netlab('status');
-    } catch {
-      this.skip();
-    }
+    if (!(await netlabUp())) this.skip();
     await stopFakeCompute();
   });
   const lab = useE2eLab(HOST);
@@ -242,15 +265,16 @@ describe('e2e: Neutron ports through the real Nova (neutron-lab)', function () {
   let b = '';
   const portOf: Record<string, Port> = {};
 
+  // The setup's steps in parallel (each a few CLI calls, ~3-5 s apiece on a loaded 2-core machine: run one
+  // after the other they took a minute); its undo is one step that deletes what was made, also in parallel.
   before(async () => {
+    const t0 = performance.now();
+    const made: Array<() => Promise<unknown>> = [];
+    lab.cleanup.defer(async () => await Promise.all(made.map(async (undo) => await undo().catch(() => undefined))));
     image = `nd-httpd-${RAND}`;
-    await lab.uploadImage(image, 'lab/httpd:latest');
-    for (const [net, cidr] of [
-      [NET, `10.253.${R}`],
-      [NET2, `10.254.${R}`],
-    ] as const) {
+    const network = async (net: string, cidr: string) => {
       await openstack(['network', 'create', net]);
-      lab.cleanup.defer(() => openstack(['network', 'delete', net]));
+      made.push(() => openstack(['network', 'delete', net]));
       await openstack([
         'subnet',
         'create',
@@ -262,9 +286,7 @@ describe('e2e: Neutron ports through the real Nova (neutron-lab)', function () {
         `start=${cidr}.10,end=${cidr}.99`,
         `${net}-sub`,
       ]);
-    }
-    // a port's DHCP provisioning block (case 6b) needs the network on the DHCP agent
-    for (const net of [NET, NET2]) {
+      // a port's DHCP provisioning block (case 6b) needs the network on the DHCP agent
       await pollUntil(
         async () =>
           (await openstackJson<unknown[]>(['network', 'agent', 'list', '--network', net])).length > 0
@@ -272,45 +294,54 @@ describe('e2e: Neutron ports through the real Nova (neutron-lab)', function () {
             : undefined,
         { timeoutMs: 90_000, intervalMs: 1000, what: `network ${net} hosted by the lab's DHCP agent` },
       );
-    }
-    sgId = (await openstackJson<{ id: string }>(['security', 'group', 'create', SG])).id;
-    lab.cleanup.defer(() => openstack(['security', 'group', 'delete', sgId]));
-    await openstack([
-      'security',
-      'group',
-      'rule',
-      'create',
-      '--ingress',
-      '--protocol',
-      'icmp',
-      '--remote-group',
-      sgId,
-      sgId,
-    ]);
-    tcpRule = (
-      await openstackJson<{ id: string }>([
+    };
+    const group = async () => {
+      sgId = (await openstackJson<{ id: string }>(['security', 'group', 'create', SG])).id;
+      made.push(() => openstack(['security', 'group', 'delete', sgId]));
+      const rule = async (protocol: string) =>
+        (
+          await openstackJson<{ id: string }>([
+            'security',
+            'group',
+            'rule',
+            'create',
+            '--ingress',
+            '--protocol',
+            protocol,
+            '--remote-group',
+            sgId,
+            sgId,
+          ])
+        ).id;
+      [, tcpRule] = await Promise.all([rule('icmp'), rule('tcp')]);
+    };
+    const adminDefaultGroup = async () => {
+      const project = (await openstackJson<{ id: string }>(['project', 'show', 'admin'])).id;
+      const groups = await openstackJson<Array<{ ID: string; Name: string }>>([
         'security',
         'group',
-        'rule',
-        'create',
-        '--ingress',
-        '--protocol',
-        'tcp',
-        '--remote-group',
-        sgId,
-        sgId,
-      ])
-    ).id;
-    const project = (await openstackJson<{ id: string }>(['project', 'show', 'admin'])).id;
-    const groups = await openstackJson<Array<{ ID: string; Name: string }>>([
-      'security',
-      'group',
-      'list',
-      '--project',
-      project,
+        'list',
+        '--project',
+        project,
+      ]);
+      defaultSg = groups.find((g) => g.Name === 'default')?.ID ?? '';
+      assert.ok(defaultSg, 'the admin project has a default security group');
+    };
+    // allSettled: no step may still be making something once the after hook's cleanup ran
+    const timed = async (what: string, step: Promise<unknown>) => {
+      await step;
+      timing(`  setup ${what}`, performance.now() - t0);
+    };
+    const results = await Promise.allSettled([
+      timed('image', lab.uploadImage(image, 'lab/httpd:latest')),
+      timed(NET, network(NET, `10.253.${R}`)),
+      timed(NET2, network(NET2, `10.254.${R}`)),
+      timed('security group', group()),
+      timed('default group', adminDefaultGroup()),
     ]);
-    defaultSg = groups.find((g) => g.Name === 'default')?.ID ?? '';
-    assert.ok(defaultSg, 'the admin project has a default security group');
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    timing('setup: image, 2 networks, security group (in parallel)', performance.now() - t0);
   });
 
   after(() => {
@@ -402,7 +433,7 @@ describe('e2e: Neutron ports through the real Nova (neutron-lab)', function () {
       timing(`${freeze} of b -> ${frozen}`, performance.now() - t0);
       assert.equal(await bServes(), false, `${frozen}: b's httpd is frozen`);
       assert.deepEqual(linksWithAlias(`nova-docker:${b}`), [tapB], `${frozen}: b's tap stays`);
-      assert.ok((await bridgePorts('br-int')).includes(tapB), `${frozen}: ${tapB} stays in br-int`);
+      assert.ok((await bridgePorts(BR_INT)).includes(tapB), `${frozen}: ${tapB} stays in ${BR_INT}`);
       const t1 = performance.now();
       await openstack(['server', thaw, b]);
       await waitServer(b, (s) => s.status === 'ACTIVE' && !s['OS-EXT-STS:task_state'], 'ACTIVE');

@@ -18,7 +18,8 @@
 #                                       delete, fake compute stopped and its record deleted
 #   release-lab.sh versions RELEASE     service/RPC/object versions of the installed python3-nova
 #   release-lab.sh rabbitmqctl RELEASE ARGS...   the lab broker's rabbitmqctl (the fault suite)
-#   release-lab.sh daemon RELEASE NAME stop|start  one daemon of `up`, e.g. glance-api (the fault suite)
+#   release-lab.sh daemon RELEASE NAME stop|start  glance-api (the fault suite) or neutron-dhcp-agent
+#                                       (the networked e2e's plug timeout)
 #
 # RELEASE = 2025.1 (Debian 13 trixie, nova 31.x) | 2026.1 (Debian testing, nova 33.x)
 # Ports: the Zed lab's standard ports + 100 (2025.1) or + 200 (2026.1), all on 127.0.0.1.
@@ -38,7 +39,7 @@ export PATH=/usr/sbin:/usr/bin:/sbin:/bin      # Debian's tools, not pyenv's pyt
 export DEBIAN_FRONTEND=noninteractive
 LAB_DIR=$(cd "$(dirname "$0")" && pwd)
 
-usage() { sed -n '7,23p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '7,24p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 CMD=${1:-}
 REL=${2:-}
 case $REL in
@@ -874,7 +875,11 @@ cmd_exec() {
   exec chroot "$R" "${CENV[@]}" HOME=/root "${e[@]}" "$@"
 }
 
-# cmd_daemon NAME stop|start: what the fault suite needs to break and mend
+# cmd_daemon NAME stop|start: what the fault suite and the networked e2e
+# need to break and mend: glance-api, or the DHCP agent (stopped, no port's
+# DHCP provisioning block clears: a network-vif-plugged that never comes, as
+# `neutron-lab.sh daemon neutron-dhcp-agent` for Zed); `start` waits until it
+# serves again (the agent: reported alive)
 cmd_daemon() {
   mounted proc || die "the $REL lab is not up (release-lab.sh up $REL)"
   case ${1:-}/${2:-} in
@@ -883,7 +888,14 @@ cmd_daemon() {
       in_glance_root glance_start
       wait_for glance-api 90 curl -sf -m 3 "http://127.0.0.1:$P_GLANCE/versions"
       ;;
-    *) die "daemon: expected glance-api stop|start" ;;
+    neutron-dhcp-agent/stop) stop neutron-dhcp-agent ;;
+    neutron-dhcp-agent/start)
+      local dhcp=(/etc/neutron/neutron.conf /etc/neutron/dhcp_agent.ini)
+      start neutron-dhcp-agent root neutron-dhcp-agent --config-file "${dhcp[0]}" --config-file "${dhcp[1]}" \
+        --log-file "$LOG/neutron-dhcp-agent.log"
+      wait_for "neutron agents on $AGENT_HOST" 120 lab_ready
+      ;;
+    *) die "daemon: expected glance-api|neutron-dhcp-agent stop|start" ;;
   esac
 }
 
