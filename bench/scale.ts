@@ -2,7 +2,7 @@
  * Many compute hosts on one control plane: N agents next to N real nova-computes
  * (Nova's own fake driver) on the lab's Nova Zed, in the same run.
  *
- *   node dist/bench/scale.js [--hosts N=10] [--servers M=40] [--docker] [--no-nova-compute] [--idle S=60]
+ *   node dist/bench/scale.js [--hosts N=10] [--servers M=40] [--rounds R=1] [--docker] [--no-nova-compute] [--idle S=60]
  *
  * Group `a`: N agents, hosts nd-scale-a-<i>, `compute_driver = fake.FakeDriver` (no containers),
  * or the Docker driver with --docker. Group `n`: N nova-compute processes (python3-nova, run
@@ -25,7 +25,8 @@
  *   4. with every server running: VmRSS again, and the RabbitMQ connections, channels,
  *      consumers and queues of each group (its processes' sockets matched to the broker's
  *      connections by port), next to the broker's totals before anything started;
- *   5. each group's servers deleted at once: delete → gone p50/p95.
+ *   5. each group's servers deleted at once: delete → gone p50/p95;
+ *   3-5 again for each of R rounds, the groups' order alternating (RSS and RabbitMQ in round 1 only).
  * Cleanup, also on failure or Ctrl-C: servers, processes (SIGTERM, then SIGKILL), aggregates,
  * compute services (Nova deletes their compute nodes, resource providers and host mappings),
  * any resource provider still named like a bench host, the hosts' compute.<host> queues, the
@@ -75,15 +76,17 @@ interface Args {
   docker: boolean;
   novaCompute: boolean;
   idleS: number;
+  rounds: number;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { hosts: 10, servers: 40, docker: false, novaCompute: true, idleS: 60 };
+  const a: Args = { hosts: 10, servers: 40, docker: false, novaCompute: true, idleS: 60, rounds: 1 };
   for (let i = 0; i < argv.length; i++) {
     const o = argv[i];
     if (o === '--hosts') a.hosts = Number(argv[++i]);
     else if (o === '--servers') a.servers = Number(argv[++i]);
     else if (o === '--idle') a.idleS = Number(argv[++i]);
+    else if (o === '--rounds') a.rounds = Number(argv[++i]);
     else if (o === '--docker') a.docker = true;
     else if (o === '--no-nova-compute') a.novaCompute = false;
     else throw new Error(`unknown argument ${o ?? ''}`);
@@ -91,6 +94,7 @@ function parseArgs(argv: string[]): Args {
   for (const [k, v] of [
     ['--hosts', a.hosts],
     ['--servers', a.servers],
+    ['--rounds', a.rounds],
   ] as const) {
     if (!Number.isInteger(v) || v < 1) throw new Error(`bad ${k}: ${v}`);
   }
@@ -739,6 +743,8 @@ async function pollGroup(
 }
 
 interface BurstResult {
+  /** The servers' name prefix (group and round). */
+  prefix: string;
   boots: Boot[];
   wallMs: number;
   cpu: Record<Service, number>;
@@ -751,9 +757,9 @@ function groupCpu(key: GroupKey): number {
   return procs.filter((p) => p.group === key).reduce((a, p) => a + cpuS(p.pid), 0);
 }
 
-async function burst(g: Group, flavor: string, image: string): Promise<BurstResult> {
+async function burst(g: Group, round: number, flavor: string, image: string): Promise<BurstResult> {
   await refreshTokens();
-  const prefix = `${NAME}-${g.key}-`;
+  const prefix = `${NAME}-${g.key}${round}-`;
   const c0 = cpuSample();
   const h0 = groupCpu(g.key);
   const t0 = performance.now();
@@ -804,12 +810,12 @@ async function burst(g: Group, flavor: string, image: string): Promise<BurstResu
     },
   );
   const wallMs = performance.now() - t0;
-  return { boots, wallMs, cpu: cpuSpent(c0, cpuSample()), hostCpu: groupCpu(g.key) - h0 };
+  return { prefix, boots, wallMs, cpu: cpuSpent(c0, cpuSample()), hostCpu: groupCpu(g.key) - h0 };
 }
 
-async function deleteGroup(g: Group, boots: Boot[]): Promise<void> {
+async function deleteBurst(b: BurstResult): Promise<void> {
   await refreshTokens();
-  const live = boots.filter((b) => b.id);
+  const live = b.boots.filter((x) => x.id);
   await Promise.all(
     live.map(async (b) => {
       b.deleteT0 = performance.now();
@@ -817,7 +823,7 @@ async function deleteGroup(g: Group, boots: Boot[]): Promise<void> {
       if (r.status !== 204 && r.status !== 404) b.error ??= `DELETE: HTTP ${r.status}`;
     }),
   );
-  await pollGroup(`${NAME}-${g.key}-`, live, (b, s, now) => {
+  await pollGroup(b.prefix, live, (b, s, now) => {
     if (s !== undefined) return false;
     b.deleteMs = now - (b.deleteT0 ?? now);
     created.delete(b.id);
@@ -826,6 +832,10 @@ async function deleteGroup(g: Group, boots: Boot[]): Promise<void> {
 }
 
 interface Spread {
+  /** Servers per host, most first (hosts with none included). */
+  counts: number[];
+  /** `<host index>:<servers>` of the hosts used, most first. */
+  hosts: string;
   used: number;
   min: number;
   max: number;
@@ -835,10 +845,22 @@ interface Spread {
 function spread(g: Group, boots: Boot[]): Spread {
   const per = new Map(g.hosts.map((h) => [h, 0]));
   for (const b of boots) if (b.activeMs !== undefined && b.host) per.set(b.host, (per.get(b.host) ?? 0) + 1);
-  const counts = [...per.values()];
+  const counts = [...per.values()].sort((x, y) => y - x);
   const mean = counts.reduce((a, c) => a + c, 0) / counts.length;
   const stddev = Math.sqrt(counts.reduce((a, c) => a + (c - mean) ** 2, 0) / counts.length);
-  return { used: counts.filter((c) => c > 0).length, min: Math.min(...counts), max: Math.max(...counts), stddev };
+  const hosts = [...per]
+    .filter(([, c]) => c > 0)
+    .sort((x, y) => y[1] - x[1])
+    .map(([h, c]) => `${h.slice(h.lastIndexOf('-') + 1)}:${c}`)
+    .join(' ');
+  return {
+    counts,
+    hosts,
+    used: counts.filter((c) => c > 0).length,
+    min: Math.min(...counts),
+    max: Math.max(...counts),
+    stddev,
+  };
 }
 
 // ---------------------------------------------------------------- aggregates
@@ -998,8 +1020,8 @@ interface GroupReport {
   idleConductorS?: number;
   /** The group's own processes, CPU seconds per idle minute (all of them). */
   idleHostCpuS?: number;
-  burst?: BurstResult;
-  spread?: Spread;
+  bursts: BurstResult[];
+  spreads: Spread[];
   brokerIdle?: BrokerView;
   brokerRunning?: BrokerView;
 }
@@ -1018,14 +1040,14 @@ function printTable(reports: GroupReport[], total0: BrokerView, totalRunning: Br
     'group',
     'start → registered p50 / max s',
     'API → ACTIVE p50 / p95 s',
-    'all ACTIVE s',
+    'all ACTIVE s (each round)',
     'ERROR',
-    'hosts used',
-    'per host min / max / stddev',
-    'conductor CPU s (burst)',
-    'scheduler / placement / api CPU s (burst)',
+    'hosts used (each round)',
+    'servers per host min / max / stddev (each round)',
+    'conductor CPU s per burst',
+    'scheduler / placement / api CPU s per burst',
     'conductor CPU s per idle min',
-    'hosts CPU s: burst / per idle min (all N)',
+    "the N hosts' CPU s: per burst / per idle min",
     'RSS MB mean / total (idle)',
     'RSS MB mean / total (running)',
     'RabbitMQ conn / ch / consumers / queues (running)',
@@ -1035,27 +1057,29 @@ function printTable(reports: GroupReport[], total0: BrokerView, totalRunning: Br
   console.log(`| ${head.map(() => '---').join(' | ')} |`);
   for (const r of reports) {
     const st = stat(r.startMs);
-    const b = r.burst;
-    const act = b ? stat(b.boots.flatMap((x) => (x.activeMs === undefined ? [] : [x.activeMs]))) : undefined;
-    const del = b ? stat(b.boots.flatMap((x) => (x.deleteMs === undefined ? [] : [x.deleteMs]))) : undefined;
-    const sp = r.spread;
+    const boots = r.bursts.flatMap((b) => b.boots);
+    const act = stat(boots.flatMap((x) => (x.activeMs === undefined ? [] : [x.activeMs])));
+    const del = stat(boots.flatMap((x) => (x.deleteMs === undefined ? [] : [x.deleteMs])));
     const br = r.brokerRunning;
+    const each = <T>(xs: T[], f: (x: T) => string): string => xs.map(f).join(', ');
+    const mean = (f: (b: BurstResult) => number): string =>
+      (r.bursts.reduce((a, b) => a + f(b), 0) / Math.max(1, r.bursts.length)).toFixed(1);
     const cells = [
       `${r.group.key}: ${r.group.what}`,
       `${s1(st.p50)} / ${s1(st.max)}`,
-      act ? `${s1(act.p50)} / ${s1(act.p95)}` : '',
-      b ? s1(b.wallMs) : '',
-      b ? String(b.boots.filter((x) => x.error !== undefined).length) : '',
-      sp ? `${sp.used} / ${r.group.hosts.length}` : '',
-      sp ? `${sp.min} / ${sp.max} / ${sp.stddev.toFixed(2)}` : '',
-      b ? b.cpu.conductor.toFixed(1) : '',
-      b ? `${b.cpu.scheduler.toFixed(1)} / ${b.cpu.placement.toFixed(1)} / ${b.cpu.api.toFixed(1)}` : '',
+      Number.isFinite(act.p50) ? `${s1(act.p50)} / ${s1(act.p95)}` : '',
+      each(r.bursts, (b) => s1(b.wallMs)),
+      String(boots.filter((x) => x.error !== undefined).length),
+      each(r.spreads, (sp) => `${sp.used}`) + ` of ${r.group.hosts.length}`,
+      each(r.spreads, (sp) => `${sp.min} / ${sp.max} / ${sp.stddev.toFixed(2)}`),
+      mean((b) => b.cpu.conductor),
+      `${mean((b) => b.cpu.scheduler)} / ${mean((b) => b.cpu.placement)} / ${mean((b) => b.cpu.api)}`,
       r.idleConductorS === undefined ? '' : r.idleConductorS.toFixed(2),
-      `${b ? b.hostCpu.toFixed(1) : ''} / ${r.idleHostCpuS === undefined ? '' : r.idleHostCpuS.toFixed(1)}`,
+      `${mean((b) => b.hostCpu)} / ${r.idleHostCpuS === undefined ? '' : r.idleHostCpuS.toFixed(1)}`,
       rssCell(r.rssIdleKb),
       rssCell(r.rssRunningKb),
       br ? `${br.connections} / ${br.channels} / ${br.consumers} / ${br.queues}` : '',
-      del && Number.isFinite(del.p50) ? `${s1(del.p50)} / ${s1(del.p95)}` : '',
+      Number.isFinite(del.p50) ? `${s1(del.p50)} / ${s1(del.p95)}` : '',
     ];
     console.log(`| ${cells.join(' | ')} |`);
   }
@@ -1064,7 +1088,7 @@ function printTable(reports: GroupReport[], total0: BrokerView, totalRunning: Br
       (totalRunning ? `; with all running ${showBroker(totalRunning)}` : ''),
   );
   for (const r of reports) {
-    const errs = r.burst?.boots.filter((b) => b.error !== undefined) ?? [];
+    const errs = r.bursts.flatMap((b) => b.boots).filter((b) => b.error !== undefined);
     if (errs.length > 0) {
       console.log(`${r.group.key}: ${errs.length} failed, e.g. ${errs[0]?.error ?? ''}`);
     }
@@ -1081,7 +1105,7 @@ async function main(): Promise<void> {
       `idle ${ARGS.idleS} s, run ${RUN}, load ${load}`,
   );
   const reports = new Map<GroupKey, GroupReport>(
-    GROUPS.map((g) => [g.key, { group: g, startMs: [], rssIdleKb: [], rssRunningKb: [] }]),
+    GROUPS.map((g) => [g.key, { group: g, startMs: [], rssIdleKb: [], rssRunningKb: [], bursts: [], spreads: [] }]),
   );
   const rep = (k: GroupKey): GroupReport => reports.get(k) as GroupReport;
   let failed = false;
@@ -1127,25 +1151,32 @@ async function main(): Promise<void> {
     for (const g of GROUPS) await createAggregate(g);
     log(`aggregates and zones ${GROUPS.map((g) => g.zone).join(', ')}`);
 
-    for (const g of GROUPS) {
-      const b = await burst(g, flavor, image);
-      const r = rep(g.key);
-      r.burst = b;
-      r.spread = spread(g, b.boots);
-      log(
-        `${g.key}: ${b.boots.filter((x) => x.activeMs !== undefined).length}/${ARGS.servers} ACTIVE in ${s1(b.wallMs)} s ` +
-          `on ${r.spread.used} hosts (max ${r.spread.max}/host), conductor ${b.cpu.conductor.toFixed(1)} CPU s`,
-      );
+    // each round: a burst into each zone (the order alternates), then both deleted
+    let running: Awaited<ReturnType<typeof brokerView>> | undefined;
+    for (let round = 1; round <= ARGS.rounds; round++) {
+      for (const g of round % 2 === 1 ? GROUPS : [...GROUPS].reverse()) {
+        const b = await burst(g, round, flavor, image);
+        const r = rep(g.key);
+        const sp = spread(g, b.boots);
+        r.bursts.push(b);
+        r.spreads.push(sp);
+        log(
+          `${g.key} round ${round}: ${b.boots.filter((x) => x.activeMs !== undefined).length}/${ARGS.servers} ACTIVE ` +
+            `in ${s1(b.wallMs)} s on ${sp.used} hosts (host:servers ${sp.hosts}), ` +
+            `conductor ${b.cpu.conductor.toFixed(1)} CPU s`,
+        );
+      }
+      if (round === 1) {
+        for (const p of procs) rep(p.group).rssRunningKb.push(rssKb(p.pid));
+        running = await brokerView();
+        for (const g of GROUPS) rep(g.key).brokerRunning = running.byGroup.get(g.key);
+      }
+      for (const g of GROUPS) {
+        const b = rep(g.key).bursts[round - 1];
+        if (b) await deleteBurst(b);
+      }
     }
-    for (const p of procs) rep(p.group).rssRunningKb.push(rssKb(p.pid));
-    const running = await brokerView();
-    for (const g of GROUPS) rep(g.key).brokerRunning = running.byGroup.get(g.key);
-
-    for (const g of GROUPS) {
-      const r = rep(g.key);
-      if (r.burst) await deleteGroup(g, r.burst.boots);
-    }
-    printTable([...reports.values()], total0, running.total);
+    printTable([...reports.values()], total0, running?.total);
   } catch (err) {
     failed = true;
     throw err;
