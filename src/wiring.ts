@@ -1,5 +1,6 @@
 /**
- * nova.conf → the agent's parts: Docker client, image service, driver,
+ * nova.conf → the agent's parts: the driver ([DEFAULT] compute_driver: the
+ * Docker driver with its client and image service, or the in-memory fake),
  * Keystone/Glance/Placement clients, conductor and the compute manager.
  * Wiring only: no behaviour lives here.
  */
@@ -22,6 +23,8 @@ import { ComputeTaskAPI, ConductorAPI } from './objects/conductor.js';
 import type { NovaRelease } from './objects/releases.js';
 import type { Messaging } from './rpc/messaging.js';
 import { DockerDriver } from './virt/docker/driver.js';
+import type { ComputeDriver } from './virt/driver.js';
+import { FakeDriver } from './virt/fake/driver.js';
 import { ImageService, type ImageCacheObserver } from './virt/docker/images.js';
 import { RegistryClient } from './clients/registry/client.js';
 
@@ -77,9 +80,11 @@ export function keystoneFromGroup(group: AuthGroup, name: string, logger: Logger
   );
 }
 
+/** `[DEFAULT] compute_driver` naming Nova's in-memory driver: guests without containers, for scale tests. */
+export const FAKE_DRIVER = 'fake.FakeDriver';
+
 export interface Agent {
-  docker: DockerClient;
-  driver: DockerDriver;
+  driver: ComputeDriver;
   manager: ComputeManager;
   keystone: KeystoneClient;
 }
@@ -103,45 +108,16 @@ export function buildAgent(
 ): Agent {
   const D = config.DEFAULT;
   const keystone = keystoneFromGroup(config.placement, 'placement', logger);
-  const docker = new DockerClient(dockerClientOptions(config));
   const glance = new GlanceClient({
     apiServers: config.glance.api_servers.length > 0 ? config.glance.api_servers : undefined,
     keystone,
     endpoint: { interfaces: config.glance.valid_interfaces, region: config.glance.region_name },
     logger,
   });
-  const images = new ImageService(
-    { docker, glance, logger, observer: observers.images },
-    {
-      registryUrl: config.docker.registry_url || null,
-      registryAuth:
-        config.docker.registry_username && config.docker.registry_password
-          ? { username: config.docker.registry_username, password: config.docker.registry_password }
-          : undefined,
-      pullPolicy: config.docker.pull_policy,
-    },
-  );
-  const driver = new DockerDriver(
-    docker,
-    images,
-    {
-      host: D.host,
-      privileged: config.docker.privileged,
-      capAdd: [...config.docker.cap_add],
-      allowHostMounts: config.docker.allow_host_mounts,
-      cpuHardLimit: config.docker.cpu_hard_limit,
-      pidsLimit: config.docker.pids_limit,
-      consoleLogMaxBytes: config.docker.console_log_max_bytes,
-      stopTimeoutS: config.docker.stop_timeout,
-      spawnCheckMs: config.docker.spawn_check_ms,
-      // nova's per-instance directory, where libvirt keeps console.log
-      consoleLifecycleDir: D.instances_path,
-      glance,
-      ovsBridge: config.neutron.ovs_bridge,
-      ...(observers.vifs ? { vifObserver: observers.vifs } : {}),
-    },
-    logger,
-  );
+  const driver =
+    D.compute_driver === FAKE_DRIVER
+      ? new FakeDriver({ host: D.host })
+      : dockerDriver(config, glance, logger, observers);
   const conductor = new ConductorAPI(messaging.client('conductor'), release);
   const network = networkAPI(config, release, conductor, logger);
   const manager = new ComputeManager(
@@ -197,7 +173,45 @@ export function buildAgent(
       ...(network ? { network } : {}),
     },
   );
-  return { docker, driver, manager, keystone };
+  return { driver, manager, keystone };
+}
+
+/** The Docker driver of `[DEFAULT] compute_driver`'s Docker spellings: its Engine client and image cache. */
+function dockerDriver(config: Config, glance: GlanceClient, logger: Logger, observers: AgentObservers): DockerDriver {
+  const D = config.DEFAULT;
+  const docker = new DockerClient(dockerClientOptions(config));
+  const images = new ImageService(
+    { docker, glance, logger, observer: observers.images },
+    {
+      registryUrl: config.docker.registry_url || null,
+      registryAuth:
+        config.docker.registry_username && config.docker.registry_password
+          ? { username: config.docker.registry_username, password: config.docker.registry_password }
+          : undefined,
+      pullPolicy: config.docker.pull_policy,
+    },
+  );
+  return new DockerDriver(
+    docker,
+    images,
+    {
+      host: D.host,
+      privileged: config.docker.privileged,
+      capAdd: [...config.docker.cap_add],
+      allowHostMounts: config.docker.allow_host_mounts,
+      cpuHardLimit: config.docker.cpu_hard_limit,
+      pidsLimit: config.docker.pids_limit,
+      consoleLogMaxBytes: config.docker.console_log_max_bytes,
+      stopTimeoutS: config.docker.stop_timeout,
+      spawnCheckMs: config.docker.spawn_check_ms,
+      // nova's per-instance directory, where libvirt keeps console.log
+      consoleLifecycleDir: D.instances_path,
+      glance,
+      ovsBridge: config.neutron.ovs_bridge,
+      ...(observers.vifs ? { vifObserver: observers.vifs } : {}),
+    },
+    logger,
+  );
 }
 
 /**

@@ -358,10 +358,20 @@ export const OPTIONS = [
     name: 'compute_driver',
     type: 'str',
     default: 'docker.DockerDriver',
-    // Spellings DevStack plugins and nova-docker's Python predecessor put in nova.conf; all mean this agent.
-    choices: ['docker.DockerDriver', 'nova_docker.DockerDriver', 'novadocker.virt.docker.DockerDriver'],
-    choicesHint: 'nova-docker runs only the Docker driver; other drivers need nova-compute',
-    help: 'Defines which driver to use for controlling virtualization. Every choice means the Docker driver of this agent.',
+    // Spellings DevStack plugins and nova-docker's Python predecessor put in nova.conf mean the Docker driver;
+    // fake.FakeDriver is Nova's name for its in-memory driver, which scale tests of the control plane use.
+    choices: [
+      'docker.DockerDriver',
+      'nova_docker.DockerDriver',
+      'novadocker.virt.docker.DockerDriver',
+      'fake.FakeDriver',
+    ],
+    choicesHint:
+      'nova-docker runs the Docker driver, or fake.FakeDriver for scale tests; other drivers need nova-compute',
+    help:
+      'Defines which driver to use for controlling virtualization. The first three choices mean the Docker driver of this ' +
+      "agent. fake.FakeDriver is for scale tests: no containers, guests exist only in the agent's memory (a restart " +
+      "forgets them), and the host reports Nova's fake resources (1000 vCPUs, 800000 MB RAM, 600000 GB disk).",
   },
   {
     group: 'DEFAULT',

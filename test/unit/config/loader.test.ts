@@ -100,25 +100,30 @@ describe('config/loader', () => {
         `${file}: [DEFAULT] debug: "maybe" is not a boolean (use true/false, yes/no, on/off or 1/0) (line 3)`,
         `${file}: [DEFAULT] cpu_allocation_ratio: "lots" is not a number (line 4)`,
         `${file}: [DEFAULT] reserved_host_memory_mb: -1 is less than the minimum 0 (line 5)`,
-        `${file}: [DEFAULT] compute_driver: "libvirt.LibvirtDriver" is not one of: docker.DockerDriver, nova_docker.DockerDriver, novadocker.virt.docker.DockerDriver (nova-docker runs only the Docker driver; other drivers need nova-compute) (line 7)`,
+        `${file}: [DEFAULT] compute_driver: "libvirt.LibvirtDriver" is not one of: docker.DockerDriver, nova_docker.DockerDriver, novadocker.virt.docker.DockerDriver, fake.FakeDriver (nova-docker runs the Docker driver, or fake.FakeDriver for scale tests; other drivers need nova-compute) (line 7)`,
         `${file}: [DEFAULT] metrics_port: 70000 is greater than the maximum 65535 (line 6)`,
         `${file}: [oslo_messaging_rabbit] kombu_reconnect_delay: 5 is greater than the maximum 4.5 (line 10)`,
         `${file}: [docker] pull_policy: "sometimes" is not one of: if-not-present, always, never (line 12)`,
       ]);
     });
 
-    it('accepts the Docker driver spellings as compute_driver and rejects every other driver', () => {
-      for (const driver of ['docker.DockerDriver', 'nova_docker.DockerDriver', 'novadocker.virt.docker.DockerDriver']) {
+    it('accepts the Docker driver spellings and fake.FakeDriver as compute_driver and rejects every other driver', () => {
+      for (const driver of [
+        'docker.DockerDriver',
+        'nova_docker.DockerDriver',
+        'novadocker.virt.docker.DockerDriver',
+        'fake.FakeDriver',
+      ]) {
         assert.equal(load(MINIMAL + `compute_driver = ${driver}\n`).DEFAULT.compute_driver, driver);
       }
-      for (const driver of ['libvirt.LibvirtDriver', 'fake.FakeDriver', 'docker.dockerdriver', '']) {
+      for (const driver of ['libvirt.LibvirtDriver', 'fake.SmallFakeDriver', 'docker.dockerdriver', '']) {
         const file = tmp.write('nova.conf', MINIMAL + `compute_driver = ${driver}\n`);
         assert.deepEqual(
           problemsOf(() => loadConfig({ configFiles: [file] })),
           [
             `${file}: [DEFAULT] compute_driver: ${JSON.stringify(driver)} is not one of: ` +
-              'docker.DockerDriver, nova_docker.DockerDriver, novadocker.virt.docker.DockerDriver ' +
-              '(nova-docker runs only the Docker driver; other drivers need nova-compute) (line 3)',
+              'docker.DockerDriver, nova_docker.DockerDriver, novadocker.virt.docker.DockerDriver, fake.FakeDriver ' +
+              '(nova-docker runs the Docker driver, or fake.FakeDriver for scale tests; other drivers need nova-compute) (line 3)',
           ],
         );
       }
