@@ -157,13 +157,14 @@ describe('e2e: a broken host among healthy ones: reschedule, failed builds, auto
     }
   });
 
-  it('servers created in the zone end ACTIVE on the healthy host; the broken one reschedules and disables itself', async () => {
-    const name = `nd-hosts-${RUN}-a`;
-    const t0 = Date.now();
-    // one request each, as users do: a multi-create spread over both hosts would leave no alternate to any of them
-    // (the scheduler never offers a host it placed a sibling on)
+  /**
+   * `n` servers created in the zone, one request each as users do (a multi-create spread over both hosts would
+   * leave no alternate to any of them: the scheduler never offers a host it placed a sibling on); once each is
+   * ACTIVE or ERROR, every one must be ACTIVE on the healthy host. Returns their ids and where they ended.
+   */
+  async function bootAllOnHealthyHost(name: string, n: number): Promise<{ ids: string[]; where: string }> {
     const ids: string[] = [];
-    for (let i = 1; i <= 4; i++) {
+    for (let i = 1; i <= n; i++) {
       const s = await openstackJson<LabServer>([
         'server',
         'create',
@@ -182,19 +183,22 @@ describe('e2e: a broken host among healthy ones: reschedule, failed builds, auto
     const done = await Promise.all(
       ids.map((id) => waitServer(id, (s) => ['ACTIVE', 'ERROR'].includes(s.status), 'ACTIVE or ERROR', 300_000)),
     );
-    const seconds = (Date.now() - t0) / 1000;
-    const where = done.map((s: LabServer) => `${s.id} ${s.status} ${String(s['OS-EXT-SRV-ATTR:host'])}`);
+    const where = done.map((s: LabServer) => `${s.id} ${s.status} ${String(s['OS-EXT-SRV-ATTR:host'])}`).join('\n');
     for (const s of done) {
-      assert.equal(s.status, 'ACTIVE', `${JSON.stringify(s.fault)}\n${where.join('\n')}`);
-      assert.equal(s['OS-EXT-SRV-ATTR:host'], OK, where.join('\n'));
+      assert.equal(s.status, 'ACTIVE', `${JSON.stringify(s.fault)}\n${where}`);
+      assert.equal(s['OS-EXT-SRV-ATTR:host'], OK, where);
     }
+    return { ids, where };
+  }
+
+  it('servers created in the zone end ACTIVE on the healthy host; the broken one reschedules and disables itself', async () => {
+    const t0 = Date.now();
+    const { ids, where } = await bootAllOnHealthyHost(`nd-hosts-${RUN}-a`, 4);
+    const seconds = (Date.now() - t0) / 1000;
     const badLog = lab.agent(BAD).log();
     const rescheduled = (badLog.match(/Build rescheduled: /g) ?? []).length;
     console.log(`    4 servers ACTIVE on ${OK} in ${seconds.toFixed(1)} s; ${rescheduled} rescheduled from ${BAD}`);
-    assert.ok(
-      rescheduled >= 2,
-      `the scheduler put at least 2 on ${BAD} (RAM spread): ${rescheduled}\n${where.join('\n')}`,
-    );
+    assert.ok(rescheduled >= 2, `the scheduler put at least 2 on ${BAD} (RAM spread): ${rescheduled}\n${where}`);
     // the pull's own error: dockerd could not reach the registry this host names
     assert.match(badLog, /Build rescheduled: .*127\.0\.0\.1:9.*connection refused/);
     // every server's allocations are on the healthy host's provider only
@@ -267,31 +271,7 @@ describe('e2e: a broken host among healthy ones: reschedule, failed builds, auto
     const from = lab.agent(BAD).log().length;
     proxy.close();
 
-    const ids: string[] = [];
-    for (let i = 1; i <= 3; i++) {
-      const s = await openstackJson<LabServer>([
-        'server',
-        'create',
-        '--image',
-        imageId,
-        '--flavor',
-        'm1.tiny',
-        '--nic',
-        'none',
-        '--availability-zone',
-        AZ,
-        `nd-hosts-${RUN}-c-${i}`,
-      ]);
-      ids.push(lab.cleanup.server(s.id));
-    }
-    const done = await Promise.all(
-      ids.map((id) => waitServer(id, (s) => ['ACTIVE', 'ERROR'].includes(s.status), 'ACTIVE or ERROR', 300_000)),
-    );
-    const where = done.map((s: LabServer) => `${s.id} ${s.status} ${String(s['OS-EXT-SRV-ATTR:host'])}`).join('\n');
-    for (const s of done) {
-      assert.equal(s.status, 'ACTIVE', `${JSON.stringify(s.fault)}\n${where}`);
-      assert.equal(s['OS-EXT-SRV-ATTR:host'], OK, where);
-    }
+    const { ids, where } = await bootAllOnHealthyHost(`nd-hosts-${RUN}-c`, 3);
     const badLog = lab.agent(BAD).log().slice(from);
     const rescheduled = (badLog.match(/Build rescheduled: /g) ?? []).length;
     console.log(`    dockerd gone on ${BAD}: ${rescheduled} of 3 builds rescheduled, all ACTIVE on ${OK}`);
