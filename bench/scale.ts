@@ -108,6 +108,8 @@ const RUN = randomUUID().slice(0, 6);
 const PREFIX = 'nd-scale';
 const NAME = `${PREFIX}-${RUN}`;
 const RUN_DIR = join(tmpdir(), NAME);
+/** One run at a time: the host names are fixed, and a run removes what an earlier one left. */
+const LOCK = join(tmpdir(), `${PREFIX}.lock`);
 const NOVA = LAB_ENDPOINTS.nova;
 const KEYSTONE = LAB_ENDPOINTS.keystone;
 const GLANCE = LAB_ENDPOINTS.glance;
@@ -1109,6 +1111,7 @@ async function main(): Promise<void> {
   );
   const rep = (k: GroupKey): GroupReport => reports.get(k) as GroupReport;
   let failed = false;
+  takeLock();
   try {
     await refreshTokens();
     await removeLeftovers();
@@ -1183,6 +1186,24 @@ async function main(): Promise<void> {
   } finally {
     cleaningUp = true;
     await cleanup(failed);
+    rmSync(LOCK, { force: true });
+  }
+}
+
+/** The lock file holds the pid of the run that took it; a dead run's lock is taken over. */
+function takeLock(): void {
+  for (;;) {
+    try {
+      writeFileSync(LOCK, `${process.pid}\n`, { flag: 'wx' });
+      return;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    const pid = Number(readFileSync(LOCK, 'utf8').trim());
+    if (Number.isInteger(pid) && pid > 0 && existsSync(`/proc/${pid}`)) {
+      throw new Error(`another scale bench (pid ${pid}) is running: ${LOCK}`);
+    }
+    rmSync(LOCK, { force: true });
   }
 }
 
