@@ -108,6 +108,8 @@ const RUN = randomUUID().slice(0, 6);
 const PREFIX = 'nd-scale';
 const NAME = `${PREFIX}-${RUN}`;
 const RUN_DIR = join(tmpdir(), NAME);
+/** One run at a time: the host names are fixed, and a run removes what an earlier one left. */
+const LOCK = join(tmpdir(), `${PREFIX}.lock`);
 const NOVA = LAB_ENDPOINTS.nova;
 const KEYSTONE = LAB_ENDPOINTS.keystone;
 const GLANCE = LAB_ENDPOINTS.glance;
@@ -149,13 +151,22 @@ const GROUPS: Group[] = [
     : []),
 ];
 
-// Ctrl-C: every sleep throws, so the finally block cleans up; a second Ctrl-C exits at once.
+// Ctrl-C or SIGTERM: every sleep and request throws, so the finally block cleans up; a second Ctrl-C
+// exits at once. One that comes within a second of the first is the same one twice (timeout(1), for one,
+// forwards SIGINT to its child and then to its whole process group).
 const abort = new AbortController();
-process.on('SIGINT', () => {
-  if (abort.signal.aborted) process.exit(130);
-  console.error('\ninterrupted: cleaning up (Ctrl-C again to quit at once)');
+let interruptedAt = 0;
+function interrupted(signal: NodeJS.Signals): void {
+  if (abort.signal.aborted) {
+    if (signal === 'SIGINT' && Date.now() - interruptedAt > 1000) process.exit(130);
+    return;
+  }
+  interruptedAt = Date.now();
+  console.error(`\n${signal}: cleaning up (Ctrl-C again to quit at once)`);
   abort.abort();
-});
+}
+process.on('SIGINT', interrupted);
+process.on('SIGTERM', interrupted);
 let cleaningUp = false;
 
 async function sleep(ms: number): Promise<void> {
@@ -956,7 +967,7 @@ function agentConfDir(p: HostProcess): string | undefined {
   return p.agent && conf ? dirname(conf) : undefined;
 }
 
-/** What a killed run left: its processes (pid files), down nd-scale-* services, aggregates, projects. */
+/** What a killed run left: its processes (pid files), down nd-scale-* services, projects, images, aggregates. */
 async function removeLeftovers(): Promise<void> {
   let killed = false;
   for (const d of readdirSync(tmpdir()).filter((x) => /^nd-scale-[0-9a-f]{6}$/.test(x))) {
@@ -998,6 +1009,14 @@ async function removeLeftovers(): Promise<void> {
     console.error(`leftover: project ${p.name}`);
     await deleteAllServers(p.id);
     await deleteProject(p);
+  }
+  const images = ok(await call('GET', `${GLANCE}/v2/images?limit=1000`), [200], 'GET images').body as {
+    images: Array<{ id: string; name?: string }>;
+  };
+  for (const i of images.images.filter((x) => /^nd-scale-[0-9a-f]{6}-image$/.test(x.name ?? ''))) {
+    console.error(`leftover: image ${i.name ?? i.id}`);
+    await call('DELETE', `${GLANCE}/v2/images/${i.id}`);
+    await removeGlanceCacheTags(i.id);
   }
   const aggs = ok(await nova('GET', '/os-aggregates'), [200], 'GET aggregates').body as {
     aggregates: Array<{ id: number; name: string }>;
@@ -1109,6 +1128,7 @@ async function main(): Promise<void> {
   );
   const rep = (k: GroupKey): GroupReport => reports.get(k) as GroupReport;
   let failed = false;
+  takeLock();
   try {
     await refreshTokens();
     await removeLeftovers();
@@ -1183,6 +1203,24 @@ async function main(): Promise<void> {
   } finally {
     cleaningUp = true;
     await cleanup(failed);
+    rmSync(LOCK, { force: true });
+  }
+}
+
+/** The lock file holds the pid of the run that took it; a dead run's lock is taken over. */
+function takeLock(): void {
+  for (;;) {
+    try {
+      writeFileSync(LOCK, `${process.pid}\n`, { flag: 'wx' });
+      return;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    const pid = Number(readFileSync(LOCK, 'utf8').trim());
+    if (Number.isInteger(pid) && pid > 0 && existsSync(`/proc/${pid}`)) {
+      throw new Error(`another scale bench (pid ${pid}) is running: ${LOCK}`);
+    }
+    rmSync(LOCK, { force: true });
   }
 }
 
