@@ -73,13 +73,17 @@ export class BuildActions {
   }
 
   /**
-   * _do_build_and_run_instance. The state saves Nova makes before spawning
-   * (building, host/node, networking, block_device_mapping, spawning) run
-   * while the driver fetches the image, creates and starts the container
-   * (DriverContext readyToStart): the saves cannot be skipped, and on a
-   * 2-core host the container start is the long pole. The build succeeds
-   * only once both are done; a save that fails (instance deleted meanwhile)
-   * makes the driver remove the container, so nothing outlives the build.
+   * _do_build_and_run_instance. The state saves before spawning run while the
+   * driver fetches the image and creates the container (DriverContext
+   * readyToStart): the container starts only once `spawning` is saved, and the
+   * build succeeds only once both are done; a save that fails (instance
+   * deleted meanwhile) makes the driver remove the container, so nothing
+   * outlives the build. Fewer round trips than nova-compute's six, each of
+   * which a 2-core host pays for on every boot: the action event starts
+   * alongside the first save, `building` and the claim's host/node are one
+   * save (same expected_task_state), `networking` is saved only when ports are
+   * allocated, and `block_device_mapping` never (no volumes here: the state
+   * would mean nothing). The API shows the same states otherwise.
    */
   async buildAndRunInstance(ctx: RequestContext, args: RpcArgs): Promise<void> {
     const t0 = performance.now();
@@ -122,33 +126,39 @@ export class BuildActions {
     let claimed = false;
     /** The driver's image_ready mark: before it, the driver has made nothing of the instance's on this host. */
     let imageReady = false;
+    /** Ports are allocated for this build (no network API or `--nic none`: none). */
+    const allocating = this.d.network !== undefined && requested?.noAllocate !== true;
     const untilNetworking = (async () => {
-      await this.store.eventStart(ctx, uuid, event);
-      await this.store.save(ctx, instance, { vm_state: VmState.BUILDING, task_state: null }, [
-        TaskState.SCHEDULING,
-        null,
-      ]);
       const sysmeta = { ...((instance.get('system_metadata') as Record<string, unknown> | undefined) ?? {}) };
       sysmeta.boot_roles = ctx.roles.join(',');
-      await this.store.save(ctx, instance, {
-        host: this.d.host,
-        node: spec.node,
-        launched_on: this.d.host,
-        system_metadata: sysmeta,
-      });
+      await Promise.all([
+        this.store.eventStart(ctx, uuid, event),
+        this.store.save(
+          ctx,
+          instance,
+          {
+            vm_state: VmState.BUILDING,
+            task_state: null,
+            host: this.d.host,
+            node: spec.node,
+            launched_on: this.d.host,
+            system_metadata: sysmeta,
+          },
+          [TaskState.SCHEDULING, null],
+        ),
+      ]);
       claimed = true;
       this.d.instanceClaim(ctx, instance);
-      await this.store.save(ctx, instance, { task_state: TaskState.NETWORKING }, [null]);
+      if (allocating) await this.store.save(ctx, instance, { task_state: TaskState.NETWORKING }, [null]);
     })();
     // _allocate_network: the ports are allocated while the driver fetches the image (NetworkInfoAsyncWrapper)
     const networkInfo: Promise<NetworkInfo> = untilNetworking.then(async () => {
       const nwInfo = await this.allocateNetwork(ctx, instance, requested, securityGroups);
-      networkAllocated = this.d.network !== undefined && requested?.noAllocate !== true;
+      networkAllocated = allocating;
       return nwInfo;
     });
     const saves = (async () => {
       await untilNetworking;
-      await this.store.save(ctx, instance, { task_state: TaskState.BLOCK_DEVICE_MAPPING });
       // the allocation's system_metadata network_allocated rides on this save (Nova: "the caller
       // shares a reference to instance and waits for this async greenthread"); a failed
       // allocation fails the spawn, which awaits the same promise
@@ -162,7 +172,12 @@ export class BuildActions {
         sysmeta.network_allocated = 'True';
         this.store.apply(instance, { system_metadata: sysmeta });
       }
-      await this.store.save(ctx, instance, { task_state: TaskState.SPAWNING }, TaskState.BLOCK_DEVICE_MAPPING);
+      await this.store.save(
+        ctx,
+        instance,
+        { task_state: TaskState.SPAWNING },
+        allocating ? TaskState.NETWORKING : [null],
+      );
       timing.spawning = performance.now() - t0;
     })();
     saves.catch(() => undefined); // awaited below; this only keeps an early rejection from being "unhandled"
