@@ -602,13 +602,19 @@ describe('clients/docker DockerClient (nock)', () => {
     });
 
     it('events: a broken stream is an UnavailableError', async () => {
+      // broken once the first event was read (a timer could fire before it was, on a loaded host)
+      const body = new Readable({ read() {} });
+      body.push('{"Type":"container"}\n');
       nock(BASE)
         .get(`${V}/events`)
-        .reply(200, () => breaking(['{"Type":"container"}\n']));
+        .reply(200, () => body);
       const seen: unknown[] = [];
       await assert.rejects(
         (async () => {
-          for await (const e of c.events()) seen.push(e);
+          for await (const e of c.events()) {
+            seen.push(e);
+            body.destroy(new Error('socket hang up'));
+          }
         })(),
         exactly(UnavailableError),
       );
