@@ -74,9 +74,8 @@ export class BuildActions {
 
   /**
    * _do_build_and_run_instance. The state saves before spawning run while the
-   * driver fetches the image and creates the container (DriverContext
-   * readyToStart): the container starts only once `spawning` is saved, and the
-   * build succeeds only once both are done; a save that fails (instance
+   * driver fetches the image, creates and starts the container (DriverContext
+   * readyToStart): the build succeeds only once both are done; a save that fails (instance
    * deleted meanwhile) makes the driver remove the container, so nothing
    * outlives the build. Fewer round trips than nova-compute's six, each of
    * which a 2-core host pays for on every boot: the action event starts
@@ -151,12 +150,16 @@ export class BuildActions {
       this.d.instanceClaim(ctx, instance);
       if (allocating) await this.store.save(ctx, instance, { task_state: TaskState.NETWORKING }, [null]);
     })();
-    // _allocate_network: the ports are allocated while the driver fetches the image (NetworkInfoAsyncWrapper)
-    const networkInfo: Promise<NetworkInfo> = untilNetworking.then(async () => {
-      const nwInfo = await this.allocateNetwork(ctx, instance, requested, securityGroups);
-      networkAllocated = allocating;
-      return nwInfo;
-    });
+    // _allocate_network: the ports are allocated while the driver fetches the image (NetworkInfoAsyncWrapper);
+    // with nothing to allocate the driver need not wait for the claim either, and creates the container
+    // alongside the saves (the build succeeds only once `spawning` is saved)
+    const networkInfo: Promise<NetworkInfo> = allocating
+      ? untilNetworking.then(async () => {
+          const nwInfo = await this.allocateNetwork(ctx, instance, requested, securityGroups);
+          networkAllocated = true;
+          return nwInfo;
+        })
+      : this.allocateNetwork(ctx, instance, requested, securityGroups);
     const saves = (async () => {
       await untilNetworking;
       // the allocation's system_metadata network_allocated rides on this save (Nova: "the caller

@@ -64,9 +64,20 @@ describe('compute/manager', () => {
     const { conductor, driver, manager } = setup();
     const { uuid, primitive } = newInstance(conductor, BUILDING);
     const order: string[] = [];
+    // the first save is answered only once the driver has its network_info (a deadlock if it waited for it)
+    let releaseFirstSave!: () => void;
+    const firstSaveHeld = new Promise<void>((resolve) => (releaseFirstSave = resolve));
+    const objectAction = conductor.objectAction.bind(conductor);
+    conductor.objectAction = async (...a: Parameters<typeof objectAction>) => {
+      if (a[2] === 'save' && conductor.saves.length === 0) await firstSaveHeld;
+      return objectAction(...a);
+    };
     const spawn = driver.spawn.bind(driver);
     driver.spawn = async (ctx, ...rest) => {
       order.push(`driver called at task_state=${String(conductor.rows.get(uuid)?.task_state)}`);
+      await rest[5]; // network_info: nothing to allocate, so it does not wait for the claim's save
+      order.push(`network info with ${conductor.saves.length} saves answered`);
+      releaseFirstSave();
       assert.ok(ctx.readyToStart, 'the manager passes the gate');
       await ctx.readyToStart;
       order.push(`gate open at task_state=${String(conductor.rows.get(uuid)?.task_state)}`);
@@ -74,7 +85,11 @@ describe('compute/manager', () => {
     };
     await manager.buildAndRunInstance(userCtx, { instance: primitive, image: image(), node: HOST });
     // called alongside the first save (building), the gate opens only at spawning
-    assert.deepEqual(order, ['driver called at task_state=null', 'gate open at task_state=spawning']);
+    assert.deepEqual(order, [
+      'driver called at task_state=scheduling',
+      'network info with 0 saves answered',
+      'gate open at task_state=spawning',
+    ]);
     assert.equal(conductor.saves.length, 3, 'building+claim, spawning, active: none skipped');
     assert.equal(conductor.rows.get(uuid)?.vm_state, 'active');
   });
