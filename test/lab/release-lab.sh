@@ -249,8 +249,10 @@ EOF
   done | sed 's/^novaapi /nova-api /; s/^nova /nova-common /; s/^glance /glance-common /; s/^placement /placement-common /; s/^neutron \(neutron\/configure_api\)/neutron-api \1/; s/^neutron /neutron-common /' |
     in_root debconf-set-selections
   want=$(pkgs_wanted)
+  # no fsync per file (a build that dies is redone: the stamp below is written last)
   # shellcheck disable=SC2086 # word splitting of the package list is intended
-  in_root apt-get install -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold $want \
+  in_root apt-get install -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+    -o Dpkg::Options::=--force-unsafe-io $want \
     >>"$CACHE/apt-install.log" 2>&1 || { tail -30 "$CACHE/apt-install.log" >&2; die "package install failed"; }
   in_root apt-get clean
   echo "$(echo "$PKGS" | tr -s ' \n' ' ' | sed 's/ $//')|$want" >"$R/.lab-packages"
