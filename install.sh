@@ -350,7 +350,8 @@ install_agent() {
 # ---------------------------------------------------------------- test deps
 
 install_test_deps() {
-  apt_install rabbitmq-server python3-oslo.messaging docker.io shellcheck
+  # debootstrap: the release labs' root filesystems (npm test builds them in the background)
+  apt_install rabbitmq-server python3-oslo.messaging docker.io shellcheck debootstrap
   install_neutron_lab_deps
   run bash "$SRC_DIR/scripts/rabbitmq-up.sh"
 }
