@@ -105,18 +105,26 @@ image_id() {   # image_id NAME DOCKER_IMAGE: the Glance image, uploaded once
   id=$(inlab openstack image show "$1" -f value -c id 2>/dev/null || true)
   if [ -z "$id" ]; then
     local root=/var/cache/nova-docker-lab/$REL/rootfs tar=/tmp/$1.tar
-    docker save "$2" -o "$root$tar"
+    docker save "$2" -o "$root$tar" || return 1
     id=$(inlab openstack image create --container-format docker --disk-format raw --public \
       --file "$tar" "$1" -f value -c id)
     rm -f "$root$tar"
   fi
   echo "$id"
 }
-IMG=$(image_id tempest-busybox nova-docker/busybox:latest)
+IMG=$(image_id tempest-busybox busybox:latest)
 IMG_ALT=$(image_id tempest-httpd lab/httpd:latest)
+[ -n "$IMG" ] && [ -n "$IMG_ALT" ] || { echo "tempest.sh: the images could not be uploaded" >&2; exit 1; }
+
+# ---------------------------------------------------------------- tempest itself: the release's own package
+if ! inlab sh -c 'command -v tempest' >/dev/null; then
+  say "installing the tempest package in the $REL rootfs"
+  inlab apt-get install -y -q tempest >"$STATE/tempest-install.log" 2>&1 ||
+    { tail -20 "$STATE/tempest-install.log" >&2; exit 1; }
+fi
 
 # ---------------------------------------------------------------- tempest.conf
-inlab sh -c "[ -d $WS/etc ] || tempest init $WS >/dev/null"
+inlab sh -c "[ -d $WS/etc ] || { mkdir -p ${WS%/*} && tempest init $WS >/dev/null; }"
 inlab sh -c "cat > $WS/etc/tempest.conf" <<EOF
 [DEFAULT]
 log_dir = $WS/logs
