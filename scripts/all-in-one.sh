@@ -157,31 +157,9 @@ uwsgi_ini 5000 keystone /usr/bin/keystone-wsgi-public 2 >$ETC/keystone-uwsgi.ini
 start keystone 5000 root uwsgi --ini $ETC/keystone-uwsgi.ini
 wait_for keystone 60 curl -sf -m 3 $KS/v3
 # one python process (openstacksdk) instead of dozens of CLI calls
-ADMIN_PASS=$ADMIN_PASS SVC_PASS=$SVC_PASS python3 - <<'EOF'
-import os
-import openstack
-c = openstack.connect(auth_url="http://127.0.0.1:5000/v3", username="admin", password=os.environ["ADMIN_PASS"],
-                      project_name="admin", user_domain_name="Default", project_domain_name="Default",
-                      region_name="RegionOne")
-idn = c.identity
-svc = idn.find_project("service") or idn.create_project(name="service", domain_id="default")
-for role in ("service", "reader", "member"):
-    idn.find_role(role) or idn.create_role(name=role)
-for name in ("glance", "nova", "placement"):
-    u = idn.find_user(name) or idn.create_user(name=name, password=os.environ["SVC_PASS"], domain_id="default")
-    idn.update_user(u, password=os.environ["SVC_PASS"])
-    for role in ("admin", "service"):
-        idn.assign_project_role_to_user(svc, u, idn.find_role(role))
-for name, typ, url in (("glance", "image", "http://127.0.0.1:9292"),
-                       ("placement", "placement", "http://127.0.0.1:8778"),
-                       ("nova", "compute", "http://127.0.0.1:8774/v2.1"),
-                       ("neutron", "network", "http://127.0.0.1:9696")):
-    s = next((x for x in idn.services() if x.type == typ), None) or idn.create_service(name=name, type=typ, is_enabled=True)
-    have = {e.interface for e in idn.endpoints() if e.service_id == s.id}
-    for itf in ("public", "internal", "admin"):
-        if itf not in have:
-            idn.create_endpoint(service_id=s.id, interface=itf, url=url, region_id="RegionOne")
-EOF
+keystone_catalog_py | ADMIN_PASS=$ADMIN_PASS SVC_PASS=$SVC_PASS python3 - $KS/v3 "glance nova placement" \
+  "glance image http://127.0.0.1:9292" "placement placement http://127.0.0.1:8778" \
+  "nova compute http://127.0.0.1:8774/v2.1" "neutron network http://127.0.0.1:9696"
 say "keystone catalog ready"
 
 # ---------------------------------------------------------------- glance, placement, nova

@@ -180,3 +180,37 @@ send_service_user_token = true
 $(ksa neutron nova)
 EOF
 }
+
+# ---------------------------------------------------------------- keystone's contents
+# keystone_catalog_py: a Python program (openstacksdk) for the caller's python3,
+# run as `python3 - AUTH_URL "USER..." "NAME TYPE URL"...` with ADMIN_PASS and
+# SVC_PASS in its environment (not in argv, which `ps` shows): as admin, the
+# service project, the roles, the service users USER... (admin and service in
+# the project, password SVC_PASS) and each service's endpoints in RegionOne,
+# all idempotent
+keystone_catalog_py() {
+  cat <<'EOF'
+import os
+import sys
+import openstack
+auth_url, users, catalog = sys.argv[1], sys.argv[2].split(), [e.split() for e in sys.argv[3:]]
+c = openstack.connect(auth_url=auth_url, username="admin", password=os.environ["ADMIN_PASS"],
+                      project_name="admin", user_domain_name="Default", project_domain_name="Default",
+                      region_name="RegionOne")
+idn = c.identity
+svc = idn.find_project("service") or idn.create_project(name="service", domain_id="default")
+for role in ("service", "reader", "member"):
+    idn.find_role(role) or idn.create_role(name=role)
+for name in users:
+    u = idn.find_user(name) or idn.create_user(name=name, password=os.environ["SVC_PASS"], domain_id="default")
+    idn.update_user(u, password=os.environ["SVC_PASS"])
+    for role in ("admin", "service"):   # 'service' for service tokens
+        idn.assign_project_role_to_user(svc, u, idn.find_role(role))
+for name, typ, url in catalog:
+    s = next((x for x in idn.services() if x.type == typ), None) or idn.create_service(name=name, type=typ, is_enabled=True)
+    have = {e.interface for e in idn.endpoints() if e.service_id == s.id}
+    for itf in ("public", "internal", "admin"):
+        if itf not in have:
+            idn.create_endpoint(service_id=s.id, interface=itf, url=url, region_id="RegionOne")
+EOF
+}

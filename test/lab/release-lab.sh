@@ -432,33 +432,10 @@ EOF
   wait_for keystone 60 curl -sf -m 3 "$KS/v3"
 
   # ---------------- keystone catalog (before any service authenticates); idempotent
-  in_root python3 - <<EOF
-import openstack
-c = openstack.connect(auth_url="$KS/v3", username="admin", password="$ADMIN_PASS",
-                      project_name="admin", user_domain_name="Default", project_domain_name="Default",
-                      region_name="RegionOne")
-idn = c.identity
-svc_proj = idn.find_project("service") or idn.create_project(name="service", domain_id="default")
-for role in ("service", "reader", "member"):
-    idn.find_role(role) or idn.create_role(name=role)
-for name in ("glance", "nova", "placement", "neutron"):
-    u = idn.find_user(name) or idn.create_user(name=name, password="$SVC_PASS", domain_id="default")
-    idn.update_user(u, password="$SVC_PASS")
-    for role in ("admin", "service"):   # 'service' for service tokens
-        idn.assign_project_role_to_user(svc_proj, u, idn.find_role(role))
-catalog = [("glance", "image", "http://127.0.0.1:$P_GLANCE"),
-           ("placement", "placement", "http://127.0.0.1:$P_PLACEMENT"),
-           ("nova", "compute", "http://127.0.0.1:$P_NOVA/v2.1"),
-           ("neutron", "network", "http://127.0.0.1:$P_NEUTRON")]
-for name, typ, url in catalog:
-    s = next((x for x in idn.services() if x.type == typ), None) \
-        or idn.create_service(name=name, type=typ, is_enabled=True)
-    have = {e.interface for e in idn.endpoints() if e.service_id == s.id}
-    for itf in ("public", "internal", "admin"):
-        if itf not in have:
-            idn.create_endpoint(service_id=s.id, interface=itf, url=url, region_id="RegionOne")
-print("keystone catalog ok")
-EOF
+  keystone_catalog_py | in_root ADMIN_PASS="$ADMIN_PASS" SVC_PASS="$SVC_PASS" python3 - "$KS/v3" "glance nova placement neutron" \
+    "glance image http://127.0.0.1:$P_GLANCE" "placement placement http://127.0.0.1:$P_PLACEMENT" \
+    "nova compute http://127.0.0.1:$P_NOVA/v2.1" "neutron network http://127.0.0.1:$P_NEUTRON"
+  echo "keystone catalog ok"
   say "catalog done"
 
   # ---------------- neutron: early, so that its start overlaps the other
