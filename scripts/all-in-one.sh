@@ -189,16 +189,7 @@ start placement-api 8778 root uwsgi --ini $ETC/placement-uwsgi.ini
 start nova-api 8774 root uwsgi --ini $ETC/nova-api-uwsgi.ini
 start_daemon nova-conductor nova nova-conductor --config-file /etc/nova/nova.conf
 start_daemon nova-scheduler nova nova-scheduler --config-file /etc/nova/nova.conf
-cat > $ETC/registry.yml <<EOF
-version: 0.1
-storage:
-  filesystem:
-    rootdirectory: /var/lib/docker-registry
-  delete:
-    enabled: true
-http:
-  addr: 127.0.0.1:5042
-EOF
+registry_yml 5042 >$ETC/registry.yml
 mkdir -p /var/lib/docker-registry && chown docker-registry: /var/lib/docker-registry
 start docker-registry 5042 docker-registry docker-registry serve $ETC/registry.yml
 # from the installed agent: `nobody` may not read this checkout (a home directory)

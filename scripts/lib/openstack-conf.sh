@@ -143,6 +143,22 @@ auth_strategy = keystone
 $(authtoken placement)
 EOF
 }
+# registry_yml PORT [LOG_LEVEL]: the docker registry (distribution) on the
+# loopback, deletes allowed, its store under /var/lib/docker-registry
+registry_yml() {
+  cat <<EOF
+version: 0.1${2:+
+log:
+  level: $2}
+storage:
+  filesystem:
+    rootdirectory: /var/lib/docker-registry
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:$1
+EOF
+}
 # nova_conf SECTIONS: nova-api's, nova-conductor's and nova-scheduler's
 # nova.conf (one compute host); SECTIONS (lines, or "") go before the keystone ones
 nova_conf() {

@@ -476,18 +476,7 @@ region_name = RegionOne" | write_conf /etc/nova/nova.conf
   start nova-conductor nova nova-conductor --config-file /etc/nova/nova.conf
   start nova-scheduler nova nova-scheduler --config-file /etc/nova/nova.conf
   if has_registry; then
-    write_conf "$ETC/registry.yml" <<EOF
-version: 0.1
-log:
-  level: info
-storage:
-  filesystem:
-    rootdirectory: /var/lib/docker-registry
-  delete:
-    enabled: true
-http:
-  addr: 127.0.0.1:$P_REG
-EOF
+    registry_yml "$P_REG" info | write_conf "$ETC/registry.yml"
     mkdir -p "$R/var/lib/docker-registry" && in_root chown docker-registry: /var/lib/docker-registry
     free_port docker-registry "$P_REG"
     start docker-registry docker-registry docker-registry serve "$ETC/registry.yml"
