@@ -45,6 +45,7 @@ AGENT_HOST=$AGENT_HOST
 EOF
 )
 KS=http://127.0.0.1:5000
+DB_ADDR=127.0.0.1
 TRANSPORT="rabbit://openstack:${RABBIT_PASS}@127.0.0.1:5672/"
 # ---------------------------------------------------------------- packages
 PKGS="mariadb-server rabbitmq-server keystone glance-api placement-api nova-api nova-conductor
@@ -95,7 +96,11 @@ EOF
 )
 
 # ---------------------------------------------------------------- helpers
-port_open() { (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null; }
+# the config writers and probes the test labs share (port_open, poll, put_conf,
+# authtoken, ksa, dbc, uwsgi_ini, *_conf)
+# shellcheck source=SCRIPTDIR/lib/openstack-conf.sh
+. "$SRC/scripts/lib/openstack-conf.sh"
+CONF_UMASK=027   # the configs hold passwords: root and the service's group only
 # start NAME PORT USER CMD...: run CMD in the background as USER unless something answers on PORT
 start() {
   local name=$1 port=$2 user=$3; shift 3
@@ -113,63 +118,8 @@ start_daemon() {
   say "started $name"
 }
 wait_for() {   # wait_for DESC SECONDS CMD...
-  local desc=$1 t=$2; shift 2
-  for _ in $(seq $((t * 2))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.5; done
-  echo "all-in-one: timed out waiting for $desc (logs in $LOG)" >&2; return 1
+  poll "$2" "${@:3}" || { echo "all-in-one: timed out waiting for $1 (logs in $LOG)" >&2; return 1; }
 }
-put_conf() { [ -e "$1.dist" ] || { [ -e "$1" ] && cp -a "$1" "$1.dist"; } || true; (umask 027 && cat > "$1"); }
-authtoken() {
-cat <<EOF
-[keystone_authtoken]
-www_authenticate_uri = $KS
-auth_url = $KS
-auth_type = password
-project_domain_name = Default
-user_domain_name = Default
-project_name = service
-username = $1
-password = $SVC_PASS
-service_token_roles_required = true
-EOF
-}
-ksa() {
-cat <<EOF
-[$1]
-auth_type = password
-auth_url = $KS/v3
-project_domain_name = Default
-user_domain_name = Default
-project_name = service
-username = $2
-password = $SVC_PASS
-region_name = RegionOne
-EOF
-}
-uwsgi_ini() {   # NAME PORT WSGI_FILE USER: small process counts, loopback only
-cat > "$ETC/$1-uwsgi.ini" <<EOF
-[uwsgi]
-plugins = python3
-http-socket = 127.0.0.1:$2
-wsgi-file = $3
-uid = $4
-gid = $4
-master = true
-processes = 2
-threads = 1
-lazy-apps = true
-die-on-term = true
-no-orphans = true
-enable-threads = true
-buffer-size = 65535
-http-auto-chunked = true
-http-chunked-input = true
-http-raw-body = true
-wsgi-manage-chunked-input = true
-add-header = Connection: close
-chdir = /var/lib/$4
-EOF
-}
-dbc() { echo "mysql+pymysql://$1:$DB_PASS@127.0.0.1/$2?charset=utf8"; }
 
 # ---------------------------------------------------------------- mariadb, rabbitmq
 put_conf /etc/mysql/mariadb.conf.d/99-nova-docker.cnf <<EOF
@@ -193,14 +143,7 @@ RABBIT_PASS=$RABBIT_PASS bash "$SRC/scripts/rabbitmq-up.sh" >/dev/null
 say "mariadb and rabbitmq ready"
 
 # ---------------------------------------------------------------- keystone and its catalog
-put_conf /etc/keystone/keystone.conf <<EOF
-[DEFAULT]
-log_dir = $LOG
-[database]
-connection = $(dbc keystone keystone)
-[token]
-provider = fernet
-EOF
+keystone_conf | put_conf /etc/keystone/keystone.conf
 chgrp keystone /etc/keystone/keystone.conf
 su -s /bin/sh keystone -c "keystone-manage db_sync"
 mkdir -p /etc/keystone/fernet-keys /etc/keystone/credential-keys
@@ -210,109 +153,27 @@ chown keystone:keystone /etc/keystone/fernet-keys /etc/keystone/credential-keys
 su -s /bin/sh keystone -c "keystone-manage bootstrap --bootstrap-password '$ADMIN_PASS' \
   --bootstrap-admin-url $KS/v3 --bootstrap-internal-url $KS/v3 --bootstrap-public-url $KS/v3 \
   --bootstrap-region-id RegionOne" >>$LOG/keystone-bootstrap.log 2>&1
-uwsgi_ini keystone 5000 /usr/bin/keystone-wsgi-public keystone
+uwsgi_ini 5000 keystone /usr/bin/keystone-wsgi-public 2 >$ETC/keystone-uwsgi.ini
 start keystone 5000 root uwsgi --ini $ETC/keystone-uwsgi.ini
 wait_for keystone 60 curl -sf -m 3 $KS/v3
 # one python process (openstacksdk) instead of dozens of CLI calls
-ADMIN_PASS=$ADMIN_PASS SVC_PASS=$SVC_PASS python3 - <<'EOF'
-import os
-import openstack
-c = openstack.connect(auth_url="http://127.0.0.1:5000/v3", username="admin", password=os.environ["ADMIN_PASS"],
-                      project_name="admin", user_domain_name="Default", project_domain_name="Default",
-                      region_name="RegionOne")
-idn = c.identity
-svc = idn.find_project("service") or idn.create_project(name="service", domain_id="default")
-for role in ("service", "reader", "member"):
-    idn.find_role(role) or idn.create_role(name=role)
-for name in ("glance", "nova", "placement"):
-    u = idn.find_user(name) or idn.create_user(name=name, password=os.environ["SVC_PASS"], domain_id="default")
-    idn.update_user(u, password=os.environ["SVC_PASS"])
-    for role in ("admin", "service"):
-        idn.assign_project_role_to_user(svc, u, idn.find_role(role))
-for name, typ, url in (("glance", "image", "http://127.0.0.1:9292"),
-                       ("placement", "placement", "http://127.0.0.1:8778"),
-                       ("nova", "compute", "http://127.0.0.1:8774/v2.1"),
-                       ("neutron", "network", "http://127.0.0.1:9696")):
-    s = next((x for x in idn.services() if x.type == typ), None) or idn.create_service(name=name, type=typ, is_enabled=True)
-    have = {e.interface for e in idn.endpoints() if e.service_id == s.id}
-    for itf in ("public", "internal", "admin"):
-        if itf not in have:
-            idn.create_endpoint(service_id=s.id, interface=itf, url=url, region_id="RegionOne")
-EOF
+keystone_catalog_py | ADMIN_PASS=$ADMIN_PASS SVC_PASS=$SVC_PASS python3 - $KS/v3 "glance nova placement" \
+  "glance image http://127.0.0.1:9292" "placement placement http://127.0.0.1:8778" \
+  "nova compute http://127.0.0.1:8774/v2.1" "neutron network http://127.0.0.1:9696"
 say "keystone catalog ready"
 
 # ---------------------------------------------------------------- glance, placement, nova
-put_conf /etc/glance/glance-api.conf <<EOF
-[DEFAULT]
-log_dir = $LOG
-bind_host = 127.0.0.1
-bind_port = 9292
-workers = 1
-enabled_backends = fs:file
-[database]
-connection = $(dbc glance glance)
-[glance_store]
-default_backend = fs
-[fs]
-filesystem_store_datadir = /var/lib/glance/images/
-[image_format]
-container_formats = ami,ari,aki,bare,ovf,ova,docker,compressed
-disk_formats = ami,ari,aki,vhd,vhdx,vmdk,raw,qcow2,vdi,iso,ploop
-[paste_deploy]
-flavor = keystone
-[oslo_concurrency]
-lock_path = /var/lib/glance/lock
-$(authtoken glance)
-EOF
+glance_api_conf 9292 | put_conf /etc/glance/glance-api.conf
 chgrp glance /etc/glance/glance-api.conf
 mkdir -p /var/lib/glance/images /var/lib/glance/lock && chown -R glance:glance /var/lib/glance
 su -s /bin/sh glance -c "glance-manage db_sync" >>$LOG/glance-manage.out 2>&1
 
-put_conf /etc/placement/placement.conf <<EOF
-[DEFAULT]
-log_dir = $LOG
-[placement_database]
-connection = $(dbc placement placement)
-[api]
-auth_strategy = keystone
-$(authtoken placement)
-EOF
+placement_conf | put_conf /etc/placement/placement.conf
 chgrp placement /etc/placement/placement.conf
 su -s /bin/sh placement -c "placement-manage db sync"
-uwsgi_ini placement 8778 /usr/bin/placement-api placement
+uwsgi_ini 8778 placement /usr/bin/placement-api 2 >$ETC/placement-uwsgi.ini
 
-put_conf /etc/nova/nova.conf <<EOF
-[DEFAULT]
-log_dir = $LOG
-transport_url = $TRANSPORT
-my_ip = 127.0.0.1
-state_path = /var/lib/nova
-enabled_apis = osapi_compute
-# one compute host: resize lands on the same host
-allow_resize_to_same_host = True
-[api]
-auth_strategy = keystone
-[api_database]
-connection = $(dbc nova nova_api)
-[database]
-connection = $(dbc nova nova)
-[wsgi]
-api_paste_config = /etc/nova/api-paste.ini
-[conductor]
-workers = 1
-[scheduler]
-workers = 1
-discover_hosts_in_cells_interval = -1
-[oslo_concurrency]
-lock_path = /var/lib/nova/tmp
-[vnc]
-enabled = false
-$(authtoken nova)
-$(ksa placement placement)
-$(ksa service_user nova)
-send_service_user_token = true
-$(ksa neutron nova)
-EOF
+nova_conf "" | put_conf /etc/nova/nova.conf
 chgrp nova /etc/nova/nova.conf
 mkdir -p /var/lib/nova/tmp && chown -R nova:nova /var/lib/nova
 su -s /bin/sh nova -c "nova-manage api_db sync"
@@ -321,23 +182,14 @@ su -s /bin/sh nova -c "nova-manage cell_v2 map_cell0" >/dev/null
 cells=$(su -s /bin/sh nova -c "nova-manage cell_v2 list_cells")
 case $cells in *" cell1 "*) ;; *) su -s /bin/sh nova -c "nova-manage cell_v2 create_cell --name=cell1" >/dev/null ;; esac
 su -s /bin/sh nova -c "nova-manage db sync"
-uwsgi_ini nova-api 8774 /usr/bin/nova-api-wsgi nova
+uwsgi_ini 8774 nova /usr/bin/nova-api-wsgi 2 >$ETC/nova-api-uwsgi.ini
 
 start glance-api 9292 glance glance-api --config-file /etc/glance/glance-api.conf
 start placement-api 8778 root uwsgi --ini $ETC/placement-uwsgi.ini
 start nova-api 8774 root uwsgi --ini $ETC/nova-api-uwsgi.ini
 start_daemon nova-conductor nova nova-conductor --config-file /etc/nova/nova.conf
 start_daemon nova-scheduler nova nova-scheduler --config-file /etc/nova/nova.conf
-cat > $ETC/registry.yml <<EOF
-version: 0.1
-storage:
-  filesystem:
-    rootdirectory: /var/lib/docker-registry
-  delete:
-    enabled: true
-http:
-  addr: 127.0.0.1:5042
-EOF
+registry_yml 5042 >$ETC/registry.yml
 mkdir -p /var/lib/docker-registry && chown docker-registry: /var/lib/docker-registry
 start docker-registry 5042 docker-registry docker-registry serve $ETC/registry.yml
 # from the installed agent: `nobody` may not read this checkout (a home directory)

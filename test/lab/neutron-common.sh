@@ -6,7 +6,7 @@
 #
 # The caller defines   say MSG, die MSG, wait_for DESC TIMEOUT CMD...,
 #                      write_conf FILE (FILE as the daemons see it; stdin = content),
-#                      ksa SECTION USER (keystoneauth options)
+# has sourced          scripts/lib/openstack-conf.sh (authtoken, ksa),
 # and sets             KS (http://127.0.0.1:PORT, no /v3), TRANSPORT, SVC_PASS,
 #                      NEUTRON_DB (SQLAlchemy URL), API_PORT, AGENT_HOST,
 #                      INT_BRIDGE, PHYS_BRIDGE, PHYSNET, VLAN_RANGE,
@@ -79,16 +79,7 @@ interface_driver = openvswitch
 root_helper =
 [database]
 connection = $NEUTRON_DB
-[keystone_authtoken]
-www_authenticate_uri = $KS
-auth_url = $KS
-auth_type = password
-project_domain_name = Default
-user_domain_name = Default
-project_name = service
-username = neutron
-password = $SVC_PASS
-service_token_roles_required = true
+$(authtoken neutron)
 $(ksa nova nova)
 endpoint_type = public
 [oslo_concurrency]

@@ -27,26 +27,27 @@ LOG=/var/log/lab/neutron RUN=/run/neutron-lab LAB_RUN=/run/lab
 AGENT_HOST=nova-docker-net                     # [DEFAULT] host of both agents (= the agent under test's CONF.host)
 API_PORT=9696                                  # the catalog's network endpoint, as for the stub
 KS=http://127.0.0.1:5000
-SVC_PASS=labservice DB_PASS=labdb
+SVC_PASS=labservice DB_PASS=labdb DB_ADDR=127.0.0.1
 TRANSPORT="rabbit://openstack:labrabbit@127.0.0.1:5672/"
 NET_NAME=nova-docker-lab-net SUBNET_NAME=nova-docker-lab-subnet SUBNET_CIDR=10.251.0.0/24
 PHYSNET=physnet1 INT_BRIDGE=br-int PHYS_BRIDGE=br-phys VLAN_RANGE=100:199
-NEUTRON_DB="mysql+pymysql://neutron:$DB_PASS@127.0.0.1/neutron?charset=utf8"
 PKGS="neutron-api neutron-rpc-server neutron-openvswitch-agent neutron-dhcp-agent openvswitch-switch
  ethtool busybox-static iproute2 util-linux curl"
 OVS_RUN=/var/run/openvswitch
 
+# the config writers all-in-one.sh and the release labs use too (ksa, authtoken, dbc, put_conf, poll)
+# shellcheck source=SCRIPTDIR/../../scripts/lib/openstack-conf.sh
+. "$HERE/../../scripts/lib/openstack-conf.sh"
+NEUTRON_DB=$(dbc neutron neutron)
 # shellcheck source-path=SCRIPTDIR source=neutron-common.sh
 . "$HERE/neutron-common.sh"
 
 T0=$(date +%s%N)
 say() { local ds=$(( ($(date +%s%N) - T0) / 100000000 )); echo "[netlab $((ds/10)).$((ds%10))s] $*"; }
 die() { echo "neutron-lab: $*" >&2; exit 1; }
-port_open() { (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null; }
 wait_for() {    # wait_for DESC TIMEOUT_S CMD...: poll CMD every 0.5 s
-  local desc=$1 t=$2; shift 2
-  for _ in $(seq $((t*2))); do "$@" >/dev/null 2>&1 && { say "$desc ready"; return 0; }; sleep 0.5; done
-  die "timeout waiting for $desc (logs: $LOG)"
+  poll "$2" "${@:3}" || die "timeout waiting for $1 (logs: $LOG)"
+  say "$1 ready"
 }
 
 # ---------------------------------------------------------------- processes
@@ -94,20 +95,7 @@ install_packages() {
 }
 
 # ---------------------------------------------------------------- configs
-write_conf() { [ -e "$1.dist" ] || { [ -e "$1" ] && cp -a "$1" "$1.dist"; } || true; cat > "$1"; }
-ksa() {         # ksa SECTION USER: keystoneauth password options
-cat <<EOF
-[$1]
-auth_type = password
-auth_url = $KS/v3
-project_domain_name = Default
-user_domain_name = Default
-project_name = service
-username = $2
-password = $SVC_PASS
-region_name = RegionOne
-EOF
-}
+write_conf() { put_conf "$1"; }   # (neutron-common.sh's writer: the files as the daemons see them)
 # ---------------------------------------------------------------- db + keystone
 setup_db() {
   mysqladmin ping >/dev/null 2>&1 || die "MariaDB is not answering: run the shared lab's openstack-up.sh first"

@@ -38,6 +38,10 @@ set -euo pipefail
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin      # Debian's tools, not pyenv's python
 export DEBIAN_FRONTEND=noninteractive
 LAB_DIR=$(cd "$(dirname "$0")" && pwd)
+# the config writers all-in-one.sh uses too (run here on the host: they print,
+# or write the path put_conf is given, which write_conf puts under the rootfs)
+# shellcheck source=SCRIPTDIR/../../scripts/lib/openstack-conf.sh
+. "$LAB_DIR/../../scripts/lib/openstack-conf.sh"
 
 usage() { sed -n '7,24p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 CMD=${1:-}
@@ -66,6 +70,7 @@ ADMIN_PASS=labadmin SVC_PASS=labservice DB_PASS=labdb RABBIT_PASS=labrabbit
 P_DB=$((3306 + OFF)) P_AMQP=$((5672 + OFF)) P_EPMD=$((4369 + OFF)) P_DIST=$((25672 + OFF))
 P_KS=$((5000 + OFF)) P_GLANCE=$((9292 + OFF)) P_PLACEMENT=$((8778 + OFF)) P_NOVA=$((8774 + OFF))
 P_NEUTRON=$((9696 + OFF)) P_REG=$((5042 + OFF))
+DB_ADDR=127.0.0.1:$P_DB
 KS=http://127.0.0.1:$P_KS
 TRANSPORT="rabbit://openstack:${RABBIT_PASS}@127.0.0.1:$P_AMQP/"
 RABBIT_NODE=rabbit${REL//./}@localhost     # rabbit20251@localhost: not the Zed broker's name
@@ -81,7 +86,7 @@ AGENT_HOST=nova-docker-net-${REL//./-}
 INT_BRIDGE=br-int${REL:2:2} PHYS_BRIDGE=br-phys${REL:2:2}
 PHYSNET=physnet1 VLAN_RANGE=100:199
 OF_PORT=$((6633 + OFF)) API_PORT=$P_NEUTRON OVS_RUN=/var/run/openvswitch
-NEUTRON_DB="mysql+pymysql://neutron:$DB_PASS@127.0.0.1:$P_DB/neutron?charset=utf8"
+NEUTRON_DB=$(dbc neutron neutron)
 NET_NAME=nova-docker-lab-net SUBNET_NAME=nova-docker-lab-subnet SUBNET_CIDR=10.251.$OFF.0/24
 CHECK_CIDR=10.252.$OFF.0/24
 NEUTRON_DAEMONS="neutron-api neutron-rpc-server neutron-openvswitch-agent neutron-dhcp-agent"
@@ -290,7 +295,6 @@ drop_stale_pids() {
     alive "$(basename "$f" .pid)" || rm -f "$f"
   done
 }
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 # free_port NAME PORT: nobody but our own NAME may listen on PORT
 free_port() {
   if ! alive "$1" && port_open "$2"; then
@@ -329,75 +333,15 @@ stop() {   # stop NAME: SIGTERM the saved PID's process group, wait up to 20 s, 
 }
 # wait_for DESC TIMEOUT CMD...: poll CMD until it succeeds
 wait_for() {
-  local desc=$1 t=$2; shift 2
-  for _ in $(seq $((t * 2))); do "$@" >/dev/null 2>&1 && { say "$desc ready"; return 0; }; sleep 0.5; done
-  echo "TIMEOUT waiting for $desc (logs: $LOGLINK)" >&2; return 1
+  poll "$2" "${@:3}" || { echo "TIMEOUT waiting for $1 (logs: $LOGLINK)" >&2; return 1; }
+  say "$1 ready"
 }
 # shellcheck disable=SC2317 # called through wait_for
 http_up() { curl -s -o /dev/null -m 3 "$1"; }      # any HTTP answer counts
 # write_conf FILE (path inside the rootfs): replace a packaged config by ours, keeping FILE.dist once
 write_conf() {
-  local f=$R$1
-  mkdir -p "$(dirname "$f")"
-  if [ ! -e "$f.dist" ] && [ -e "$f" ]; then cp -a "$f" "$f.dist"; fi
-  cat >"$f"
-}
-authtoken() {   # [keystone_authtoken] for service user $1
-  cat <<EOF
-[keystone_authtoken]
-www_authenticate_uri = $KS
-auth_url = $KS
-auth_type = password
-project_domain_name = Default
-user_domain_name = Default
-project_name = service
-username = $1
-password = $SVC_PASS
-service_token_roles_required = true
-EOF
-}
-ksa() {         # keystoneauth options for section [$1] as user $2
-  cat <<EOF
-[$1]
-auth_type = password
-auth_url = $KS/v3
-project_domain_name = Default
-user_domain_name = Default
-project_name = service
-username = $2
-password = $SVC_PASS
-region_name = RegionOne
-EOF
-}
-dbc() { echo "mysql+pymysql://$1:$DB_PASS@127.0.0.1:$P_DB/$2?charset=utf8"; }
-# uwsgi_ini NAME PORT USER WSGI [EXTRA]: small uwsgi app server (1 process) for a
-# WSGI script path or a python module:callable; EXTRA: more ini lines
-uwsgi_ini() {
-  local app
-  case $4 in /*) app="wsgi-file = $4" ;; *) app="module = $4" ;; esac
-  write_conf "$ETC/$1-uwsgi.ini" <<EOF
-[uwsgi]
-plugins = python3
-http-socket = 127.0.0.1:$2
-$app
-uid = $3
-gid = $3
-master = true
-processes = 1
-threads = 1
-lazy-apps = true
-die-on-term = true
-no-orphans = true
-enable-threads = true
-buffer-size = 65535
-http-auto-chunked = true
-http-chunked-input = true
-http-raw-body = true
-wsgi-manage-chunked-input = true
-add-header = Connection: close
-chdir = /var/lib/$3${5:+
-$5}
-EOF
+  mkdir -p "$(dirname "$R$1")"
+  put_conf "$R$1"
 }
 # wsgi_app CANDIDATE...: the first WSGI script that exists in the rootfs, or
 # else the last candidate (a module: the packages moved from pbr's
@@ -474,14 +418,7 @@ EOF
   rabbitmqctl -q set_permissions -p / openstack '.*' '.*' '.*'
 
   # ---------------- keystone
-  write_conf /etc/keystone/keystone.conf <<EOF
-[DEFAULT]
-log_dir = $LOG
-[database]
-connection = $(dbc keystone keystone)
-[token]
-provider = fernet
-EOF
+  keystone_conf | write_conf /etc/keystone/keystone.conf
   as keystone keystone-manage db_sync
   mkdir -p "$R/etc/keystone/fernet-keys" "$R/etc/keystone/credential-keys"
   in_root chown keystone:keystone /etc/keystone/fernet-keys /etc/keystone/credential-keys
@@ -490,39 +427,17 @@ EOF
   as keystone keystone-manage bootstrap --bootstrap-password "$ADMIN_PASS" \
     --bootstrap-admin-url "$KS/v3" --bootstrap-internal-url "$KS/v3" --bootstrap-public-url "$KS/v3" \
     --bootstrap-region-id RegionOne >>"$R$LOG/keystone-bootstrap.log" 2>&1
-  uwsgi_ini keystone "$P_KS" keystone "$(wsgi_app /usr/bin/keystone-wsgi-public keystone.wsgi.api:application)"
+  uwsgi_ini "$P_KS" keystone "$(wsgi_app /usr/bin/keystone-wsgi-public keystone.wsgi.api:application)" 1 |
+    write_conf "$ETC/keystone-uwsgi.ini"
   free_port keystone "$P_KS"
   start keystone root uwsgi --ini "$ETC/keystone-uwsgi.ini"
   wait_for keystone 60 curl -sf -m 3 "$KS/v3"
 
   # ---------------- keystone catalog (before any service authenticates); idempotent
-  in_root python3 - <<EOF
-import openstack
-c = openstack.connect(auth_url="$KS/v3", username="admin", password="$ADMIN_PASS",
-                      project_name="admin", user_domain_name="Default", project_domain_name="Default",
-                      region_name="RegionOne")
-idn = c.identity
-svc_proj = idn.find_project("service") or idn.create_project(name="service", domain_id="default")
-for role in ("service", "reader", "member"):
-    idn.find_role(role) or idn.create_role(name=role)
-for name in ("glance", "nova", "placement", "neutron"):
-    u = idn.find_user(name) or idn.create_user(name=name, password="$SVC_PASS", domain_id="default")
-    idn.update_user(u, password="$SVC_PASS")
-    for role in ("admin", "service"):   # 'service' for service tokens
-        idn.assign_project_role_to_user(svc_proj, u, idn.find_role(role))
-catalog = [("glance", "image", "http://127.0.0.1:$P_GLANCE"),
-           ("placement", "placement", "http://127.0.0.1:$P_PLACEMENT"),
-           ("nova", "compute", "http://127.0.0.1:$P_NOVA/v2.1"),
-           ("neutron", "network", "http://127.0.0.1:$P_NEUTRON")]
-for name, typ, url in catalog:
-    s = next((x for x in idn.services() if x.type == typ), None) \
-        or idn.create_service(name=name, type=typ, is_enabled=True)
-    have = {e.interface for e in idn.endpoints() if e.service_id == s.id}
-    for itf in ("public", "internal", "admin"):
-        if itf not in have:
-            idn.create_endpoint(service_id=s.id, interface=itf, url=url, region_id="RegionOne")
-print("keystone catalog ok")
-EOF
+  keystone_catalog_py | in_root ADMIN_PASS="$ADMIN_PASS" SVC_PASS="$SVC_PASS" python3 - "$KS/v3" "glance nova placement neutron" \
+    "glance image http://127.0.0.1:$P_GLANCE" "placement placement http://127.0.0.1:$P_PLACEMENT" \
+    "nova compute http://127.0.0.1:$P_NOVA/v2.1" "neutron network http://127.0.0.1:$P_NEUTRON"
+  echo "keystone catalog ok"
   say "catalog done"
 
   # ---------------- neutron: early, so that its start overlaps the other
@@ -535,61 +450,23 @@ EOF
   in_glance_root glance_configure
 
   # ---------------- placement
-  write_conf /etc/placement/placement.conf <<EOF
-[DEFAULT]
-log_dir = $LOG
-[placement_database]
-connection = $(dbc placement placement)
-[api]
-auth_strategy = keystone
-$(authtoken placement)
-EOF
+  placement_conf | write_conf /etc/placement/placement.conf
   as placement placement-manage db sync
-  uwsgi_ini placement-api "$P_PLACEMENT" placement "$(wsgi_app /usr/bin/placement-api placement.wsgi.api:application)"
+  uwsgi_ini "$P_PLACEMENT" placement "$(wsgi_app /usr/bin/placement-api placement.wsgi.api:application)" 1 |
+    write_conf "$ETC/placement-api-uwsgi.ini"
 
   # ---------------- nova (api, conductor, scheduler)
-  write_conf /etc/nova/nova.conf <<EOF
-[DEFAULT]
-log_dir = $LOG
-transport_url = $TRANSPORT
-my_ip = 127.0.0.1
-state_path = /var/lib/nova
-enabled_apis = osapi_compute
-# one compute host: resize must be allowed to land on the same host
-allow_resize_to_same_host = True
-[api]
-auth_strategy = keystone
-[api_database]
-connection = $(dbc nova nova_api)
-[database]
-connection = $(dbc nova nova)
-[wsgi]
-api_paste_config = /etc/nova/api-paste.ini
-[conductor]
-workers = 1
-[scheduler]
-workers = 1
-discover_hosts_in_cells_interval = -1
-[oslo_concurrency]
-lock_path = /var/lib/nova/tmp
-[vnc]
-enabled = false
-[cinder]
+  nova_conf "[cinder]
 os_region_name = RegionOne
 [glance]
-region_name = RegionOne
-$(authtoken nova)
-$(ksa placement placement)
-$(ksa service_user nova)
-send_service_user_token = true
-$(ksa neutron nova)
-EOF
+region_name = RegionOne" | write_conf /etc/nova/nova.conf
   mkdir -p "$R/var/lib/nova/tmp" && in_root chown -R nova:nova /var/lib/nova
   as nova nova-manage api_db sync
   as nova nova-manage cell_v2 map_cell0 >/dev/null
   as nova nova-manage cell_v2 list_cells | grep -q ' cell1 ' || as nova nova-manage cell_v2 create_cell --name=cell1
   as nova nova-manage db sync
-  uwsgi_ini nova-api "$P_NOVA" nova "$(wsgi_app /usr/bin/nova-api-wsgi nova.wsgi.osapi_compute:application)"
+  uwsgi_ini "$P_NOVA" nova "$(wsgi_app /usr/bin/nova-api-wsgi nova.wsgi.osapi_compute:application)" 1 |
+    write_conf "$ETC/nova-api-uwsgi.ini"
 
   # ---------------- start the rest
   free_port glance-api "$P_GLANCE"
@@ -601,18 +478,7 @@ EOF
   start nova-conductor nova nova-conductor --config-file /etc/nova/nova.conf
   start nova-scheduler nova nova-scheduler --config-file /etc/nova/nova.conf
   if has_registry; then
-    write_conf "$ETC/registry.yml" <<EOF
-version: 0.1
-log:
-  level: info
-storage:
-  filesystem:
-    rootdirectory: /var/lib/docker-registry
-  delete:
-    enabled: true
-http:
-  addr: 127.0.0.1:$P_REG
-EOF
+    registry_yml "$P_REG" info | write_conf "$ETC/registry.yml"
     mkdir -p "$R/var/lib/docker-registry" && in_root chown docker-registry: /var/lib/docker-registry
     free_port docker-registry "$P_REG"
     start docker-registry docker-registry docker-registry serve "$ETC/registry.yml"
@@ -644,35 +510,15 @@ EOF
 # shellcheck disable=SC2317 # called through in_glance_root
 glance_configure() {
   mkdir -p "$R$ETC"
-  write_conf /etc/glance/glance-api.conf <<EOF
-[DEFAULT]
-log_dir = $LOG
-bind_host = 127.0.0.1
-bind_port = $P_GLANCE
-workers = 1
-enabled_backends = fs:file
-[database]
-connection = $(dbc glance glance)
-[glance_store]
-default_backend = fs
-[fs]
-filesystem_store_datadir = /var/lib/glance/images/
-[image_format]
-container_formats = ami,ari,aki,bare,ovf,ova,docker,compressed
-disk_formats = ami,ari,aki,vhd,vhdx,vmdk,raw,qcow2,vdi,iso,ploop
-[paste_deploy]
-flavor = keystone
-[oslo_concurrency]
-lock_path = /var/lib/glance/lock
-$(authtoken glance)
-EOF
+  glance_api_conf "$P_GLANCE" | write_conf /etc/glance/glance-api.conf
   mkdir -p "$R/var/lib/glance/images" "$R/var/lib/glance/lock" && in_root chown -R glance:glance /var/lib/glance
   as glance glance-manage db_sync >>"$R$LOG/glance-manage.out" 2>&1
 }
 # shellcheck disable=SC2317 # called through in_glance_root
 glance_start() {
   if [ "$(glance_mode)" = uwsgi ]; then
-    uwsgi_ini glance-api "$P_GLANCE" glance "$(wsgi_app /usr/bin/glance-wsgi-api glance.wsgi.api:application)"
+    uwsgi_ini "$P_GLANCE" glance "$(wsgi_app /usr/bin/glance-wsgi-api glance.wsgi.api:application)" 1 |
+      write_conf "$ETC/glance-api-uwsgi.ini"
     start glance-api root uwsgi --ini "$ETC/glance-api-uwsgi.ini"
   else
     start glance-api glance glance-api --config-file /etc/glance/glance-api.conf
@@ -729,8 +575,8 @@ neutron_server_up() {
   neutron_write_configs "nova-docker test/lab/release-lab.sh ($REL)"
   mkdir -p "$R/var/lib/neutron/lock" && in_root chown -R neutron:neutron /var/lib/neutron
   neutron_db_sync
-  uwsgi_ini neutron-api "$P_NEUTRON" neutron "$(wsgi_app /usr/bin/neutron-api neutron.wsgi.api:application)" \
-    "pyargv = --log-file $LOG/neutron-api.log"
+  uwsgi_ini "$P_NEUTRON" neutron "$(wsgi_app /usr/bin/neutron-api neutron.wsgi.api:application)" 1 \
+    "pyargv = --log-file $LOG/neutron-api.log" | write_conf "$ETC/neutron-api-uwsgi.ini"
   local srv=(/etc/neutron/neutron.conf /etc/neutron/plugins/ml2/ml2_conf.ini)
   restart_if_changed neutron-api "$(neutron_hash "${srv[@]}" "$ETC/neutron-api-uwsgi.ini")"
   free_port neutron-api "$P_NEUTRON"

@@ -350,7 +350,7 @@ for (const release of RELEASES) {
 describe('devstack plugin sources', function () {
   this.timeout(30_000);
 
-  it('pass shellcheck (plugin, settings, harness, install.sh, all-in-one.sh with the install.sh it sources, the fresh-machine check, the release labs)', function () {
+  it('pass shellcheck (plugin, settings, harness, install.sh, all-in-one.sh with the install.sh and config library it sources, the fresh-machine check, the release and Neutron labs)', function () {
     const r = spawnSync(
       'shellcheck',
       [
@@ -364,6 +364,7 @@ describe('devstack plugin sources', function () {
         `${ROOT}scripts/all-in-one.sh`,
         `${ROOT}test/fresh/fresh-machine.sh`,
         `${ROOT}test/lab/release-lab.sh`,
+        `${ROOT}test/lab/neutron-lab.sh`,
         `${ROOT}test/lab/release-e2e.sh`,
         `${ROOT}test/lab/tempest.sh`,
       ],
