@@ -23,7 +23,8 @@ import { promisify } from 'node:util';
 import { DockerClient } from '../src/clients/docker/client.js';
 import { GlanceClient } from '../src/clients/glance/client.js';
 import { KeystoneClient } from '../src/clients/keystone/client.js';
-import { ImageService, imageMetaFromGlance } from '../src/virt/docker/images.js';
+import { ImageService } from '../src/virt/docker/images.js';
+import { imageMetaFromGlance } from '../src/virt/image-meta.js';
 import { LAB_ENDPOINTS } from '../test/support/lab-env.js';
 import { buildBigImage } from './support.js';
 

@@ -8,7 +8,8 @@ import { Readable, Transform } from 'node:stream';
 import { HttpError, NotFoundError } from '../../../src/clients/errors.js';
 import { readFile } from 'node:fs/promises';
 import { NovaError } from '../../../src/common/errors.js';
-import { ImageService, imageMetaFromGlance } from '../../../src/virt/docker/images.js';
+import { ImageService } from '../../../src/virt/docker/images.js';
+import { imageMetaFromGlance } from '../../../src/virt/image-meta.js';
 import { CountingGlance, Lab, adminKeystone, sh, tarEntries } from './lab.js';
 
 function novaError(err: unknown, klass: string): NovaError {

@@ -9,12 +9,12 @@ import type { CallContext } from '../../../src/clients/http.js';
 import {
   ImageService,
   expectedDigest,
-  imageMetaFromGlance,
   parseDockerRef,
   type ImageDocker,
   type ImageGlance,
   type ImageServiceOptions,
 } from '../../../src/virt/docker/images.js';
+import { imageMetaFromGlance } from '../../../src/virt/image-meta.js';
 import type { ImageMeta } from '../../../src/virt/types.js';
 import { CONFIG_HEX, dockerSaveTar, md5, sha512, untar } from './images-tar-fixture.js';
 
