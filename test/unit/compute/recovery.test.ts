@@ -209,29 +209,7 @@ describe('compute/recovery at start', () => {
     const uuid = randomUUID();
     const vif = makeVif({ id: randomUUID(), mac: 'fa:16:3e:00:00:01', ip4: '10.0.0.5' });
     newInstance(conductor, { uuid, info_cache: infoCache(uuid, [vif]) });
-    await driver.spawn(
-      {},
-      {
-        uuid,
-        host: HOST,
-        metadata: {},
-        flavor: {
-          flavorid: '1',
-          name: 'm1',
-          memory_mb: 64,
-          vcpus: 1,
-          root_gb: 1,
-          ephemeral_gb: 0,
-          swap: 0,
-          extra_specs: {},
-        },
-      },
-      { id: 'img-1', properties: {} },
-      [],
-      undefined,
-      undefined,
-      [vif],
-    );
+    await addGuest(driver, uuid, PowerState.RUNNING, [vif]);
     driver.plugged.clear(); // the host lost its devices (dockerd or host trouble)
     await manager.start();
     assert.deepEqual(driver.pluggedFor(uuid), [vif.id]);
@@ -243,29 +221,7 @@ describe('compute/recovery at start', () => {
     const uuid = randomUUID();
     const good = makeVif({ id: randomUUID(), mac: 'fa:16:3e:00:00:02', ip4: '10.0.0.6' });
     newInstance(conductor, { uuid, info_cache: infoCache(uuid, [{ ...good, type: 'binding_failed' }]) });
-    await driver.spawn(
-      {},
-      {
-        uuid,
-        host: HOST,
-        metadata: {},
-        flavor: {
-          flavorid: '1',
-          name: 'm1',
-          memory_mb: 64,
-          vcpus: 1,
-          root_gb: 1,
-          ephemeral_gb: 0,
-          swap: 0,
-          extra_specs: {},
-        },
-      },
-      { id: 'img-1', properties: {} },
-      [],
-      undefined,
-      undefined,
-      [good],
-    );
+    await addGuest(driver, uuid, PowerState.RUNNING, [good]);
     await manager.start();
     assert.equal(conductor.row(uuid).vm_state, 'error');
     assert.match(String(conductor.faults[0]?.message), new RegExp(`port ${good.id}`));
