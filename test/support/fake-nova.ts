@@ -155,6 +155,11 @@ export class FakeScheduler implements SchedulerNotifier {
   }
 }
 
+/** build_and_run_instance's `image`: a docker-format busybox with `properties`. */
+export function bootImage(properties: Record<string, unknown> = {}) {
+  return { id: 'img-1', name: 'busybox', container_format: 'docker', disk_format: 'raw', properties };
+}
+
 /** A NetworkRequestList primitive (build_and_run_instance's `requested_networks`) of NetworkRequest `items`. */
 export function networkRequests(...items: Array<Partial<Record<string, string>>>): ObjectPrimitive {
   return {

@@ -20,7 +20,14 @@ import type { VifModel } from '../../../src/virt/network-model.js';
 import type { DriverContext, NetworkInfo } from '../../../src/virt/types.js';
 import { FakeNeutron, NEUTRON_URL } from '../../support/fake-neutron.js';
 import { FakeConductor } from '../../support/fake-conductor.js';
-import { FakePlacement, FakeScheduler, HOST, networkRequests, newInstance } from '../../support/fake-nova.js';
+import {
+  bootImage,
+  FakePlacement,
+  FakeScheduler,
+  HOST,
+  networkRequests,
+  newInstance,
+} from '../../support/fake-nova.js';
 
 const BUILDING = {
   vm_state: 'building',
@@ -32,7 +39,7 @@ const BUILDING = {
   hostname: 'web-1',
   availability_zone: 'nova',
 };
-const image = { id: 'img-1', name: 'busybox', container_format: 'docker', disk_format: 'raw', properties: {} };
+const image = bootImage();
 const ctx: RequestContext = contextFromValues({
   request_id: 'req-net',
   roles: ['member'],
