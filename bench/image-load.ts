@@ -22,9 +22,9 @@ import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
 import { DockerClient } from '../src/clients/docker/client.js';
 import { GlanceClient } from '../src/clients/glance/client.js';
-import { KeystoneClient } from '../src/clients/keystone/client.js';
-import { ImageService, imageMetaFromGlance } from '../src/virt/docker/images.js';
-import { LAB_ENDPOINTS } from '../test/support/lab-env.js';
+import { ImageService } from '../src/virt/docker/images.js';
+import { imageMetaFromGlance } from '../src/virt/image-meta.js';
+import { labServiceKeystone } from '../test/support/lab-env.js';
 import { buildBigImage } from './support.js';
 
 const N = Number(process.argv[2] ?? 3);
@@ -64,15 +64,7 @@ async function withRss(fn: () => Promise<unknown>): Promise<Sample> {
 
 async function main(): Promise<void> {
   const docker = new DockerClient({ socketPath: '/var/run/docker.sock' });
-  const ks = new KeystoneClient({
-    authUrl: LAB_ENDPOINTS.keystone,
-    username: 'nova',
-    password: 'labservice',
-    projectName: 'service',
-    userDomainName: 'Default',
-    projectDomainName: 'Default',
-    regionName: 'RegionOne',
-  });
+  const ks = labServiceKeystone();
   const glance = new GlanceClient({ keystone: ks });
   const svc = new ImageService({ docker, glance });
   const dir = await mkdtemp(join(tmpdir(), 'nd-bench-image-'));

@@ -6,7 +6,7 @@
  */
 import type { Logger } from '../common/log.js';
 import { errorMessage, findCause, NovaError } from '../common/errors.js';
-import { NovaObject } from '../objects/base.js';
+import { NovaObject, novaDateTime } from '../objects/base.js';
 import { type Conductor, isRemote } from '../objects/conductor.js';
 import { versionAtLeast, type NovaRelease } from '../objects/releases.js';
 import { contextLogFields, type RequestContext } from '../rpc/context.js';
@@ -50,6 +50,22 @@ export async function currentPowerState(driver: ComputeDriver, instance: Instanc
     if (isNovaException(err, 'InstanceNotFound')) return PowerState.NOSTATE;
     throw err;
   }
+}
+
+/**
+ * _update_instance_after_spawn: the fields the save after a rebuild's or an
+ * unshelve's spawn carries (the guest's power state as the driver reports it).
+ */
+export async function afterSpawnFields(
+  driver: ComputeDriver,
+  instance: InstanceSpec,
+): Promise<Record<string, unknown>> {
+  return {
+    power_state: await currentPowerState(driver, instance),
+    vm_state: VmState.ACTIVE,
+    task_state: null,
+    launched_at: novaDateTime(),
+  };
 }
 
 /** nova.exception.InstanceFaultRollback: _error_out_instance_on_exception restores vm_state and raises `inner`. */

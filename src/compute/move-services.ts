@@ -4,9 +4,10 @@
  * (nova/compute/rpcapi.py, `compute.<host>`).
  */
 import { NotFoundError } from '../clients/errors.js';
-import { type GlanceClient, imageProperties } from '../clients/glance/client.js';
+import type { GlanceClient } from '../clients/glance/client.js';
 import type { RpcClient } from '../rpc/client.js';
 import { imageNotFound } from '../virt/errors.js';
+import { imageMetaFromGlance } from '../virt/image-meta.js';
 import type { ImageMeta } from '../virt/types.js';
 import type { ComputeCaster, ImageAPI } from './collaborators.js';
 
@@ -22,15 +23,7 @@ export function glanceImageAPI(glance: GlanceClient): ImageAPI {
           },
           imageId,
         );
-        const meta: ImageMeta = { id: img.id, properties: imageProperties(img) };
-        if (typeof img.name === 'string') meta.name = img.name;
-        if (typeof img.container_format === 'string') meta.container_format = img.container_format;
-        if (typeof img.disk_format === 'string') meta.disk_format = img.disk_format;
-        if (typeof img.checksum === 'string') meta.checksum = img.checksum;
-        if (typeof img.os_hash_algo === 'string') meta.os_hash_algo = img.os_hash_algo;
-        if (typeof img.os_hash_value === 'string') meta.os_hash_value = img.os_hash_value;
-        if (typeof img.size === 'number') meta.size = img.size;
-        return meta;
+        return imageMetaFromGlance(img);
       } catch (err) {
         if (err instanceof NotFoundError) throw imageNotFound(imageId, err);
         throw err;

@@ -20,6 +20,7 @@ import type { ComputeDriver } from '../virt/driver.js';
 import type { ImageMeta } from '../virt/types.js';
 import { flavorOf, imageMetaOf, shutdownTimeout } from './instance.js';
 import {
+  afterSpawnFields,
   currentPowerState,
   deletedMeanwhile,
   driverContext,
@@ -233,18 +234,9 @@ export class MoveActions {
       allocations,
       networkInfoOf(instance),
     );
-    // _update_instance_after_spawn
-    await this.store.save(
-      ctx,
-      instance,
-      {
-        power_state: await this.powerState(instance),
-        vm_state: VmState.ACTIVE,
-        task_state: null,
-        launched_at: novaDateTime(),
-      },
-      [TaskState.REBUILD_SPAWNING],
-    );
+    await this.store.save(ctx, instance, await afterSpawnFields(this.d.driver, this.store.spec(instance)), [
+      TaskState.REBUILD_SPAWNING,
+    ]);
     if (origVmState === VmState.STOPPED) {
       this.store.log('info', `bringing vm to original state: '${origVmState}'`, ctx, uuid);
       await this.store.save(ctx, instance, {

@@ -24,13 +24,14 @@
  */
 import { errorMessage } from '../common/errors.js';
 import { NotFoundError } from '../clients/errors.js';
-import { listObjects, type NovaObject, novaDateTime } from '../objects/base.js';
+import { listObjects, type NovaObject } from '../objects/base.js';
 import { adminContext, type RequestContext } from '../rpc/context.js';
 import type { RpcArgs, RpcHandler } from '../rpc/dispatcher.js';
 import type { ComputeDriver } from '../virt/driver.js';
 import type { UpdateTaskState } from '../virt/types.js';
 import { imageMetaOf, loadedSystemMetadata, nilHostAndNode, shutdownTimeout } from './instance.js';
 import {
+  afterSpawnFields,
   currentPowerState,
   deletedMeanwhile,
   driverContext,
@@ -318,16 +319,10 @@ export class ShelveActions {
     }
     await cleanUpShelved(this.store, this.d.images, ctx, instance, image ? imageMeta.id : '');
     try {
-      // _update_instance_after_spawn
       await this.store.save(
         ctx,
         instance,
-        {
-          power_state: await this.powerState(instance),
-          vm_state: VmState.ACTIVE,
-          task_state: null,
-          launched_at: novaDateTime(),
-        },
+        await afterSpawnFields(this.d.driver, this.store.spec(instance)),
         TaskState.SPAWNING,
       );
     } catch (err) {

@@ -16,7 +16,9 @@ import { join } from 'node:path';
 import { pollUntil } from '../../src/common/poll.js';
 import { rabbitmqctl } from '../support/broker.js';
 import {
+  type AgentProcess,
   agentServing,
+  bootServer,
   discoverHosts,
   hostContainers,
   openstack,
@@ -25,8 +27,6 @@ import {
   spawnAgent,
   uploadDockerImage,
   waitServer,
-  type AgentProcess,
-  type LabServer,
 } from '../support/lab.js';
 
 const HOST = `i15-wait-${randomUUID().slice(0, 6)}`;
@@ -151,26 +151,7 @@ describe('e2e: the agent waits for a dockerd that is not there yet', function ()
 
     const image = `i15-wait-${randomUUID().slice(0, 8)}`;
     imageId = await uploadDockerImage(image, 'busybox:latest');
-    const created = JSON.parse(
-      await openstack(
-        [
-          'server',
-          'create',
-          '--image',
-          image,
-          '--flavor',
-          'm1.tiny',
-          '--nic',
-          'none',
-          '--availability-zone',
-          `nova:${HOST}`,
-          `i15-wait-${randomUUID().slice(0, 6)}`,
-          '-f',
-          'json',
-        ],
-        240_000,
-      ),
-    ) as LabServer;
+    const created = await bootServer(image, HOST, `i15-wait-${randomUUID().slice(0, 6)}`, { wait: false });
     serverId = created.id;
     const booted = await waitServer(created.id, (s) => s.status !== 'BUILD', 'leave BUILD', 240_000);
     assert.equal(booted.status, 'ACTIVE', JSON.stringify(booted.fault));

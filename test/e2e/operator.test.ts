@@ -15,6 +15,8 @@ import { pollUntil } from '../../src/common/poll.js';
 import type { StatusReport } from '../../src/status.js';
 import { execFileP, REPO_ROOT } from '../support/broker.js';
 import {
+  type AgentProcess,
+  bootServer,
   discoverHosts,
   hostContainers,
   labNovaConf,
@@ -23,8 +25,6 @@ import {
   startAgent,
   uploadDockerImage,
   waitServer,
-  type AgentProcess,
-  type LabServer,
 } from '../support/lab.js';
 
 const HOST = 'nd-operator-1';
@@ -96,26 +96,7 @@ describe('e2e: operating the agent (logs, /metrics, status)', function () {
     const image = `nd-operator-${randomUUID().slice(0, 8)}`;
     imageId = await uploadDockerImage(image, 'busybox:latest');
     const name = `nd-op-${randomUUID().slice(0, 6)}`;
-    const created = JSON.parse(
-      await openstack(
-        [
-          'server',
-          'create',
-          '--image',
-          image,
-          '--flavor',
-          'm1.tiny',
-          '--nic',
-          'none',
-          '--availability-zone',
-          `nova:${HOST}`,
-          name,
-          '-f',
-          'json',
-        ],
-        240_000,
-      ),
-    ) as LabServer;
+    const created = await bootServer(image, HOST, name, { wait: false });
     serverId = created.id;
     const s = await waitServer(created.id, (x) => x.status === 'ACTIVE' || x.status === 'ERROR', 'ACTIVE', 240_000);
     assert.equal(s.status, 'ACTIVE', JSON.stringify(s.fault));

@@ -222,22 +222,10 @@ export class FakeConductor implements Conductor {
     }
     const fields: Record<string, unknown> = {};
     for (const c of obj.changes) fields[c] = obj.get(c);
-    if (obj.name === 'ShareMapping') {
+    if (obj.name === 'ShareMapping' || obj.name === 'Migration') {
+      if (obj.name === 'Migration') Object.assign(this.migrations.get(obj.num('id') ?? 0) ?? {}, fields);
       this.saves.push({
-        obj: 'ShareMapping',
-        version: obj.version,
-        uuid: obj.str('uuid') ?? '',
-        changes: obj.changes,
-        fields,
-        expected: undefined,
-      });
-      obj.applyUpdates({ obj_what_changed: [] });
-      return Promise.resolve(null);
-    }
-    if (obj.name === 'Migration') {
-      Object.assign(this.migrations.get(obj.num('id') ?? 0) ?? {}, fields);
-      this.saves.push({
-        obj: 'Migration',
+        obj: obj.name,
         version: obj.version,
         uuid: obj.str('uuid') ?? '',
         changes: obj.changes,

@@ -15,6 +15,7 @@ import { NovaObject, type ObjectPrimitive } from '../../src/objects/base.js';
 import { ZED } from '../../src/objects/releases.js';
 import { FakeDriver } from '../../src/virt/fake/driver.js';
 import { PowerState } from '../../src/virt/power-state.js';
+import type { NetworkInfo } from '../../src/virt/types.js';
 import { FakeConductor } from './fake-conductor.js';
 
 export const HOST = 'cmp1';
@@ -154,19 +155,43 @@ export class FakeScheduler implements SchedulerNotifier {
   }
 }
 
+/** build_and_run_instance's `image`: a docker-format busybox with `properties`. */
+export function bootImage(properties: Record<string, unknown> = {}) {
+  return { id: 'img-1', name: 'busybox', container_format: 'docker', disk_format: 'raw', properties };
+}
+
+/** A NetworkRequestList primitive (build_and_run_instance's `requested_networks`) of NetworkRequest `items`. */
+export function networkRequests(...items: Array<Partial<Record<string, string>>>): ObjectPrimitive {
+  return {
+    'nova_object.name': 'NetworkRequestList',
+    'nova_object.namespace': 'nova',
+    'nova_object.version': '1.1',
+    'nova_object.data': {
+      objects: items.map((d) => ({
+        'nova_object.name': 'NetworkRequest',
+        'nova_object.namespace': 'nova',
+        'nova_object.version': '1.3',
+        'nova_object.data': d,
+      })),
+    },
+  };
+}
+
 /**
  * A guest on the fake hypervisor, spawned as the driver does (console and
  * all), then put in `state`. `instance` is the instance's row, so the guest
  * carries its flavor and host, or a bare uuid for a guest Nova may not know.
+ * `networkInfo`: the VIFs spawn plugs (none unless given).
  */
 export async function addGuest(
   driver: FakeDriver,
   instance: string | Record<string, unknown>,
   state: PowerState = PowerState.RUNNING,
+  networkInfo: NetworkInfo = [],
 ): Promise<void> {
   const row = typeof instance === 'string' ? { uuid: instance } : instance;
   const spec = instanceSpec(new NovaObject('Instance', '2.7', row), HOST);
-  await driver.spawn({}, spec, { id: 'img-1', properties: {} }, [], undefined, undefined, []);
+  await driver.spawn({}, spec, { id: 'img-1', properties: {} }, [], undefined, undefined, networkInfo);
   driver.guests.get(spec.uuid)!.state = state;
 }
 

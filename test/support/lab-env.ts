@@ -5,6 +5,7 @@
  * services in a Debian 13 / testing root filesystem, ports + 100 / + 200).
  * One table, so every test reaches the same lab.
  */
+import { KeystoneClient } from '../../src/clients/keystone/index.js';
 import { execFileP, rabbitmqctl, REPO_ROOT, SYSTEM_ENV } from './broker.js';
 
 export type LabRelease = 'zed' | '2025.1' | '2026.1';
@@ -32,6 +33,19 @@ export const LAB_ENDPOINTS = {
   /** Every lab's agents pull from the Zed lab's registry (../shared/lab/openstack-up.sh starts it). */
   registry: '127.0.0.1:5042',
 };
+
+/** Keystone as the lab's `nova` service user (nova.conf's service credentials), at `authUrl`. */
+export function labServiceKeystone(authUrl: string = LAB_ENDPOINTS.keystone): KeystoneClient {
+  return new KeystoneClient({
+    authUrl,
+    username: 'nova',
+    password: 'labservice',
+    projectName: 'service',
+    userDomainName: 'Default',
+    projectDomainName: 'Default',
+    regionName: 'RegionOne',
+  });
+}
 
 /**
  * The lab's Neutron (ML2/OVS on this machine's Open vSwitch, userspace datapath): Zed's is

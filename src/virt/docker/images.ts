@@ -31,12 +31,7 @@ import {
 import { nullLogger, type Logger } from '../../common/log.js';
 import { SingleFlight } from '../../common/single-flight.js';
 import { HttpError, NotFoundError, UnavailableError } from '../../clients/errors.js';
-import {
-  ImageDataMissingError,
-  imageProperties,
-  type GlanceImage,
-  type ImageDownload,
-} from '../../clients/glance/client.js';
+import { ImageDataMissingError, type GlanceImage, type ImageDownload } from '../../clients/glance/client.js';
 import type { CallContext } from '../../clients/http.js';
 import { parseRegistryUrl, type RegistryCredentials } from '../../clients/registry/client.js';
 import { imageNotFound } from '../errors.js';
@@ -105,19 +100,6 @@ export function imageUnacceptable(imageId: string, reason: string, cause?: unkno
     { image_id: imageId, reason },
     { ...(cause === undefined ? {} : { cause }), fields: { image_id: imageId } },
   );
-}
-
-/** A Glance v2 record as the ImageMeta the driver gets (custom properties under `properties`). */
-export function imageMetaFromGlance(img: GlanceImage): ImageMeta {
-  const meta: ImageMeta = { id: img.id, properties: imageProperties(img) };
-  if (typeof img.name === 'string') meta.name = img.name;
-  if (typeof img.container_format === 'string') meta.container_format = img.container_format;
-  if (typeof img.disk_format === 'string') meta.disk_format = img.disk_format;
-  if (typeof img.checksum === 'string') meta.checksum = img.checksum;
-  if (typeof img.os_hash_algo === 'string') meta.os_hash_algo = img.os_hash_algo;
-  if (typeof img.os_hash_value === 'string') meta.os_hash_value = img.os_hash_value;
-  if (typeof img.size === 'number') meta.size = img.size;
-  return meta;
 }
 
 interface DigestSource {

@@ -7,22 +7,10 @@ import { createHash, randomUUID } from 'node:crypto';
 import { Readable, Transform } from 'node:stream';
 import { HttpError, NotFoundError } from '../../../src/clients/errors.js';
 import { readFile } from 'node:fs/promises';
-import { NovaError } from '../../../src/common/errors.js';
-import { ImageService, imageMetaFromGlance } from '../../../src/virt/docker/images.js';
+import { ImageService } from '../../../src/virt/docker/images.js';
+import { imageMetaFromGlance } from '../../../src/virt/image-meta.js';
 import { CountingGlance, Lab, adminKeystone, sh, tarEntries } from './lab.js';
-
-function novaError(err: unknown, klass: string): NovaError {
-  assert.ok(err instanceof NovaError, `expected NovaError ${klass}, got ${String(err)}`);
-  assert.equal(err.novaClass, klass, err.message);
-  return err;
-}
-
-async function failure(p: Promise<unknown>): Promise<unknown> {
-  return p.then(
-    () => assert.fail('expected a failure'),
-    (e: unknown) => e,
-  );
-}
+import { failure, novaError } from '../../support/nova-error.js';
 
 describe('integration: images from Glance (real lab)', function () {
   this.timeout(120_000);

@@ -14,6 +14,7 @@ import { DockerClient } from '../../../src/clients/docker/index.js';
 import { GlanceClient, type GlanceImage, type ImageDownload } from '../../../src/clients/glance/index.js';
 import type { CallContext } from '../../../src/clients/http.js';
 import { KeystoneClient } from '../../../src/clients/keystone/index.js';
+import { labServiceKeystone } from '../../support/lab-env.js';
 import { RegistryClient } from '../../../src/clients/registry/index.js';
 import type { ImageGlance } from '../../../src/virt/docker/images.js';
 
@@ -23,15 +24,7 @@ const ENV = { ...process.env, PATH: '/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 export const REGISTRY = '127.0.0.1:5042';
 
 export function keystone(): KeystoneClient {
-  return new KeystoneClient({
-    authUrl: 'http://127.0.0.1:5000/v3',
-    username: 'nova',
-    password: 'labservice',
-    projectName: 'service',
-    userDomainName: 'Default',
-    projectDomainName: 'Default',
-    regionName: 'RegionOne',
-  });
+  return labServiceKeystone('http://127.0.0.1:5000/v3');
 }
 
 export function adminKeystone(): KeystoneClient {

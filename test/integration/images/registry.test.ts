@@ -1,7 +1,8 @@
 /** Registry path against the real lab registry (127.0.0.1:5042) and dockerd. */
 import assert from 'node:assert/strict';
 import { NovaError } from '../../../src/common/errors.js';
-import { ImageService, imageMetaFromGlance } from '../../../src/virt/docker/images.js';
+import { ImageService } from '../../../src/virt/docker/images.js';
+import { imageMetaFromGlance } from '../../../src/virt/image-meta.js';
 import { CountingGlance, Lab, REGISTRY, registry, sh, unique } from './lab.js';
 
 describe('integration: images from the registry (real lab)', function () {

@@ -12,7 +12,7 @@ import { randomUUID } from 'node:crypto';
 import { nullLogger } from '../../../src/common/log.js';
 import { NovaError } from '../../../src/common/errors.js';
 import { HttpClient } from '../../../src/clients/http.js';
-import { KeystoneClient } from '../../../src/clients/keystone/index.js';
+import { labServiceKeystone } from '../../support/lab-env.js';
 import { NeutronClient, type NeutronNetwork } from '../../../src/clients/neutron/index.js';
 import { NetworkAPI, NetworkRequestList } from '../../../src/compute/network.js';
 import { NovaObject } from '../../../src/objects/base.js';
@@ -42,15 +42,7 @@ describe('integration: network API on the lab Neutron (ML2/OVS)', function () {
   this.timeout(120_000);
   const conductor = new FakeConductor();
   const neutronClient = new NeutronClient({
-    admin: new KeystoneClient({
-      authUrl: KEYSTONE,
-      username: 'nova',
-      password: 'labservice',
-      projectName: 'service',
-      userDomainName: 'Default',
-      projectDomainName: 'Default',
-      regionName: 'RegionOne',
-    }),
+    admin: labServiceKeystone(KEYSTONE),
     region: 'RegionOne',
   });
   const api = new NetworkAPI({ neutron: neutronClient, conductor, release: ZED, logger: nullLogger() });

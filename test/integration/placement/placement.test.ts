@@ -8,7 +8,6 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { ConflictError } from '../../../src/clients/errors.js';
 import { HttpClient } from '../../../src/clients/http.js';
-import { KeystoneClient } from '../../../src/clients/keystone/index.js';
 import {
   InventoryInUseError,
   PlacementClient,
@@ -18,24 +17,13 @@ import {
 } from '../../../src/clients/placement/index.js';
 import { ZED_TRACKER_DEFAULTS, computeInventories, driverTraits } from '../../../src/compute/resource-tracker-math.js';
 import { CONTAINER_DRIVER_CAPABILITIES } from '../../../src/virt/driver.js';
-
-function keystone(): KeystoneClient {
-  return new KeystoneClient({
-    authUrl: 'http://127.0.0.1:5000/v3',
-    username: 'nova',
-    password: 'labservice',
-    projectName: 'service',
-    userDomainName: 'Default',
-    projectDomainName: 'Default',
-    regionName: 'RegionOne',
-  });
-}
+import { labServiceKeystone } from '../../support/lab-env.js';
 
 const HOST = { vcpus: 4, memory_mb: 8192, local_gb: 100 };
 
 describe('integration: placement client (real lab placement)', function () {
   this.timeout(60_000);
-  const ks = keystone();
+  const ks = labServiceKeystone('http://127.0.0.1:5000/v3');
   const placement = new PlacementClient({ keystone: ks });
   let providers: string[] = [];
   let consumers: string[] = [];

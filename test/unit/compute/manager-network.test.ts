@@ -13,13 +13,21 @@ import { NeutronClient, type NeutronKeystone } from '../../../src/clients/neutro
 import { ComputeManager } from '../../../src/compute/manager.js';
 import { NetworkAPI } from '../../../src/compute/network.js';
 import { FakeDriver } from '../../../src/virt/fake/driver.js';
+import type { ObjectPrimitive } from '../../../src/objects/base.js';
 import { ZED } from '../../../src/objects/releases.js';
 import { contextFromValues, type RequestContext } from '../../../src/rpc/context.js';
 import type { VifModel } from '../../../src/virt/network-model.js';
 import type { DriverContext, NetworkInfo } from '../../../src/virt/types.js';
 import { FakeNeutron, NEUTRON_URL } from '../../support/fake-neutron.js';
 import { FakeConductor } from '../../support/fake-conductor.js';
-import { FakePlacement, FakeScheduler, HOST, newInstance } from '../../support/fake-nova.js';
+import {
+  bootImage,
+  FakePlacement,
+  FakeScheduler,
+  HOST,
+  networkRequests,
+  newInstance,
+} from '../../support/fake-nova.js';
 
 const BUILDING = {
   vm_state: 'building',
@@ -31,7 +39,7 @@ const BUILDING = {
   hostname: 'web-1',
   availability_zone: 'nova',
 };
-const image = { id: 'img-1', name: 'busybox', container_format: 'docker', disk_format: 'raw', properties: {} };
+const image = bootImage();
 const ctx: RequestContext = contextFromValues({
   request_id: 'req-net',
   roles: ['member'],
@@ -45,22 +53,6 @@ const admin: NeutronKeystone = {
   invalidate: () => true,
   endpoint: () => Promise.resolve(NEUTRON_URL),
 };
-
-function nics(...items: Array<Record<string, string>>) {
-  return {
-    'nova_object.name': 'NetworkRequestList',
-    'nova_object.namespace': 'nova',
-    'nova_object.version': '1.1',
-    'nova_object.data': {
-      objects: items.map((d) => ({
-        'nova_object.name': 'NetworkRequest',
-        'nova_object.namespace': 'nova',
-        'nova_object.version': '1.3',
-        'nova_object.data': d,
-      })),
-    },
-  };
-}
 
 describe('compute/manager with Neutron', () => {
   let neutron: FakeNeutron;
@@ -160,15 +152,28 @@ describe('compute/manager with Neutron', () => {
     return [...neutron.ports.values()].filter((p) => p.device_id === uuid);
   }
 
-  it('boots with a port on the requested network, bound to this host, the driver plugging it before the start', async () => {
-    const { network: net } = neutron.addNetwork({ dhcpPort: true });
-    const { conductor, manager, plugged } = env();
+  /** build_and_run_instance of a new BUILDING instance with `requested_networks` (and `extra` args); its uuid. */
+  async function boot(
+    conductor: FakeConductor,
+    manager: ComputeManager,
+    requestedNetworks: ObjectPrimitive,
+    extra: Record<string, unknown> = {},
+  ): Promise<string> {
     const { uuid, primitive } = newInstance(conductor, BUILDING);
     await manager.buildAndRunInstance(ctx, {
       instance: primitive,
       image,
       node: HOST,
-      requested_networks: nics({ network_id: net.id }),
+      requested_networks: requestedNetworks,
+      ...extra,
+    });
+    return uuid;
+  }
+
+  it('boots with a port on the requested network, bound to this host, the driver plugging it before the start', async () => {
+    const { network: net } = neutron.addNetwork({ dhcpPort: true });
+    const { conductor, manager, plugged } = env();
+    const uuid = await boot(conductor, manager, networkRequests({ network_id: net.id }), {
       security_groups: ['default'],
     });
     const row = conductor.row(uuid);
@@ -193,13 +198,7 @@ describe('compute/manager with Neutron', () => {
   it('terminate destroys the guest with its VIFs, then deletes the port, before the row is deleted', async () => {
     const { network: net } = neutron.addNetwork();
     const { conductor, manager, destroyedWith } = env();
-    const { uuid, primitive } = newInstance(conductor, BUILDING);
-    await manager.buildAndRunInstance(ctx, {
-      instance: primitive,
-      image,
-      node: HOST,
-      requested_networks: nics({ network_id: net.id }),
-    });
+    const uuid = await boot(conductor, manager, networkRequests({ network_id: net.id }));
     const portId = instancePorts(uuid)[0]!.id;
     const row = conductor.row(uuid);
     const savesBefore = conductor.saves.length;
@@ -223,13 +222,7 @@ describe('compute/manager with Neutron', () => {
   it('a plug event that never comes: ERROR, a fault naming the port, no port left', async () => {
     const { network: net } = neutron.addNetwork();
     const { conductor, manager } = env({ sendPlugged: 'never', timeoutS: 0.1 });
-    const { uuid, primitive } = newInstance(conductor, BUILDING);
-    await manager.buildAndRunInstance(ctx, {
-      instance: primitive,
-      image,
-      node: HOST,
-      requested_networks: nics({ network_id: net.id }),
-    });
+    const uuid = await boot(conductor, manager, networkRequests({ network_id: net.id }));
     assert.equal(conductor.row(uuid).vm_state, 'error');
     const portId =
       neutron.callsOf('POST', '/v2.0/ports').length === 1
@@ -252,13 +245,7 @@ describe('compute/manager with Neutron', () => {
     const { network: net } = neutron.addNetwork();
     neutron.failingHosts.add(HOST);
     const { conductor, manager, plugged } = env();
-    const { uuid, primitive } = newInstance(conductor, BUILDING);
-    await manager.buildAndRunInstance(ctx, {
-      instance: primitive,
-      image,
-      node: HOST,
-      requested_networks: nics({ network_id: net.id }),
-    });
+    const uuid = await boot(conductor, manager, networkRequests({ network_id: net.id }));
     assert.equal(conductor.row(uuid).vm_state, 'error');
     assert.match(
       String(conductor.faults.at(-1)?.message),
@@ -272,13 +259,7 @@ describe('compute/manager with Neutron', () => {
     const { network: net } = neutron.addNetwork();
     const theirs = neutron.addUserPort(net.id);
     const { conductor, manager } = env({ sendPlugged: 'failed' });
-    const { uuid, primitive } = newInstance(conductor, BUILDING);
-    await manager.buildAndRunInstance(ctx, {
-      instance: primitive,
-      image,
-      node: HOST,
-      requested_networks: nics({ port_id: theirs.id }),
-    });
+    const uuid = await boot(conductor, manager, networkRequests({ port_id: theirs.id }));
     assert.equal(conductor.row(uuid).vm_state, 'error');
     assert.match(
       String(conductor.faults.at(-1)?.message),
@@ -293,13 +274,7 @@ describe('compute/manager with Neutron', () => {
     const first = neutron.addNetwork().network;
     const net = neutron.addNetwork({ cidr: '10.1.0.0/24', name: 'second' }).network;
     const { conductor, driver, manager } = env();
-    const { uuid, primitive: building } = newInstance(conductor, BUILDING);
-    await manager.buildAndRunInstance(ctx, {
-      instance: building,
-      image,
-      node: HOST,
-      requested_networks: nics({ network_id: first.id }),
-    });
+    const uuid = await boot(conductor, manager, networkRequests({ network_id: first.id }));
     const bootPort = instancePorts(uuid)[0]!.id;
     const primitive = newPrimitive(conductor.row(uuid));
     const methods = manager.endpoint().methods;
@@ -332,13 +307,7 @@ describe('compute/manager with Neutron', () => {
 
   it('--nic none: no Neutron call at all', async () => {
     const { conductor, manager } = env();
-    const { uuid, primitive } = newInstance(conductor, BUILDING);
-    await manager.buildAndRunInstance(ctx, {
-      instance: primitive,
-      image,
-      node: HOST,
-      requested_networks: nics({ network_id: 'none' }),
-    });
+    const uuid = await boot(conductor, manager, networkRequests({ network_id: 'none' }));
     assert.equal(conductor.row(uuid).vm_state, 'active');
     assert.deepEqual(neutron.calls, []);
   });

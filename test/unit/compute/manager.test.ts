@@ -8,26 +8,19 @@ import { randomUUID } from 'node:crypto';
 import { NovaError } from '../../../src/common/errors.js';
 import { NovaObject } from '../../../src/objects/base.js';
 import { adminContext, contextFromValues } from '../../../src/rpc/context.js';
-import { FakeImages, HOST, newInstance, setup } from '../../support/fake-nova.js';
+import { bootImage, FakeImages, HOST, newInstance, setup } from '../../support/fake-nova.js';
 import { PowerState } from '../../../src/virt/power-state.js';
 
 /** An instance as the conductor casts build_and_run_instance: building/scheduling, no host yet. */
 const BUILDING = { vm_state: 'building', task_state: 'scheduling', power_state: 0, host: null, node: null };
 
-const image = (props: Record<string, unknown> = {}) => ({
-  id: 'img-1',
-  name: 'busybox',
-  container_format: 'docker',
-  disk_format: 'raw',
-  properties: props,
-});
 const userCtx = contextFromValues({ request_id: 'req-build', roles: ['member', 'reader'], project_id: 'p1' });
 
 describe('compute/manager', () => {
   it('build_and_run_instance follows Nova’s state machine to ACTIVE/RUNNING, in two saves before spawning', async () => {
     const { conductor, driver, manager } = setup();
     const { uuid, primitive } = newInstance(conductor, BUILDING);
-    await manager.buildAndRunInstance(userCtx, { instance: primitive, image: image(), node: HOST });
+    await manager.buildAndRunInstance(userCtx, { instance: primitive, image: bootImage(), node: HOST });
     const seq = conductor.saves.map((s) => [s.fields.vm_state ?? '', s.fields.task_state, s.expected]);
     // building and the claim's host/node in one save; no ports (no network API), no volumes:
     // networking and block_device_mapping would mean nothing and are not saved
@@ -83,7 +76,7 @@ describe('compute/manager', () => {
       order.push(`gate open at task_state=${String(conductor.rows.get(uuid)?.task_state)}`);
       return spawn(ctx, ...rest);
     };
-    await manager.buildAndRunInstance(userCtx, { instance: primitive, image: image(), node: HOST });
+    await manager.buildAndRunInstance(userCtx, { instance: primitive, image: bootImage(), node: HOST });
     // called alongside the first save (building), the gate opens only at spawning
     assert.deepEqual(order, [
       'driver called at task_state=scheduling',
@@ -98,7 +91,7 @@ describe('compute/manager', () => {
     const { conductor, driver, manager } = setup();
     const { uuid, primitive } = newInstance(conductor, BUILDING);
     driver.spawn = () => Promise.reject(new NovaError('ImageNotFound', 'Image x could not be found.', { code: 404 }));
-    await manager.buildAndRunInstance(userCtx, { instance: primitive, image: image(), node: HOST });
+    await manager.buildAndRunInstance(userCtx, { instance: primitive, image: bootImage(), node: HOST });
     const row = conductor.rows.get(uuid)!;
     assert.equal(row.vm_state, 'error');
     assert.equal(row.task_state, null);
@@ -111,7 +104,7 @@ describe('compute/manager', () => {
     const { uuid, primitive } = newInstance(conductor, BUILDING);
     await manager.buildAndRunInstance(userCtx, {
       instance: primitive,
-      image: image({ fake_fail_spawn: 'the command exited at once with status 1' }),
+      image: bootImage({ fake_fail_spawn: 'the command exited at once with status 1' }),
     });
     const row = conductor.rows.get(uuid)!;
     assert.equal(row.vm_state, 'error');
@@ -129,7 +122,7 @@ describe('compute/manager', () => {
     const { conductor, driver, placement, manager } = setup();
     const { uuid, primitive } = newInstance(conductor, BUILDING);
     conductor.deleteOnSave.add(uuid);
-    await manager.buildAndRunInstance(userCtx, { instance: primitive, image: image() });
+    await manager.buildAndRunInstance(userCtx, { instance: primitive, image: bootImage() });
     assert.equal(conductor.faults.length, 0);
     assert.deepEqual(placement.deleted, [uuid]);
     assert.deepEqual(await driver.listInstanceUuids(), []);
@@ -139,7 +132,7 @@ describe('compute/manager', () => {
     const { conductor, driver, placement, manager } = setup();
     const { uuid, primitive } = newInstance(conductor, BUILDING);
     conductor.rows.get(uuid)!.task_state = 'deleting';
-    await manager.buildAndRunInstance(userCtx, { instance: primitive, image: image() });
+    await manager.buildAndRunInstance(userCtx, { instance: primitive, image: bootImage() });
     assert.deepEqual(await driver.listInstanceUuids(), [], 'never spawned');
     assert.equal(conductor.rows.get(uuid)?.vm_state, 'building', 'left to the delete');
     assert.equal(conductor.faults.length, 0);
@@ -150,7 +143,7 @@ describe('compute/manager', () => {
     const { conductor, driver, placement, manager } = setup();
     const { uuid, primitive } = newInstance(conductor, BUILDING);
     conductor.rows.get(uuid)!.task_state = 'rebuilding';
-    await manager.buildAndRunInstance(userCtx, { instance: primitive, image: image() });
+    await manager.buildAndRunInstance(userCtx, { instance: primitive, image: bootImage() });
     assert.deepEqual(await driver.listInstanceUuids(), []);
     assert.equal(conductor.rows.get(uuid)?.vm_state, 'building');
     assert.equal(conductor.rows.get(uuid)?.task_state, 'rebuilding');
@@ -161,7 +154,7 @@ describe('compute/manager', () => {
   it('terminate_instance: container gone, deleted state saved, allocations removed, row destroyed', async () => {
     const { conductor, driver, placement, scheduler, manager } = setup();
     const { uuid, primitive } = newInstance(conductor, BUILDING);
-    await manager.buildAndRunInstance(userCtx, { instance: primitive, image: image() });
+    await manager.buildAndRunInstance(userCtx, { instance: primitive, image: bootImage() });
     const row = conductor.rows.get(uuid)!;
     row.task_state = 'deleting';
     const inst = NovaObject.create('Instance', '2.7', row).toPrimitive();
@@ -198,7 +191,7 @@ describe('compute/manager', () => {
       order.push('destroy');
       return destroy(...a);
     };
-    const build = manager.buildAndRunInstance(userCtx, { instance: primitive, image: image(), node: HOST });
+    const build = manager.buildAndRunInstance(userCtx, { instance: primitive, image: bootImage(), node: HOST });
     await inSpawn;
     conductor.rows.get(uuid)!.task_state = 'deleting'; // what the API does on `server delete`
     const inst = NovaObject.create('Instance', '2.7', conductor.rows.get(uuid)!).toPrimitive();
@@ -279,7 +272,7 @@ describe('compute/manager', () => {
     const { conductor, driver, manager } = setup();
     const a = newInstance(conductor, BUILDING);
     const b = newInstance(conductor, BUILDING);
-    for (const i of [a, b]) await manager.buildAndRunInstance(userCtx, { instance: i.primitive, image: image() });
+    for (const i of [a, b]) await manager.buildAndRunInstance(userCtx, { instance: i.primitive, image: bootImage() });
     const spec = (uuid: string) => ({ uuid, host: HOST, metadata: {}, flavor: {} as never });
     await driver.powerOff(spec(a.uuid), 0);
     await driver.powerOff(spec(b.uuid), 0);
@@ -297,7 +290,7 @@ describe('compute/snapshot', () => {
     const images = new FakeImages();
     const t = setup({}, { glance: images });
     const { uuid, primitive } = newInstance(t.conductor, BUILDING);
-    await t.manager.buildAndRunInstance(userCtx, { instance: primitive, image: image(imageProps), node: HOST });
+    await t.manager.buildAndRunInstance(userCtx, { instance: primitive, image: bootImage(imageProps), node: HOST });
     const row = t.conductor.rows.get(uuid)!;
     Object.assign(row, { task_state: 'image_snapshot_pending', ...fields });
     const imageId = randomUUID();

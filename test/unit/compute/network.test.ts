@@ -20,7 +20,7 @@ import { contextFromValues, type RequestContext } from '../../../src/rpc/context
 import type { VifModel } from '../../../src/virt/network-model.js';
 import { FakeConductor } from '../../support/fake-conductor.js';
 import { FakeNeutron, NEUTRON_URL } from '../../support/fake-neutron.js';
-import { newInstance } from '../../support/fake-nova.js';
+import { networkRequests, newInstance } from '../../support/fake-nova.js';
 
 const EPOXY = RELEASES.find((r) => r.name === '2025.1')!;
 const BIND_HOST = 'nova-docker-net';
@@ -44,19 +44,7 @@ function userCtx(): RequestContext {
 }
 
 function requests(...items: Array<Partial<Record<string, string>>>): NetworkRequestList {
-  const list = parseRequestedNetworks({
-    'nova_object.name': 'NetworkRequestList',
-    'nova_object.namespace': 'nova',
-    'nova_object.version': '1.1',
-    'nova_object.data': {
-      objects: items.map((d) => ({
-        'nova_object.name': 'NetworkRequest',
-        'nova_object.namespace': 'nova',
-        'nova_object.version': '1.3',
-        'nova_object.data': d,
-      })),
-    },
-  });
+  const list = parseRequestedNetworks(networkRequests(...items));
   assert.ok(list);
   return list;
 }

@@ -30,6 +30,19 @@ describe('compute/recovery at start', () => {
 
   const actionOf = (uuid: string) => env?.manager.lastRecovery.filter((a) => a.uuid === uuid).map((a) => a.action);
 
+  /** The agent (`opts`) started over one instance (`row`) whose guest is in `state`. */
+  async function startOver(
+    row: Record<string, unknown> = {},
+    state: PowerState = PowerState.RUNNING,
+    opts: Parameters<typeof setup>[0] = {},
+  ) {
+    const e = make(opts);
+    const { uuid } = newInstance(e.conductor, row);
+    await addGuest(e.driver, uuid, state);
+    await e.manager.start();
+    return { ...e, uuid };
+  }
+
   for (const [vm, task] of [
     ['building', 'spawning'],
     ['building', 'networking'],
@@ -75,10 +88,7 @@ describe('compute/recovery at start', () => {
   });
 
   it('task_state deleting: the delete is completed (container, allocations, row, scheduler)', async () => {
-    const { conductor, driver, placement, scheduler, manager } = make();
-    const { uuid } = newInstance(conductor, { task_state: 'deleting' });
-    await addGuest(driver, uuid);
-    await manager.start();
+    const { conductor, driver, placement, scheduler, uuid } = await startOver({ task_state: 'deleting' });
     assert.equal(driver.guests.has(uuid), false);
     assert.deepEqual(conductor.destroyed, [uuid]);
     assert.deepEqual(placement.deleted, [uuid]);
@@ -88,28 +98,19 @@ describe('compute/recovery at start', () => {
   });
 
   it('vm_state deleted but the row not destroyed: the deletion is completed', async () => {
-    const { conductor, driver, manager } = make();
-    const { uuid } = newInstance(conductor, { vm_state: 'deleted', power_state: 0 });
-    await addGuest(driver, uuid, PowerState.SHUTDOWN);
-    await manager.start();
+    const { conductor, driver, uuid } = await startOver({ vm_state: 'deleted', power_state: 0 }, PowerState.SHUTDOWN);
     assert.deepEqual(conductor.destroyed, [uuid]);
     assert.equal(driver.guests.has(uuid), false);
   });
 
   it('ERROR instances are left alone', async () => {
-    const { conductor, driver, manager } = make();
-    const { uuid } = newInstance(conductor, { vm_state: 'error', power_state: 1 });
-    await addGuest(driver, uuid);
-    await manager.start();
+    const { conductor, driver, uuid } = await startOver({ vm_state: 'error', power_state: 1 });
     assert.equal(conductor.row(uuid).vm_state, 'error');
     assert.equal(driver.guests.has(uuid), true);
   });
 
   it('powering-off: the stop is done now → STOPPED / SHUTDOWN', async () => {
-    const { conductor, driver, manager } = make();
-    const { uuid } = newInstance(conductor, { task_state: 'powering-off' });
-    await addGuest(driver, uuid);
-    await manager.start();
+    const { conductor, driver, uuid } = await startOver({ task_state: 'powering-off' });
     assert.equal(driver.guests.get(uuid)?.state, PowerState.SHUTDOWN);
     assert.equal(conductor.row(uuid).vm_state, 'stopped');
     assert.equal(conductor.row(uuid).power_state, PowerState.SHUTDOWN);
@@ -117,10 +118,10 @@ describe('compute/recovery at start', () => {
   });
 
   it('powering-on: the start is done now → ACTIVE / RUNNING', async () => {
-    const { conductor, driver, manager } = make();
-    const { uuid } = newInstance(conductor, { vm_state: 'stopped', task_state: 'powering-on', power_state: 4 });
-    await addGuest(driver, uuid, PowerState.SHUTDOWN);
-    await manager.start();
+    const { conductor, driver, uuid } = await startOver(
+      { vm_state: 'stopped', task_state: 'powering-on', power_state: 4 },
+      PowerState.SHUTDOWN,
+    );
     assert.equal(driver.guests.get(uuid)?.state, PowerState.RUNNING);
     assert.equal(conductor.row(uuid).vm_state, 'active');
     assert.equal(conductor.row(uuid).power_state, PowerState.RUNNING);
@@ -136,10 +137,7 @@ describe('compute/recovery at start', () => {
   });
 
   it('reboot started but the guest is not running: rebooted (HARD) → ACTIVE / RUNNING', async () => {
-    const { conductor, driver, manager } = make();
-    const { uuid } = newInstance(conductor, { task_state: 'reboot_started' });
-    await addGuest(driver, uuid, PowerState.SHUTDOWN);
-    await manager.start();
+    const { conductor, driver, manager, uuid } = await startOver({ task_state: 'reboot_started' }, PowerState.SHUTDOWN);
     assert.equal(driver.guests.get(uuid)?.state, PowerState.RUNNING);
     assert.equal(conductor.row(uuid).task_state, null);
     assert.deepEqual(actionOf(uuid), ['rebooted']);
@@ -147,20 +145,14 @@ describe('compute/recovery at start', () => {
   });
 
   it('reboot_pending on an ACTIVE guest that runs: a SOFT reboot', async () => {
-    const { conductor, driver, manager } = make();
-    const { uuid } = newInstance(conductor, { task_state: 'reboot_pending' });
-    await addGuest(driver, uuid);
-    await manager.start();
+    const { conductor, manager, uuid } = await startOver({ task_state: 'reboot_pending' });
     assert.match(String(manager.lastRecovery[0]?.detail), /SOFT/);
     assert.equal(conductor.row(uuid).task_state, null);
   });
 
   for (const task of ['reboot_started', 'pausing', 'unpausing']) {
     it(`${task} and the guest runs: task cleared, ACTIVE`, async () => {
-      const { conductor, driver, manager } = make();
-      const { uuid } = newInstance(conductor, { task_state: task });
-      await addGuest(driver, uuid);
-      await manager.start();
+      const { conductor, uuid } = await startOver({ task_state: task });
       assert.equal(conductor.row(uuid).task_state, null);
       assert.equal(conductor.row(uuid).vm_state, 'active');
       assert.deepEqual(actionOf(uuid), ['task-cleared']);
@@ -168,10 +160,10 @@ describe('compute/recovery at start', () => {
   }
 
   it('unpausing and the guest is paused: unpaused', async () => {
-    const { conductor, driver, manager } = make();
-    const { uuid } = newInstance(conductor, { vm_state: 'paused', task_state: 'unpausing', power_state: 3 });
-    await addGuest(driver, uuid, PowerState.PAUSED);
-    await manager.start();
+    const { conductor, driver, uuid } = await startOver(
+      { vm_state: 'paused', task_state: 'unpausing', power_state: 3 },
+      PowerState.PAUSED,
+    );
     assert.equal(driver.guests.get(uuid)?.state, PowerState.RUNNING);
     assert.equal(conductor.row(uuid).vm_state, 'active');
     assert.equal(conductor.row(uuid).task_state, null);
@@ -189,18 +181,12 @@ describe('compute/recovery at start', () => {
   });
 
   it('an interrupted rebuild: ERROR', async () => {
-    const { conductor, driver, manager } = make();
-    const { uuid } = newInstance(conductor, { task_state: 'rebuild_spawning' });
-    await addGuest(driver, uuid);
-    await manager.start();
+    const { conductor, uuid } = await startOver({ task_state: 'rebuild_spawning' });
     assert.equal(conductor.row(uuid).vm_state, 'error');
   });
 
   it('other tasks are left as Nova leaves them', async () => {
-    const { conductor, driver, manager } = make();
-    const { uuid } = newInstance(conductor, { task_state: 'suspending' });
-    await addGuest(driver, uuid);
-    await manager.start();
+    const { conductor, uuid } = await startOver({ task_state: 'suspending' });
     assert.equal(conductor.row(uuid).task_state, 'suspending');
   });
 
@@ -209,29 +195,7 @@ describe('compute/recovery at start', () => {
     const uuid = randomUUID();
     const vif = makeVif({ id: randomUUID(), mac: 'fa:16:3e:00:00:01', ip4: '10.0.0.5' });
     newInstance(conductor, { uuid, info_cache: infoCache(uuid, [vif]) });
-    await driver.spawn(
-      {},
-      {
-        uuid,
-        host: HOST,
-        metadata: {},
-        flavor: {
-          flavorid: '1',
-          name: 'm1',
-          memory_mb: 64,
-          vcpus: 1,
-          root_gb: 1,
-          ephemeral_gb: 0,
-          swap: 0,
-          extra_specs: {},
-        },
-      },
-      { id: 'img-1', properties: {} },
-      [],
-      undefined,
-      undefined,
-      [vif],
-    );
+    await addGuest(driver, uuid, PowerState.RUNNING, [vif]);
     driver.plugged.clear(); // the host lost its devices (dockerd or host trouble)
     await manager.start();
     assert.deepEqual(driver.pluggedFor(uuid), [vif.id]);
@@ -243,39 +207,16 @@ describe('compute/recovery at start', () => {
     const uuid = randomUUID();
     const good = makeVif({ id: randomUUID(), mac: 'fa:16:3e:00:00:02', ip4: '10.0.0.6' });
     newInstance(conductor, { uuid, info_cache: infoCache(uuid, [{ ...good, type: 'binding_failed' }]) });
-    await driver.spawn(
-      {},
-      {
-        uuid,
-        host: HOST,
-        metadata: {},
-        flavor: {
-          flavorid: '1',
-          name: 'm1',
-          memory_mb: 64,
-          vcpus: 1,
-          root_gb: 1,
-          ephemeral_gb: 0,
-          swap: 0,
-          extra_specs: {},
-        },
-      },
-      { id: 'img-1', properties: {} },
-      [],
-      undefined,
-      undefined,
-      [good],
-    );
+    await addGuest(driver, uuid, PowerState.RUNNING, [good]);
     await manager.start();
     assert.equal(conductor.row(uuid).vm_state, 'error');
     assert.match(String(conductor.faults[0]?.message), new RegExp(`port ${good.id}`));
   });
 
   it('resume_guests_state_on_host_boot: an ACTIVE instance whose container stopped is started', async () => {
-    const { conductor, driver, manager } = make({ resumeGuestsStateOnHostBoot: true });
-    const { uuid } = newInstance(conductor);
-    await addGuest(driver, uuid, PowerState.SHUTDOWN);
-    await manager.start();
+    const { conductor, driver, uuid } = await startOver({}, PowerState.SHUTDOWN, {
+      resumeGuestsStateOnHostBoot: true,
+    });
     assert.equal(driver.guests.get(uuid)?.state, PowerState.RUNNING);
     assert.equal(conductor.row(uuid).vm_state, 'active');
     assert.equal(conductor.row(uuid).power_state, PowerState.RUNNING);
@@ -283,20 +224,16 @@ describe('compute/recovery at start', () => {
   });
 
   it('without resume_guests_state_on_host_boot the startup sync stops it: STOPPED / SHUTDOWN', async () => {
-    const { conductor, driver, manager } = make();
-    const { uuid } = newInstance(conductor);
-    await addGuest(driver, uuid, PowerState.SHUTDOWN);
-    await manager.start();
+    const { conductor, driver, uuid } = await startOver({}, PowerState.SHUTDOWN);
     assert.equal(driver.guests.get(uuid)?.state, PowerState.SHUTDOWN);
     assert.equal(conductor.row(uuid).vm_state, 'stopped');
     assert.equal(conductor.row(uuid).power_state, PowerState.SHUTDOWN);
   });
 
   it('a negative sync_power_state_interval disables the sync, at start too (events still work)', async () => {
-    const { conductor, driver, manager } = make({ syncPowerStateIntervalS: -1 });
-    const { uuid } = newInstance(conductor);
-    await addGuest(driver, uuid, PowerState.SHUTDOWN);
-    await manager.start();
+    const { conductor, driver, manager, uuid } = await startOver({}, PowerState.SHUTDOWN, {
+      syncPowerStateIntervalS: -1,
+    });
     assert.equal(conductor.row(uuid).vm_state, 'active');
     driver.simulateExternal(uuid, PowerState.SHUTDOWN);
     await manager.eventsSettled();
@@ -320,10 +257,11 @@ describe('compute/recovery at start', () => {
   });
 
   it('a STOPPED instance is not started by resume_guests_state_on_host_boot', async () => {
-    const { conductor, driver, manager } = make({ resumeGuestsStateOnHostBoot: true });
-    const { uuid } = newInstance(conductor, { vm_state: 'stopped', power_state: PowerState.SHUTDOWN });
-    await addGuest(driver, uuid, PowerState.SHUTDOWN);
-    await manager.start();
+    const { driver, uuid } = await startOver(
+      { vm_state: 'stopped', power_state: PowerState.SHUTDOWN },
+      PowerState.SHUTDOWN,
+      { resumeGuestsStateOnHostBoot: true },
+    );
     assert.equal(driver.guests.get(uuid)?.state, PowerState.SHUTDOWN);
   });
 

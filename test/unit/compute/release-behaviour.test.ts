@@ -10,11 +10,11 @@ import { join } from 'node:path';
 import { NovaObject } from '../../../src/objects/base.js';
 import { releaseNamed } from '../../../src/objects/releases.js';
 import { adminContext, contextFromValues } from '../../../src/rpc/context.js';
-import { HOST, newInstance, setup } from '../../support/fake-nova.js';
+import { bootImage, HOST, newInstance, setup } from '../../support/fake-nova.js';
 
 const EPOXY = releaseNamed('2025.1')!;
 const BUILDING = { vm_state: 'building', task_state: 'scheduling', power_state: 0, host: null, node: null };
-const image = { id: 'img-1', name: 'busybox', container_format: 'docker', disk_format: 'raw', properties: {} };
+const image = bootImage();
 const ctx = contextFromValues({ request_id: 'req-rel', roles: ['member'], project_id: 'p1' });
 
 describe('compute/manager across Nova releases', () => {

@@ -23,7 +23,7 @@ import { RemoteError } from '../../../src/rpc/errors.js';
 import { DEFAULT_QUEUE_FLAGS } from '../../../src/rpc/flags.js';
 import type { Transport } from '../../../src/rpc/transport.js';
 import { guestExited, hypervisorUnavailable, instanceDeployFailure } from '../../../src/virt/errors.js';
-import { HOST, newInstance, setup } from '../../support/fake-nova.js';
+import { bootImage, HOST, newInstance, setup } from '../../support/fake-nova.js';
 
 const ctx = contextFromValues({ request_id: 'req-resched', roles: ['member'], project_id: 'p1' });
 const BUILDING = { vm_state: 'building', task_state: 'scheduling', power_state: 0, host: null, node: null };
@@ -53,19 +53,12 @@ const REQUEST_SPEC = {
   'nova_object.version': '1.14',
   'nova_object.data': { num_instances: 1 },
 };
-const image = (props: Record<string, unknown> = {}) => ({
-  id: 'img-1',
-  name: 'busybox',
-  container_format: 'docker',
-  disk_format: 'raw',
-  properties: props,
-});
 
 /** build_and_run_instance's arguments as the conductor casts them with retries on (max_attempts 3). */
 function buildArgs(primitive: unknown, props: Record<string, unknown> = {}, retry = true) {
   return {
     instance: primitive,
-    image: image(props),
+    image: bootImage(props),
     request_spec: REQUEST_SPEC,
     filter_properties: retry ? { retry: { num_attempts: 1, hosts: [[HOST, HOST]] }, scheduler_hints: {} } : {},
     admin_password: null,
@@ -508,7 +501,7 @@ describe('objects/conductor ComputeTaskAPI.build_instances: the cast on the wire
       });
       const args: BuildInstancesArgs = {
         instances: [{ 'nova_object.name': 'Instance' }],
-        image: image(),
+        image: bootImage(),
         filter_properties: { retry: { num_attempts: 1, hosts: [], exc_reason: 'r', exc: ['r\n'] } },
         admin_password: null,
         injected_files: [],

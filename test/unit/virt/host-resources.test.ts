@@ -5,12 +5,13 @@
  */
 import assert from 'node:assert/strict';
 import os from 'node:os';
-import type { DockerContainerInspect, DockerContainerSummary, DockerInfo } from '../../../src/clients/docker/types.js';
+import type { DockerContainerSummary, DockerInfo } from '../../../src/clients/docker/types.js';
 import { httpErrorFor } from '../../../src/clients/errors.js';
 import { NovaError } from '../../../src/common/errors.js';
 import { nullLogger } from '../../../src/common/log.js';
 import { HostResources, archName, type HostResourcesDocker } from '../../../src/virt/docker/host-resources.js';
 import { LABELS } from '../../../src/virt/docker/labels.js';
+import { runningContainer } from '../../support/docker-inspect.js';
 
 const MiB = 1024 * 1024;
 
@@ -39,24 +40,7 @@ describe('virt/docker host resources', () => {
       inspects.push(id);
       const l = limits.get(id);
       if (!l) return Promise.reject(new Error(`no such container ${id}`));
-      const c: DockerContainerInspect = {
-        Id: id,
-        Name: `/nova-${id}`,
-        Created: '2026-01-01T00:00:00Z',
-        Image: 'sha256:0',
-        State: {
-          Status: 'running',
-          Running: true,
-          Paused: false,
-          Restarting: false,
-          OOMKilled: false,
-          Dead: false,
-          ExitCode: 0,
-        },
-        Config: {},
-        HostConfig: l,
-      };
-      return Promise.resolve(c);
+      return Promise.resolve(runningContainer({ Id: id, HostConfig: l }));
     },
   };
   const resources = (): HostResources =>

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import nock from 'nock';
-import { NovaError } from '../../../src/common/errors.js';
 import { HttpError, NotFoundError, UnavailableError, httpErrorFor } from '../../../src/clients/errors.js';
 import { GlanceClient, ImageDataMissingError, type GlanceImage } from '../../../src/clients/glance/index.js';
 import type { ImageDownload } from '../../../src/clients/glance/client.js';
@@ -9,14 +8,15 @@ import type { CallContext } from '../../../src/clients/http.js';
 import {
   ImageService,
   expectedDigest,
-  imageMetaFromGlance,
   parseDockerRef,
   type ImageDocker,
   type ImageGlance,
   type ImageServiceOptions,
 } from '../../../src/virt/docker/images.js';
+import { imageMetaFromGlance } from '../../../src/virt/image-meta.js';
 import type { ImageMeta } from '../../../src/virt/types.js';
 import { CONFIG_HEX, dockerSaveTar, md5, sha512, untar } from './images-tar-fixture.js';
+import { failure, novaError } from '../../support/nova-error.js';
 
 const IMAGE_ID = `sha256:${CONFIG_HEX}`;
 const ID = '6a0e7c2e-5b1f-4c55-9d7e-0123456789ab';
@@ -161,19 +161,6 @@ function setup(opts: ImageServiceOptions = {}): { docker: FakeDocker; glance: Fa
   const docker = new FakeDocker();
   const glance = new FakeGlance();
   return { docker, glance, svc: new ImageService({ docker, glance }, opts) };
-}
-
-function novaError(err: unknown, klass: string): NovaError {
-  assert.ok(err instanceof NovaError, `expected NovaError ${klass}, got ${String(err)}`);
-  assert.equal(err.novaClass, klass, err.message);
-  return err;
-}
-
-async function failure(p: Promise<unknown>): Promise<unknown> {
-  return p.then(
-    () => assert.fail('expected a failure'),
-    (e: unknown) => e,
-  );
 }
 
 const TAR = dockerSaveTar({ repoTags: ['busybox:latest'], layerKb: 40 });

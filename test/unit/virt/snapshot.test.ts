@@ -23,27 +23,12 @@ import {
   type SnapshotGlance,
 } from '../../../src/virt/docker/snapshot.js';
 import { ctx, makeInstance } from '../../contract/driver.contract.js';
+import { runningContainer } from '../../support/docker-inspect.js';
 
 const HOST = 'snapshot-unit';
 
 function container(labels: Record<string, string>, env: string[] | null): DockerContainerInspect {
-  return {
-    Id: 'c0ffee',
-    Name: '/nova-x',
-    Created: '2026-01-01T00:00:00Z',
-    Image: 'sha256:0',
-    State: {
-      Status: 'running',
-      Running: true,
-      Paused: false,
-      Restarting: false,
-      OOMKilled: false,
-      Dead: false,
-      ExitCode: 0,
-    },
-    Config: { Labels: labels, Env: env },
-    HostConfig: {},
-  };
+  return runningContainer({ Id: 'c0ffee', Name: '/nova-x', Config: { Labels: labels, Env: env } });
 }
 
 describe('virt/docker snapshot', () => {
