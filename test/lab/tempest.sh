@@ -114,7 +114,7 @@ image_id() {   # image_id NAME DOCKER_IMAGE: the Glance image, uploaded once
 }
 IMG=$(image_id tempest-busybox busybox:latest)
 IMG_ALT=$(image_id tempest-httpd lab/httpd:latest)
-[ -n "$IMG" ] && [ -n "$IMG_ALT" ] || { echo "tempest.sh: the images could not be uploaded" >&2; exit 1; }
+if [ -z "$IMG" ] || [ -z "$IMG_ALT" ]; then echo "tempest.sh: the images could not be uploaded" >&2; exit 1; fi
 
 # ---------------------------------------------------------------- tempest itself: the release's own package
 if ! inlab sh -c 'command -v tempest' >/dev/null; then
