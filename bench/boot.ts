@@ -623,11 +623,11 @@ function report(
     t.map((x) => x.active),
   );
   row(
-    '    received → spawning saved (event_start + 5 saves, while Docker fetches and creates)',
+    '    received → spawning saved (event_start ∥ the claim save, then spawning (networking with ports), while Docker fetches, creates and starts)',
     t.map((x) => x.spawning),
   );
   row(
-    '    received → spawned (saves ∥ image + create, then start + early-exit window)',
+    '    received → spawned (saves ∥ image, create, start, early-exit window)',
     t.map((x) => x.spawned),
   );
   row(
