@@ -120,7 +120,6 @@ export class BuildActions {
     const securityGroups = Array.isArray(args.security_groups)
       ? args.security_groups.filter((g): g is string => typeof g === 'string')
       : [];
-    let networkAllocated = false;
     /** Set once the instance is this host's (rt.instance_claim): a failure from then on takes the claim back. */
     let claimed = false;
     /** The driver's image_ready mark: before it, the driver has made nothing of the instance's on this host. */
@@ -154,11 +153,7 @@ export class BuildActions {
     // with nothing to allocate the driver need not wait for the claim either, and creates the container
     // alongside the saves (the build succeeds only once `spawning` is saved)
     const networkInfo: Promise<NetworkInfo> = allocating
-      ? untilNetworking.then(async () => {
-          const nwInfo = await this.allocateNetwork(ctx, instance, requested, securityGroups);
-          networkAllocated = true;
-          return nwInfo;
-        })
+      ? untilNetworking.then(() => this.allocateNetwork(ctx, instance, requested, securityGroups))
       : this.allocateNetwork(ctx, instance, requested, securityGroups);
     const saves = (async () => {
       await untilNetworking;
@@ -166,10 +161,11 @@ export class BuildActions {
       // shares a reference to instance and waits for this async greenthread"); a failed
       // allocation fails the spawn, which awaits the same promise
       if (
-        await networkInfo.then(
-          () => networkAllocated,
+        allocating &&
+        (await networkInfo.then(
+          () => true,
           () => false,
-        )
+        ))
       ) {
         const sysmeta = { ...((instance.get('system_metadata') as Record<string, unknown> | undefined) ?? {}) };
         sysmeta.network_allocated = 'True';
